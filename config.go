@@ -1,0 +1,228 @@
+package redispool
+
+import (
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"strings"
+	"time"
+)
+
+// Defaults applied by New to zero-valued Config fields.
+const (
+	DefaultAddr             = "localhost:6379"
+	DefaultDialTimeout      = 5 * time.Second
+	DefaultReadTimeout      = 3 * time.Second
+	DefaultWriteTimeout     = 3 * time.Second
+	DefaultBorrowTimeout    = 5 * time.Second
+	DefaultMaxConnIdleTime  = 30 * time.Minute
+	DefaultPingAfterIdle    = time.Minute
+	DefaultEvictionInterval = 30 * time.Second
+	DefaultCheckTimeout     = time.Second
+)
+
+// Config describes how to reach Redis and how to size the pool.
+//
+// The zero value of every field is usable: it selects the default written
+// in the field's comment. For the durations whose zero means a default,
+// a negative value means "none" where the comment says so.
+//
+// A Config is copied by New; changing it afterwards has no effect on the
+// pool.
+type Config struct {
+	// Network is "tcp" or "unix". Zero means "tcp".
+	Network string
+
+	// Addr is host:port for "tcp" or the socket path for "unix".
+	// Zero means "localhost:6379".
+	Addr string
+
+	// Username selects an ACL user; it requires Password. Zero means the
+	// default user.
+	Username string
+
+	// Password authenticates each new connection with AUTH. Zero means
+	// no AUTH. It never appears in errors, logs or the String form of
+	// the Config.
+	Password string
+
+	// DB is the database each connection SELECTs, and the one a
+	// connection is brought back to when a borrower SELECTs another.
+	// Zero means database 0.
+	DB int
+
+	// ClientName is set with CLIENT SETNAME on every connection, so the
+	// pool's connections can be told apart in CLIENT LIST. Zero means no
+	// name.
+	ClientName string
+
+	// TLSConfig, when non-nil, makes every connection use TLS with this
+	// configuration. An empty ServerName is filled in from Addr. Nil
+	// means plaintext.
+	TLSConfig *tls.Config
+
+	// DialTimeout bounds connecting, including the TLS handshake and the
+	// AUTH, CLIENT SETNAME and SELECT that follow. Zero means 5 seconds.
+	DialTimeout time.Duration
+
+	// ReadTimeout and WriteTimeout bound each read and write of a
+	// command. Zero means 3 seconds; negative means no timeout. A
+	// context deadline shorter than ReadTimeout takes precedence, and
+	// DoWithTimeout overrides ReadTimeout for one call (use it for
+	// blocking commands such as BLPOP).
+	ReadTimeout  time.Duration
+	WriteTimeout time.Duration
+
+	// MaxTotal is the most connections the pool holds at once, borrowed
+	// and idle together. Zero means 10 per GOMAXPROCS.
+	MaxTotal int
+
+	// MaxIdle is the most idle connections kept; a connection returned
+	// while MaxIdle are idle is closed. Zero means MaxTotal.
+	MaxIdle int
+
+	// MinIdle is the number of idle connections the pool tries to keep
+	// ready, filled in the background after New and after evictions.
+	// Zero means none. It must not exceed MaxIdle.
+	MinIdle int
+
+	// BorrowTimeout is the longest a borrow waits for a connection while
+	// MaxTotal connections are borrowed; the context deadline, if
+	// earlier, wins. Zero means 5 seconds; negative means wait until the
+	// context is done.
+	BorrowTimeout time.Duration
+
+	// FailFast makes a borrow return ErrPoolExhausted at once, instead
+	// of waiting, when MaxTotal connections are borrowed.
+	FailFast bool
+
+	// FIFO hands out the least recently used idle connection first. The
+	// default (false) is LIFO: the most recently used connection is
+	// reused, which keeps the working set small and lets surplus
+	// connections age out through MaxConnIdleTime.
+	FIFO bool
+
+	// MaxConnLifetime closes connections older than this when they are
+	// returned, borrowed or found idle by the evictor. Zero means no
+	// limit.
+	MaxConnLifetime time.Duration
+
+	// MaxConnIdleTime closes connections idle for longer than this.
+	// Zero means 30 minutes; negative means no limit.
+	MaxConnIdleTime time.Duration
+
+	// PingAfterIdle makes a borrow PING a connection that has been idle
+	// at least this long before handing it out. Every borrow already
+	// checks, without a round trip, that the server has not closed the
+	// connection; the PING also catches connections a network device
+	// dropped silently. Zero means 1 minute; negative means never PING.
+	PingAfterIdle time.Duration
+
+	// EvictionInterval is how often a background goroutine closes
+	// expired idle connections and refills MinIdle. Zero means 30
+	// seconds; negative disables it (expired connections are then only
+	// found when borrowed).
+	EvictionInterval time.Duration
+
+	// CheckTimeout bounds each round trip the pool makes on its own
+	// behalf: the PING of a long-idle connection on borrow, and the
+	// commands that undo session state (MULTI, WATCH, SELECT,
+	// subscriptions, unread replies) when a connection is returned. A
+	// connection that does not answer in time is closed. Zero means 1
+	// second.
+	CheckTimeout time.Duration
+
+	// Logger, if non-nil, receives connection lifecycle events: created
+	// and closed (Debug), closed as broken or unhealthy (Warn), dial
+	// failures (Warn). Nil means no logging.
+	Logger *slog.Logger
+}
+
+// String formats the Config with the password redacted, so a Config can
+// be logged or printed with %v and %+v safely.
+func (c Config) String() string {
+	var b strings.Builder
+	b.WriteString("redispool.Config{")
+	field := func(name string, v any) {
+		if b.Len() > len("redispool.Config{") {
+			b.WriteString(" ")
+		}
+		fmt.Fprintf(&b, "%s:%v", name, v)
+	}
+	field("Network", c.Network)
+	field("Addr", c.Addr)
+	field("Username", c.Username)
+	if c.Password != "" {
+		field("Password", redacted)
+	} else {
+		field("Password", "")
+	}
+	field("DB", c.DB)
+	field("ClientName", c.ClientName)
+	field("TLS", c.TLSConfig != nil)
+	field("DialTimeout", c.DialTimeout)
+	field("ReadTimeout", c.ReadTimeout)
+	field("WriteTimeout", c.WriteTimeout)
+	field("MaxTotal", c.MaxTotal)
+	field("MaxIdle", c.MaxIdle)
+	field("MinIdle", c.MinIdle)
+	field("BorrowTimeout", c.BorrowTimeout)
+	field("FailFast", c.FailFast)
+	field("FIFO", c.FIFO)
+	field("MaxConnLifetime", c.MaxConnLifetime)
+	field("MaxConnIdleTime", c.MaxConnIdleTime)
+	field("PingAfterIdle", c.PingAfterIdle)
+	field("EvictionInterval", c.EvictionInterval)
+	field("CheckTimeout", c.CheckTimeout)
+	b.WriteString("}")
+	return b.String()
+}
+
+// GoString makes %#v as safe as %v.
+func (c Config) GoString() string { return c.String() }
+
+// redacted stands in for a password wherever one would be shown.
+const redacted = "xxxxx"
+
+// withDefaults returns c with every zero field replaced by its default.
+// It assumes c has been validated.
+func (c Config) withDefaults() Config {
+	if c.Network == "" {
+		c.Network = "tcp"
+	}
+	if c.Addr == "" {
+		c.Addr = DefaultAddr
+	}
+	if c.DialTimeout == 0 {
+		c.DialTimeout = DefaultDialTimeout
+	}
+	c.ReadTimeout = orDefault(c.ReadTimeout, DefaultReadTimeout)
+	c.WriteTimeout = orDefault(c.WriteTimeout, DefaultWriteTimeout)
+	c.BorrowTimeout = orDefault(c.BorrowTimeout, DefaultBorrowTimeout)
+	c.MaxConnIdleTime = orDefault(c.MaxConnIdleTime, DefaultMaxConnIdleTime)
+	c.PingAfterIdle = orDefault(c.PingAfterIdle, DefaultPingAfterIdle)
+	c.EvictionInterval = orDefault(c.EvictionInterval, DefaultEvictionInterval)
+	if c.CheckTimeout == 0 {
+		c.CheckTimeout = DefaultCheckTimeout
+	}
+	if c.MaxTotal == 0 {
+		c.MaxTotal = 10 * runtime.GOMAXPROCS(0)
+	}
+	if c.MaxIdle == 0 {
+		c.MaxIdle = c.MaxTotal
+	}
+	return c
+}
+
+// orDefault maps zero to def and a negative duration to zero, the
+// internal spelling of "none".
+func orDefault(d, def time.Duration) time.Duration {
+	switch {
+	case d == 0:
+		return def
+	case d < 0:
+		return 0
+	}
+	return d
+}

@@ -1,0 +1,226 @@
+package redispool
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"sync/atomic"
+	"time"
+
+	"github.com/gomodule/redigo/redis"
+)
+
+// conn is one pooled connection: the object go-commons-pool holds.
+type conn struct {
+	f       *factory
+	rc      redis.ConnWithTimeout // redigo's connection
+	nc      net.Conn              // the socket under rc (under TLS, the TCP socket)
+	isTLS   bool
+	created time.Time
+	peek    *socketPeeker // nil where the platform cannot peek
+
+	// interrupt, bound once, is handed to context.AfterFunc so that
+	// DoContext does not allocate a method value per call.
+	interrupt func()
+
+	// Touched only by the goroutine that holds the connection.
+	t      tracker
+	broken bool          // a context interrupted I/O: close on return
+	reason destroyReason // why the connection is being closed
+
+	destroyed atomic.Bool
+}
+
+func newConn(f *factory, rc redis.Conn, nc net.Conn) *conn {
+	c := &conn{
+		f:       f,
+		rc:      rc.(redis.ConnWithTimeout),
+		nc:      nc,
+		isTLS:   f.cfg.TLSConfig != nil,
+		created: nowFunc(),
+		peek:    newSocketPeeker(nc),
+	}
+	c.interrupt = func() { c.nc.SetDeadline(aLongTimeAgo) }
+	return c
+}
+
+// reusable reports why c cannot go back to the pool as it is, or
+// reasonNone.
+func (c *conn) reusable(poolClosed bool) destroyReason {
+	switch {
+	case c.broken || c.rc.Err() != nil:
+		return reasonBroken
+	case poolClosed:
+		return reasonPoolClosed
+	case c.t.state&stateUnresettable != 0:
+		return reasonDirty
+	case c.f.cfg.MaxConnLifetime > 0 && nowFunc().Sub(c.created) >= c.f.cfg.MaxConnLifetime:
+		return reasonLifetime
+	}
+	return reasonNone
+}
+
+func (c *conn) do(timeout time.Duration, cmd string, args []any) (any, error) {
+	kind := c.t.beforeDo(cmd, args)
+	reply, err := c.rc.DoWithTimeout(timeout, cmd, args...)
+	c.t.afterDo(cmd, kind, reply)
+	return reply, err
+}
+
+func (c *conn) receive(timeout time.Duration) (any, error) {
+	reply, err := c.rc.ReceiveWithTimeout(timeout)
+	c.t.onReceive(reply, err)
+	return reply, err
+}
+
+// withContext runs op, which does I/O on c, so that it returns by ctx's
+// deadline and when ctx is cancelled. timeout is the read timeout op
+// would use without ctx; the earlier of it and ctx's deadline is passed
+// to op. Cancellation interrupts the I/O through the socket's deadline,
+// which leaves the connection unusable: it is closed on return.
+func (c *conn) withContext(ctx context.Context, timeout time.Duration, op func(time.Duration) (any, error)) (any, error) {
+	if dl, ok := ctx.Deadline(); ok {
+		left := time.Until(dl)
+		if left <= 0 {
+			return nil, fmt.Errorf("redispool: %w", context.DeadlineExceeded)
+		}
+		if timeout == 0 || left < timeout {
+			timeout = left
+		}
+	}
+	if ctx.Done() == nil {
+		return op(timeout)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("redispool: %w", err)
+	}
+	stop := context.AfterFunc(ctx, c.interrupt)
+	reply, err := op(timeout)
+	if !stop() {
+		// The interrupt fired, perhaps after op finished: the socket's
+		// deadline is in the past, so the connection cannot be reused.
+		c.broken = true
+	}
+	if err != nil && ctx.Err() != nil {
+		return nil, fmt.Errorf("redispool: %w", ctx.Err())
+	}
+	return reply, err
+}
+
+// activeConn is a borrowed connection, handed to the caller. A new one
+// per borrow, so a caller that keeps it after Close can never reach the
+// next borrower's connection.
+type activeConn struct {
+	p *Pool
+	c *conn // nil after Close
+}
+
+var (
+	_ redis.Conn            = (*activeConn)(nil)
+	_ redis.ConnWithTimeout = (*activeConn)(nil)
+	_ redis.ConnWithContext = (*activeConn)(nil)
+)
+
+// Close returns the connection to the pool. It undoes session state the
+// caller left, or closes the connection when that cannot be done. A
+// second Close does nothing.
+func (ac *activeConn) Close() error {
+	c := ac.c
+	if c == nil {
+		return nil
+	}
+	ac.c = nil
+	ac.p.put(c)
+	return nil
+}
+
+func (ac *activeConn) Err() error {
+	if ac.c == nil {
+		return ErrConnClosed
+	}
+	return ac.c.rc.Err()
+}
+
+func (ac *activeConn) Do(cmd string, args ...any) (any, error) {
+	if ac.c == nil {
+		return nil, ErrConnClosed
+	}
+	return ac.c.do(ac.c.f.cfg.ReadTimeout, cmd, args)
+}
+
+func (ac *activeConn) DoWithTimeout(timeout time.Duration, cmd string, args ...any) (any, error) {
+	if ac.c == nil {
+		return nil, ErrConnClosed
+	}
+	return ac.c.do(timeout, cmd, args)
+}
+
+func (ac *activeConn) DoContext(ctx context.Context, cmd string, args ...any) (any, error) {
+	c := ac.c
+	if c == nil {
+		return nil, ErrConnClosed
+	}
+	return c.withContext(ctx, c.f.cfg.ReadTimeout, func(timeout time.Duration) (any, error) {
+		return c.do(timeout, cmd, args)
+	})
+}
+
+func (ac *activeConn) Send(cmd string, args ...any) error {
+	if ac.c == nil {
+		return ErrConnClosed
+	}
+	ac.c.t.onSend(cmd, args)
+	return ac.c.rc.Send(cmd, args...)
+}
+
+func (ac *activeConn) Flush() error {
+	if ac.c == nil {
+		return ErrConnClosed
+	}
+	return ac.c.rc.Flush()
+}
+
+func (ac *activeConn) Receive() (any, error) {
+	if ac.c == nil {
+		return nil, ErrConnClosed
+	}
+	return ac.c.receive(ac.c.f.cfg.ReadTimeout)
+}
+
+func (ac *activeConn) ReceiveWithTimeout(timeout time.Duration) (any, error) {
+	if ac.c == nil {
+		return nil, ErrConnClosed
+	}
+	return ac.c.receive(timeout)
+}
+
+func (ac *activeConn) ReceiveContext(ctx context.Context) (any, error) {
+	c := ac.c
+	if c == nil {
+		return nil, ErrConnClosed
+	}
+	return c.withContext(ctx, c.f.cfg.ReadTimeout, c.receive)
+}
+
+// errorConn is what Get returns when it cannot borrow: every method
+// returns the error, as with redigo's Pool.
+type errorConn struct{ err error }
+
+var (
+	_ redis.Conn            = errorConn{}
+	_ redis.ConnWithTimeout = errorConn{}
+	_ redis.ConnWithContext = errorConn{}
+)
+
+func (ec errorConn) Do(string, ...any) (any, error) { return nil, ec.err }
+func (ec errorConn) DoWithTimeout(time.Duration, string, ...any) (any, error) {
+	return nil, ec.err
+}
+func (ec errorConn) DoContext(context.Context, string, ...any) (any, error) { return nil, ec.err }
+func (ec errorConn) Send(string, ...any) error                              { return ec.err }
+func (ec errorConn) Err() error                                             { return ec.err }
+func (ec errorConn) Close() error                                           { return nil }
+func (ec errorConn) Flush() error                                           { return ec.err }
+func (ec errorConn) Receive() (any, error)                                  { return nil, ec.err }
+func (ec errorConn) ReceiveWithTimeout(time.Duration) (any, error)          { return nil, ec.err }
+func (ec errorConn) ReceiveContext(context.Context) (any, error)            { return nil, ec.err }

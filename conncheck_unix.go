@@ -1,0 +1,75 @@
+//go:build linux || darwin || freebsd || netbsd || openbsd || dragonfly
+
+package redispool
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"syscall"
+)
+
+// socketPeeker looks at a socket's receive queue without reading from
+// it and without blocking, as go-redis's conn_check.go does, so the
+// borrow check costs one system call and no round trip.
+type socketPeeker struct {
+	raw syscall.RawConn
+	fn  func(fd uintptr) bool // p.recv, bound once so peeking does not allocate
+	n   int
+	err error
+	buf [64]byte
+}
+
+func newSocketPeeker(nc net.Conn) *socketPeeker {
+	sc, ok := nc.(syscall.Conn)
+	if !ok {
+		return nil
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	p := &socketPeeker{raw: raw}
+	p.fn = p.recv
+	return p
+}
+
+func (p *socketPeeker) recv(fd uintptr) bool {
+	p.n, _, p.err = syscall.Recvfrom(int(fd), p.buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+	return true // never wait for readability
+}
+
+var errServerClosed = errors.New("server closed the connection")
+
+// check reports a connection that is certainly dead: the server closed
+// it, reset it, or (without TLS) sent bytes nobody asked for. Under TLS
+// unread bytes may be a record the server sends on its own, such as a
+// session ticket, so only EOF and errors count.
+func (p *socketPeeker) check(isTLS bool) error {
+	if p == nil {
+		return nil
+	}
+	if err := p.raw.Read(p.fn); err != nil {
+		return err
+	}
+	switch {
+	case p.err == syscall.EAGAIN || p.err == syscall.EWOULDBLOCK:
+		return nil
+	case p.err != nil:
+		return p.err
+	case p.n == 0:
+		return errServerClosed
+	case isTLS:
+		return nil
+	}
+	return fmt.Errorf("unexpected data from server: %q", firstLine(p.buf[:p.n]))
+}
+
+func firstLine(b []byte) []byte {
+	for i, c := range b {
+		if c == '\r' || c == '\n' {
+			return b[:i]
+		}
+	}
+	return b
+}

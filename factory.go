@@ -1,0 +1,273 @@
+package redispool
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gomodule/redigo/redis"
+	pool "github.com/jolestar/go-commons-pool/v2"
+)
+
+// factory is the go-commons-pool PooledObjectFactory for redigo
+// connections. The engine calls it to dial (MakeObject), check health on
+// borrow (ValidateObject), undo session state on return
+// (PassivateObject) and close (DestroyObject). Each pooled object is a
+// *conn: one unique pointer per connection, which is how the engine
+// tells objects apart.
+type factory struct {
+	cfg    Config // with defaults applied
+	stats  *counters
+	log    *slog.Logger
+	dialer net.Dialer
+	opts   []redis.DialOption // the options every dial shares
+
+	// lastCheck describes the most recent failed health check, for the
+	// error of a borrow whose freshly dialed connection failed it.
+	lastCheck atomic.Pointer[error]
+}
+
+var (
+	_ pool.PooledObjectFactory = (*factory)(nil)
+	_ pool.EvictionPolicy      = evictionPolicy{}
+)
+
+func newFactory(cfg Config, stats *counters) *factory {
+	f := &factory{
+		cfg:    cfg,
+		stats:  stats,
+		log:    cfg.Logger,
+		dialer: net.Dialer{KeepAlive: 5 * time.Minute},
+	}
+	f.opts = []redis.DialOption{
+		redis.DialReadTimeout(cfg.ReadTimeout),
+		redis.DialWriteTimeout(cfg.WriteTimeout),
+		redis.DialDatabase(cfg.DB),
+		redis.DialClientName(cfg.ClientName),
+		redis.DialUsername(cfg.Username),
+		redis.DialPassword(cfg.Password),
+		redis.DialTLSHandshakeTimeout(cfg.DialTimeout),
+	}
+	if cfg.TLSConfig != nil {
+		f.opts = append(f.opts, redis.DialUseTLS(true), redis.DialTLSConfig(cfg.TLSConfig))
+	}
+	return f
+}
+
+// MakeObject dials a connection, authenticates it and selects the
+// configured database and client name.
+func (f *factory) MakeObject(ctx context.Context) (*pool.PooledObject, error) {
+	c, err := f.dial(ctx)
+	if err != nil {
+		f.stats.dialErrors.Add(1)
+		if f.log != nil {
+			f.log.LogAttrs(ctx, slog.LevelWarn, "redispool: dial failed",
+				slog.String("addr", f.cfg.Addr), slog.String("error", err.Error()))
+		}
+		return nil, err
+	}
+	f.stats.created.Add(1)
+	f.stats.open.Add(1)
+	if f.log != nil {
+		f.log.LogAttrs(ctx, slog.LevelDebug, "redispool: connection created",
+			slog.String("addr", f.cfg.Addr), slog.String("local", c.nc.LocalAddr().String()))
+	}
+	return pool.NewPooledObject(c), nil
+}
+
+func (f *factory) dial(ctx context.Context) (*conn, error) {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	ctx, cancel := context.WithTimeout(ctx, f.cfg.DialTimeout)
+	defer cancel()
+
+	// Dial through our own function to keep the raw socket: the health
+	// check peeks at it, and a cancelled context interrupts through it
+	// (under TLS too, since the TLS connection sits on top of it).
+	var raw atomic.Pointer[net.Conn] // read by the AfterFunc goroutine
+	dialRaw := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := f.dialer.DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		// Bound the TLS handshake and AUTH/SETNAME/SELECT by ctx: redigo
+		// bounds them by timeouts only.
+		if dl, ok := ctx.Deadline(); ok {
+			c.SetDeadline(dl)
+		}
+		raw.Store(&c)
+		return c, nil
+	}
+	stop := context.AfterFunc(ctx, func() {
+		if nc := raw.Load(); nc != nil {
+			(*nc).SetDeadline(aLongTimeAgo)
+		}
+	})
+	opts := append(f.opts[:len(f.opts):len(f.opts)], redis.DialContextFunc(dialRaw))
+	rc, err := redis.DialContext(ctx, f.cfg.Network, f.cfg.Addr, opts...)
+	if !stop() && err == nil {
+		// ctx ended as the dial finished; the deadline may be poisoned.
+		rc.Close()
+		err = ctx.Err()
+	}
+	if err != nil {
+		return nil, f.dialError(ctx, err)
+	}
+	nc := *raw.Load()
+	nc.SetDeadline(time.Time{})
+	return newConn(f, rc, nc), nil
+}
+
+// aLongTimeAgo is a deadline in the past, set to interrupt blocked I/O.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// dialError describes a failed dial. It names the address and, for a
+// rejected AUTH, the user, but never the password.
+func (f *factory) dialError(ctx context.Context, err error) error {
+	addr := f.cfg.Network + " " + f.cfg.Addr
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		if errors.Is(ctxErr, context.DeadlineExceeded) {
+			return fmt.Errorf("redispool: dial %s: timed out: %w", addr, ctxErr)
+		}
+		return fmt.Errorf("redispool: dial %s: %w", addr, ctxErr)
+	}
+	var rerr redis.Error
+	if errors.As(err, &rerr) {
+		msg := string(rerr)
+		if isAuthError(msg) {
+			user := f.cfg.Username
+			if user == "" {
+				user = "default"
+			}
+			return fmt.Errorf("redispool: auth failed for user %q at %s: %w", user, addr, err)
+		}
+		return fmt.Errorf("redispool: connect to %s: %w", addr, err)
+	}
+	var opErr *net.OpError
+	if errors.As(err, &opErr) && opErr.Op == "dial" {
+		return fmt.Errorf("redispool: %w", err) // names network and address already
+	}
+	return fmt.Errorf("redispool: dial %s: %w", addr, err)
+}
+
+func isAuthError(msg string) bool {
+	for _, prefix := range []string{"WRONGPASS", "NOAUTH", "ERR invalid password", "ERR invalid username", "ERR AUTH", "ERR Client sent AUTH"} {
+		if strings.HasPrefix(msg, prefix) {
+			return true
+		}
+	}
+	return false
+}
+
+// DestroyObject closes the connection and records why.
+func (f *factory) DestroyObject(_ context.Context, o *pool.PooledObject) error {
+	f.destroy(o.Object.(*conn))
+	return nil
+}
+
+// destroy closes c once, however many paths reach it.
+func (f *factory) destroy(c *conn) {
+	if !c.destroyed.CompareAndSwap(false, true) {
+		return
+	}
+	c.rc.Close()
+	reason := c.reason
+	if reason == reasonNone {
+		// Every other path names its reason; the engine closes idle
+		// connections unprompted only when the pool closes.
+		reason = reasonPoolClosed
+	}
+	f.stats.open.Add(-1)
+	f.stats.destroyed[reason].Add(1)
+	if f.log != nil {
+		level := slog.LevelDebug
+		if reason == reasonBroken || reason == reasonUnhealthy {
+			level = slog.LevelInfo
+		}
+		f.log.LogAttrs(context.Background(), level, "redispool: connection closed",
+			slog.String("addr", f.cfg.Addr), slog.String("reason", reason.String()))
+	}
+}
+
+// ValidateObject checks a connection about to be borrowed: cheap checks
+// first, a round trip only for a connection idle for PingAfterIdle.
+func (f *factory) ValidateObject(_ context.Context, o *pool.PooledObject) bool {
+	c := o.Object.(*conn)
+	now := nowFunc()
+	reason, err := f.check(c, now, o.LastReturnTime)
+	if reason == reasonNone {
+		return true
+	}
+	c.reason = reason
+	if err != nil {
+		f.lastCheck.Store(&err)
+		if f.log != nil {
+			f.log.LogAttrs(context.Background(), slog.LevelInfo, "redispool: connection failed health check",
+				slog.String("addr", f.cfg.Addr), slog.String("error", err.Error()))
+		}
+	}
+	return false
+}
+
+// firstCheckError is the error for a borrow whose new connection failed
+// its first health check: the server accepted it and closed it at once,
+// as it does when maxclients is reached.
+func (f *factory) firstCheckError() error {
+	cause := errors.New("server closed the connection")
+	if e := f.lastCheck.Load(); e != nil {
+		cause = *e
+	}
+	return fmt.Errorf("redispool: connect to %s %s: new connection failed its health check: %w", f.cfg.Network, f.cfg.Addr, cause)
+}
+
+// ActivateObject does nothing: connections are made clean when they are
+// returned, so an idle connection is ready to borrow.
+func (f *factory) ActivateObject(context.Context, *pool.PooledObject) error { return nil }
+
+// PassivateObject undoes the session state the borrower left behind,
+// under CheckTimeout and never under the caller's context (the engine
+// passes the returning caller's, which may have expired). An error makes
+// the engine close the connection.
+func (f *factory) PassivateObject(_ context.Context, o *pool.PooledObject) error {
+	c := o.Object.(*conn)
+	if err := c.reset(); err != nil {
+		c.reason = reasonDirty
+		if f.log != nil {
+			f.log.LogAttrs(context.Background(), slog.LevelInfo, "redispool: connection reset failed",
+				slog.String("addr", f.cfg.Addr), slog.String("error", err.Error()))
+		}
+		return err
+	}
+	return nil
+}
+
+// evictionPolicy closes idle connections past MaxConnIdleTime or
+// MaxConnLifetime. The engine looks policies up by name in a global
+// registry, so the policy is stateless and reads its limits from the
+// connection's factory.
+type evictionPolicy struct{}
+
+func (evictionPolicy) Evict(_ *pool.EvictionConfig, o *pool.PooledObject, _ int) bool {
+	c := o.Object.(*conn)
+	if reason := c.f.expired(c, nowFunc(), o.LastReturnTime); reason != reasonNone {
+		c.reason = reason
+		return true
+	}
+	return false
+}
+
+const evictionPolicyName = "github.com/redispool/redispool"
+
+var registerOnce sync.Once
+
+func registerEvictionPolicy() string {
+	registerOnce.Do(func() { pool.RegistryEvictionPolicy(evictionPolicyName, evictionPolicy{}) })
+	return evictionPolicyName
+}

@@ -1,0 +1,368 @@
+package redispool
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/gomodule/redigo/redis"
+)
+
+// sessionState records the session state a borrower has created on a
+// connection, so that it can be undone (or the connection closed) before
+// the next borrower gets it.
+type sessionState uint16
+
+const (
+	stateMulti        sessionState = 1 << iota // MULTI sent; DISCARD undoes it
+	stateWatch                                 // WATCH sent; UNWATCH undoes it
+	stateSelect                                // SELECT sent; SELECT of Config.DB undoes it
+	stateName                                  // CLIENT SETNAME sent; CLIENT SETNAME of Config.ClientName undoes it
+	stateSubscribe                             // SUBSCRIBE or PSUBSCRIBE sent; unsubscribe and drain undoes it
+	stateSSubscribe                            // SSUBSCRIBE sent; SUNSUBSCRIBE and drain undoes it
+	stateUnresettable                          // state that is not undone cheaply and provably: close the connection
+)
+
+// cmdKind classifies a command by the session state it touches.
+type cmdKind uint8
+
+const (
+	kindPlain      cmdKind = iota
+	kindMulti              // MULTI
+	kindEndMulti           // EXEC, DISCARD: the reply says whether the transaction ended
+	kindWatch              // WATCH
+	kindUnwatch            // UNWATCH: the reply says whether the keys are unwatched
+	kindSelect             // SELECT
+	kindSetName            // CLIENT SETNAME
+	kindSubscribe          // SUBSCRIBE, PSUBSCRIBE
+	kindSSubscribe         // SSUBSCRIBE
+	kindUnresettable       // AUTH, HELLO, MONITOR, CLIENT REPLY, CLIENT TRACKING, RESET, ...
+)
+
+// classify returns the kind of cmd. It runs for every command, so it
+// neither allocates nor upper-cases: commands are told apart by length
+// first, and most (GET, SET, HGET, ...) fall through at once.
+func classify(cmd string, args []any) cmdKind {
+	switch len(cmd) {
+	case 4:
+		switch {
+		case strings.EqualFold(cmd, "EXEC"):
+			return kindEndMulti
+		case strings.EqualFold(cmd, "AUTH"), strings.EqualFold(cmd, "QUIT"), strings.EqualFold(cmd, "SYNC"):
+			return kindUnresettable
+		}
+	case 5:
+		switch {
+		case strings.EqualFold(cmd, "MULTI"):
+			return kindMulti
+		case strings.EqualFold(cmd, "WATCH"):
+			return kindWatch
+		case strings.EqualFold(cmd, "HELLO"), strings.EqualFold(cmd, "RESET"), strings.EqualFold(cmd, "PSYNC"):
+			return kindUnresettable
+		}
+	case 6:
+		switch {
+		case strings.EqualFold(cmd, "SELECT"):
+			return kindSelect
+		case strings.EqualFold(cmd, "CLIENT"):
+			return classifyClient(args)
+		}
+	case 7:
+		switch {
+		case strings.EqualFold(cmd, "DISCARD"):
+			return kindEndMulti
+		case strings.EqualFold(cmd, "UNWATCH"):
+			return kindUnwatch
+		case strings.EqualFold(cmd, "MONITOR"):
+			return kindUnresettable
+		}
+	case 8:
+		if strings.EqualFold(cmd, "READONLY") || strings.EqualFold(cmd, "REPLCONF") {
+			return kindUnresettable
+		}
+	case 9:
+		if strings.EqualFold(cmd, "SUBSCRIBE") {
+			return kindSubscribe
+		}
+	case 10:
+		switch {
+		case strings.EqualFold(cmd, "PSUBSCRIBE"):
+			return kindSubscribe
+		case strings.EqualFold(cmd, "SSUBSCRIBE"):
+			return kindSSubscribe
+		}
+	}
+	return kindPlain
+}
+
+// classifyClient classifies CLIENT by its subcommand. Subcommands known
+// to leave no state are plain, SETNAME is undone, and anything else
+// (REPLY, TRACKING, CACHING, NO-EVICT, NO-TOUCH, SETINFO, subcommands of
+// later Redis versions) closes the connection.
+func classifyClient(args []any) cmdKind {
+	if len(args) == 0 {
+		return kindPlain // an error reply, no state
+	}
+	var sub string
+	switch a := args[0].(type) {
+	case string:
+		sub = a
+	case []byte:
+		sub = string(a)
+	default:
+		return kindUnresettable
+	}
+	if strings.EqualFold(sub, "SETNAME") {
+		return kindSetName
+	}
+	for _, plain := range [...]string{"ID", "INFO", "LIST", "GETNAME", "KILL", "PAUSE", "UNPAUSE", "GETREDIR", "TRACKINGINFO", "HELP", "UNBLOCK"} {
+		if strings.EqualFold(sub, plain) {
+			return kindPlain
+		}
+	}
+	return kindUnresettable
+}
+
+// tracker follows the commands sent on a borrowed connection. Commands
+// set state flags when sent, since the server acts on them whether or
+// not the reply is read. A flag is cleared early only when a reply
+// proves the state is gone (EXEC, DISCARD, UNWATCH answered); otherwise
+// reset undoes it when the connection is returned.
+type tracker struct {
+	state sessionState
+	sent  uint64 // commands sent since the connection was last in step
+	recvd uint64 // replies received since then
+	// marks lists the pipelined commands whose replies can clear state,
+	// in send order. Reused across borrows.
+	marks []mark
+}
+
+type mark struct {
+	seq  uint64 // the command's position in sent
+	kind cmdKind
+}
+
+// onSend records a pipelined command.
+func (t *tracker) onSend(cmd string, args []any) {
+	t.sent++
+	kind := classify(cmd, args)
+	if kind == kindPlain {
+		return
+	}
+	t.enter(kind)
+	if (kind == kindEndMulti || kind == kindUnwatch) && t.state&(stateSubscribe|stateSSubscribe) == 0 {
+		t.marks = append(t.marks, mark{seq: t.sent, kind: kind})
+	}
+}
+
+// onReceive records a reply read with Receive.
+func (t *tracker) onReceive(reply any, err error) {
+	if t.state&(stateSubscribe|stateSSubscribe) != 0 {
+		return // pushed messages do not pair with commands
+	}
+	if t.recvd < t.sent {
+		t.recvd++
+	}
+	if len(t.marks) > 0 && t.marks[0].seq == t.recvd {
+		if err != nil {
+			reply = err
+		}
+		t.settle(t.marks[0].kind, reply)
+		t.marks = t.marks[1:]
+		if len(t.marks) == 0 {
+			t.marks = t.marks[:0:cap(t.marks)]
+		}
+	}
+}
+
+// beforeDo records the command of a Do and returns its kind.
+func (t *tracker) beforeDo(cmd string, args []any) cmdKind {
+	if cmd == "" {
+		return kindPlain
+	}
+	kind := classify(cmd, args)
+	t.enter(kind)
+	return kind
+}
+
+// afterDo records the replies of a Do: redigo has read every pending
+// reply and the command's own. For Do("") reply holds them all; for
+// Do(cmd) it holds the last, the command's own.
+func (t *tracker) afterDo(cmd string, kind cmdKind, reply any) {
+	subscribed := t.state&(stateSubscribe|stateSSubscribe) != 0
+	if cmd == "" && !subscribed {
+		if replies, ok := reply.([]any); ok {
+			for _, m := range t.marks {
+				if i := m.seq - t.recvd - 1; i < uint64(len(replies)) {
+					t.settle(m.kind, replies[i])
+				}
+			}
+		}
+	} else if !subscribed && (kind == kindEndMulti || kind == kindUnwatch) {
+		t.settle(kind, reply)
+	}
+	t.sent, t.recvd = 0, 0
+	t.marks = t.marks[:0]
+}
+
+// enter sets the state flag of a command about to be sent.
+func (t *tracker) enter(kind cmdKind) {
+	switch kind {
+	case kindMulti:
+		t.state |= stateMulti
+	case kindWatch:
+		t.state |= stateWatch
+	case kindSelect:
+		t.state |= stateSelect
+	case kindSetName:
+		t.state |= stateName
+	case kindSubscribe:
+		t.state |= stateSubscribe
+	case kindSSubscribe:
+		t.state |= stateSSubscribe
+	case kindUnresettable:
+		t.state |= stateUnresettable
+	}
+}
+
+// settle clears state that a reply proves gone.
+func (t *tracker) settle(kind cmdKind, reply any) {
+	rerr, isErr := reply.(redis.Error)
+	switch kind {
+	case kindEndMulti:
+		switch {
+		case !isErr, strings.HasPrefix(string(rerr), "EXECABORT"):
+			// The transaction ran or was discarded; either unwatches.
+			t.state &^= stateMulti | stateWatch
+		case strings.Contains(string(rerr), "without MULTI"):
+			t.state &^= stateMulti // not in a transaction; WATCH, if any, stands
+		}
+	case kindUnwatch:
+		if !isErr {
+			t.state &^= stateWatch
+		}
+	}
+}
+
+// clean reports whether the connection needs no reset.
+func (t *tracker) clean() bool { return t.state == 0 && t.sent == t.recvd }
+
+func (t *tracker) clear() {
+	t.state = 0
+	t.sent, t.recvd = 0, 0
+	t.marks = t.marks[:0]
+}
+
+var errUnresettable = errors.New("redispool: connection has session state that cannot be reset")
+
+// sentinel is echoed at the end of a pub/sub drain; the first reply equal
+// to it is the last one the drain has to read.
+var sentinel = fmt.Sprintf("redispool-drain-%d", time.Now().UnixNano())
+
+// reset undoes the session state of c in one round trip (two after
+// pub/sub), under CheckTimeout. It returns an error when the connection
+// must be closed instead.
+func (c *conn) reset() error {
+	t := &c.t
+	if t.clean() {
+		return nil
+	}
+	if t.state&stateUnresettable != 0 {
+		return errUnresettable
+	}
+	deadline := nowFunc().Add(c.f.cfg.CheckTimeout)
+	remaining := func() (time.Duration, error) {
+		d := deadline.Sub(nowFunc())
+		if d <= 0 {
+			return 0, errors.New("redispool: reset timed out")
+		}
+		return d, nil
+	}
+
+	if t.state&(stateSubscribe|stateSSubscribe) != 0 {
+		// Leave pub/sub, then read everything up to the echoed sentinel:
+		// pending replies, pushed messages, unsubscribe confirmations.
+		c.rc.Send("UNSUBSCRIBE")
+		c.rc.Send("PUNSUBSCRIBE")
+		if t.state&stateSSubscribe != 0 {
+			c.rc.Send("SUNSUBSCRIBE")
+		}
+		c.rc.Send("ECHO", sentinel)
+		if err := c.rc.Flush(); err != nil {
+			return err
+		}
+		for {
+			d, err := remaining()
+			if err != nil {
+				return err
+			}
+			reply, err := c.rc.ReceiveWithTimeout(d)
+			if err != nil {
+				if _, ok := err.(redis.Error); ok {
+					continue
+				}
+				return err
+			}
+			if s, ok := reply.([]byte); ok && string(s) == sentinel {
+				break
+			}
+		}
+		t.state &^= stateSubscribe | stateSSubscribe
+		t.sent, t.recvd = 0, 0
+	}
+
+	pending := t.sent - t.recvd
+	var cmds [4]kindReset
+	n := 0
+	if t.state&stateMulti != 0 {
+		c.rc.Send("DISCARD")
+		cmds[n] = resetDiscard
+		n++
+	}
+	if t.state&stateWatch != 0 {
+		c.rc.Send("UNWATCH")
+		cmds[n] = resetOther
+		n++
+	}
+	if t.state&stateSelect != 0 {
+		c.rc.Send("SELECT", c.f.cfg.DB)
+		cmds[n] = resetOther
+		n++
+	}
+	if t.state&stateName != 0 {
+		c.rc.Send("CLIENT", "SETNAME", c.f.cfg.ClientName)
+		cmds[n] = resetOther
+		n++
+	}
+	if err := c.rc.Flush(); err != nil {
+		return err
+	}
+	for i := uint64(0); i < pending+uint64(n); i++ {
+		d, err := remaining()
+		if err != nil {
+			return err
+		}
+		_, err = c.rc.ReceiveWithTimeout(d)
+		if i < pending {
+			// The borrower's unread replies: error replies are fine.
+			if _, ok := err.(redis.Error); ok {
+				err = nil
+			}
+		} else if rerr, ok := err.(redis.Error); ok && cmds[i-pending] == resetDiscard && strings.Contains(string(rerr), "without MULTI") {
+			err = nil // MULTI had failed: no transaction to discard
+		}
+		if err != nil {
+			return fmt.Errorf("redispool: reset: %w", err)
+		}
+	}
+	t.clear()
+	return nil
+}
+
+type kindReset uint8
+
+const (
+	resetOther kindReset = iota
+	resetDiscard
+)

@@ -1,0 +1,95 @@
+package redispool
+
+import (
+	"sync/atomic"
+	"time"
+)
+
+// Stats is a snapshot of a pool's connections and counters. Counters
+// count from New and only grow.
+type Stats struct {
+	MaxTotal int // the configured limit on connections
+
+	// Connections now.
+	Active int // borrowed
+	Idle   int // open and waiting in the pool; Active+Idle <= MaxTotal
+
+	// Borrows.
+	Borrows      int64         // successful borrows
+	WaitCount    int64         // borrows that had to wait because MaxTotal were borrowed
+	WaitDuration time.Duration // total time borrows spent waiting
+	Timeouts     int64         // borrows that gave up with ErrPoolExhausted
+
+	// Connections over the pool's life.
+	Created    int64 // connections dialed and set up
+	DialErrors int64 // dials (including AUTH, SELECT, CLIENT SETNAME) that failed
+	Destroyed  int64 // connections closed, for any reason: the sum of the counters below
+
+	// Connections closed, by reason.
+	DestroyedBroken    int64 // failed mid-command: I/O or protocol error, timeout, cancelled context
+	DestroyedUnhealthy int64 // failed the borrow check: closed by the server, unexpected data, PING failed
+	DestroyedDirty     int64 // left with session state that cannot be undone, or whose reset failed
+	DestroyedIdle      int64 // idle longer than MaxConnIdleTime
+	DestroyedLifetime  int64 // older than MaxConnLifetime
+	DestroyedSurplus   int64 // returned while MaxIdle connections were idle
+	DestroyedClosed    int64 // closed by Pool.Close
+}
+
+// Stats returns a snapshot of the pool's statistics.
+func (p *Pool) Stats() Stats {
+	c := &p.stats
+	s := Stats{
+		MaxTotal:           p.cfg.MaxTotal,
+		Borrows:            c.borrows.Load(),
+		WaitCount:          c.waitCount.Load(),
+		WaitDuration:       time.Duration(c.waitNanos.Load()),
+		Timeouts:           c.timeouts.Load(),
+		Created:            c.created.Load(),
+		DialErrors:         c.dialErrors.Load(),
+		DestroyedBroken:    c.destroyed[reasonBroken].Load(),
+		DestroyedUnhealthy: c.destroyed[reasonUnhealthy].Load(),
+		DestroyedDirty:     c.destroyed[reasonDirty].Load(),
+		DestroyedIdle:      c.destroyed[reasonIdle].Load(),
+		DestroyedLifetime:  c.destroyed[reasonLifetime].Load(),
+		DestroyedSurplus:   c.destroyed[reasonSurplus].Load(),
+		DestroyedClosed:    c.destroyed[reasonPoolClosed].Load(),
+	}
+	s.Destroyed = s.DestroyedBroken + s.DestroyedUnhealthy + s.DestroyedDirty +
+		s.DestroyedIdle + s.DestroyedLifetime + s.DestroyedSurplus + s.DestroyedClosed
+	// open counts connections from dial to close and never exceeds the
+	// engine's cap, so Active+Idle = max(open, active) <= MaxTotal even
+	// though the two are read at different instants.
+	open, active := c.open.Load(), c.active.Load()
+	s.Active = int(active)
+	s.Idle = int(max(open-active, 0))
+	return s
+}
+
+// counters are the pool's live statistics, updated atomically.
+type counters struct {
+	active atomic.Int64 // borrowed now
+	open   atomic.Int64 // dialed and not yet closed
+
+	borrows, waitCount, waitNanos, timeouts atomic.Int64
+	created, dialErrors                     atomic.Int64
+	destroyed                               [numReasons]atomic.Int64
+}
+
+// destroyReason is why a connection was closed.
+type destroyReason uint8
+
+const (
+	reasonNone destroyReason = iota
+	reasonBroken
+	reasonUnhealthy
+	reasonDirty
+	reasonIdle
+	reasonLifetime
+	reasonSurplus
+	reasonPoolClosed
+	numReasons
+)
+
+func (r destroyReason) String() string {
+	return [...]string{"none", "broken", "unhealthy", "dirty", "idle", "lifetime", "surplus", "pool closed"}[r]
+}
