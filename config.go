@@ -1,9 +1,11 @@
 package redispool
 
 import (
+	"context"
 	"crypto/tls"
 	"fmt"
 	"log/slog"
+	"net"
 	"runtime"
 	"strings"
 	"time"
@@ -61,6 +63,14 @@ type Config struct {
 	// configuration. An empty ServerName is filled in from Addr. Nil
 	// means plaintext.
 	TLSConfig *tls.Config
+
+	// Dial, if non-nil, opens the raw connection in place of a
+	// net.Dialer; TLS, AUTH and SELECT still follow. Use it for custom
+	// transports or tests. A connection that implements syscall.Conn
+	// (as *net.TCPConn and *net.UnixConn do) gets the no-round-trip
+	// health check on borrow. Nil means a net.Dialer with TCP
+	// keep-alive.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 
 	// DialTimeout bounds connecting, including the TLS handshake and the
 	// AUTH, CLIENT SETNAME and SELECT that follow. Zero means 5 seconds.
@@ -161,6 +171,7 @@ func (c Config) String() string {
 	field("DB", c.DB)
 	field("ClientName", c.ClientName)
 	field("TLS", c.TLSConfig != nil)
+	field("Dial", c.Dial != nil)
 	field("DialTimeout", c.DialTimeout)
 	field("ReadTimeout", c.ReadTimeout)
 	field("WriteTimeout", c.WriteTimeout)

@@ -22,11 +22,11 @@ import (
 // *conn: one unique pointer per connection, which is how the engine
 // tells objects apart.
 type factory struct {
-	cfg    Config // with defaults applied
-	stats  *counters
-	log    *slog.Logger
-	dialer net.Dialer
-	opts   []redis.DialOption // the options every dial shares
+	cfg     Config // with defaults applied
+	stats   *counters
+	log     *slog.Logger
+	dialNet func(ctx context.Context, network, addr string) (net.Conn, error)
+	opts    []redis.DialOption // the options every dial shares
 
 	// lastCheck describes the most recent failed health check, for the
 	// error of a borrow whose freshly dialed connection failed it.
@@ -40,10 +40,14 @@ var (
 
 func newFactory(cfg Config, stats *counters) *factory {
 	f := &factory{
-		cfg:    cfg,
-		stats:  stats,
-		log:    cfg.Logger,
-		dialer: net.Dialer{KeepAlive: 5 * time.Minute},
+		cfg:     cfg,
+		stats:   stats,
+		log:     cfg.Logger,
+		dialNet: cfg.Dial,
+	}
+	if f.dialNet == nil {
+		d := &net.Dialer{KeepAlive: 5 * time.Minute}
+		f.dialNet = d.DialContext
 	}
 	f.opts = []redis.DialOption{
 		redis.DialReadTimeout(cfg.ReadTimeout),
@@ -93,7 +97,7 @@ func (f *factory) dial(ctx context.Context) (*conn, error) {
 	// (under TLS too, since the TLS connection sits on top of it).
 	var raw atomic.Pointer[net.Conn] // read by the AfterFunc goroutine
 	dialRaw := func(ctx context.Context, network, addr string) (net.Conn, error) {
-		c, err := f.dialer.DialContext(ctx, network, addr)
+		c, err := f.dialNet(ctx, network, addr)
 		if err != nil {
 			return nil, err
 		}

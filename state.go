@@ -28,16 +28,16 @@ const (
 type cmdKind uint8
 
 const (
-	kindPlain      cmdKind = iota
-	kindMulti              // MULTI
-	kindEndMulti           // EXEC, DISCARD: the reply says whether the transaction ended
-	kindWatch              // WATCH
-	kindUnwatch            // UNWATCH: the reply says whether the keys are unwatched
-	kindSelect             // SELECT
-	kindSetName            // CLIENT SETNAME
-	kindSubscribe          // SUBSCRIBE, PSUBSCRIBE
-	kindSSubscribe         // SSUBSCRIBE
-	kindUnresettable       // AUTH, HELLO, MONITOR, CLIENT REPLY, CLIENT TRACKING, RESET, ...
+	kindPlain        cmdKind = iota
+	kindMulti                // MULTI
+	kindEndMulti             // EXEC, DISCARD: the reply says whether the transaction ended
+	kindWatch                // WATCH
+	kindUnwatch              // UNWATCH: the reply says whether the keys are unwatched
+	kindSelect               // SELECT
+	kindSetName              // CLIENT SETNAME
+	kindSubscribe            // SUBSCRIBE, PSUBSCRIBE
+	kindSSubscribe           // SSUBSCRIBE
+	kindUnresettable         // AUTH, HELLO, MONITOR, CLIENT REPLY, CLIENT TRACKING, RESET, ...
 )
 
 // classify returns the kind of cmd. It runs for every command, so it
