@@ -210,8 +210,11 @@ func (f *factory) ValidateObject(_ context.Context, o *pool.PooledObject) bool {
 		return true
 	}
 	c.reason = reason
-	if err != nil {
-		f.lastCheck.Store(&err)
+	if err == nil {
+		err = fmt.Errorf("connection past its %s limit", reason)
+	}
+	f.lastCheck.Store(&err)
+	if reason == reasonUnhealthy || reason == reasonBroken {
 		if f.log != nil {
 			f.log.LogAttrs(context.Background(), slog.LevelInfo, "redispool: connection failed health check",
 				slog.String("addr", f.cfg.Addr), slog.String("error", err.Error()))
@@ -224,11 +227,10 @@ func (f *factory) ValidateObject(_ context.Context, o *pool.PooledObject) bool {
 // its first health check: the server accepted it and closed it at once,
 // as it does when maxclients is reached.
 func (f *factory) firstCheckError() error {
-	cause := errors.New("server closed the connection")
 	if e := f.lastCheck.Load(); e != nil {
-		cause = *e
+		return fmt.Errorf("redispool: connect to %s %s: new connection failed its health check: %w", f.cfg.Network, f.cfg.Addr, *e)
 	}
-	return fmt.Errorf("redispool: connect to %s %s: new connection failed its health check: %w", f.cfg.Network, f.cfg.Addr, cause)
+	return fmt.Errorf("redispool: connect to %s %s: new connection failed its health check", f.cfg.Network, f.cfg.Addr)
 }
 
 // ActivateObject does nothing: connections are made clean when they are

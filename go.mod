@@ -6,3 +6,9 @@ require (
 	github.com/gomodule/redigo v1.9.3
 	github.com/jolestar/go-commons-pool/v2 v2.1.2
 )
+
+require (
+	github.com/alicebob/miniredis/v2 v2.40.0 // indirect
+	github.com/yuin/gopher-lua v1.1.1 // indirect
+	go.uber.org/goleak v1.3.0 // indirect
+)
