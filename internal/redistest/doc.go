@@ -1,0 +1,38 @@
+// Package redistest is the test-support library for redispool's unit,
+// integration and fault-injection tests.
+//
+// Every helper takes a testing.TB, calls t.Helper, and registers its own
+// teardown with t.Cleanup: servers are stopped, listeners and connections are
+// closed, and every goroutine the package starts has returned before the
+// cleanup finishes, so tests can run under goleak.
+//
+// # Real servers
+//
+// StartServer runs redis-server from $PATH on a free loopback port with
+// persistence disabled and its working directory in t.TempDir. It skips the
+// test when the binary is missing, unless REDISPOOL_REQUIRE_SERVER=1, in which
+// case it fails it. StartUnixServer listens on a unix socket instead and
+// StartTLSServer on a TLS port, with certificates generated for the test.
+//
+//	srv := redistest.StartServer(t, "--requirepass", "secret", "--maxclients", "10")
+//	// dial srv.Addr() ...
+//	srv.Restart() // same port, same arguments
+//	if got := srv.CountClients(t, nil); got != 0 {
+//		t.Errorf("got %d clients; want 0", got)
+//	}
+//
+// # Inspecting the server
+//
+// Each Server owns an admin connection (named AdminName, and never counted or
+// killed by the helpers) that knows the server's password and TLS settings.
+// Server.Do runs a command on it, Server.ClientList parses CLIENT LIST, and
+// CountClients, WaitClients and KillClients filter that list.
+//
+// # Faults
+//
+// NewProxy puts a loopback TCP proxy in front of a server: Pause cuts traffic
+// silently in both directions without closing anything, Resume heals it, and
+// CloseAll resets every proxied connection. NewFakeServer accepts connections
+// and hands each to a handler; Garbage, Truncated, HugeBulk, SlowReply and the
+// other ready-made handlers act as a broken or hostile server.
+package redistest
