@@ -17,7 +17,10 @@ type socketPeeker struct {
 	fn  func(fd uintptr) bool // p.recv, bound once so peeking does not allocate
 	n   int
 	err error
-	buf [64]byte
+	// peerClosed: the peer has sent FIN behind the unread bytes. Only
+	// asked when bytes are waiting, since otherwise EOF shows directly.
+	peerClosed bool
+	buf        [64]byte
 }
 
 func newSocketPeeker(nc net.Conn) *socketPeeker {
@@ -36,6 +39,7 @@ func newSocketPeeker(nc net.Conn) *socketPeeker {
 
 func (p *socketPeeker) recv(fd uintptr) bool {
 	p.n, _, p.err = syscall.Recvfrom(int(fd), p.buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+	p.peerClosed = p.err == nil && p.n > 0 && peerSentFIN(fd)
 	return true // never wait for readability
 }
 
@@ -44,7 +48,10 @@ var errServerClosed = errors.New("server closed the connection")
 // check reports a connection that is certainly dead: the server closed
 // it, reset it, or (without TLS) sent bytes nobody asked for. Under TLS
 // unread bytes may be a record the server sends on its own, such as a
-// session ticket, so only EOF and errors count.
+// session ticket, so they do not count; but a server closing a TLS
+// connection sends an alert record before its FIN, which hides the EOF
+// from a peek, so where the platform tells (Linux), a FIN queued behind
+// the bytes counts as closed.
 func (p *socketPeeker) check(isTLS bool) error {
 	if p == nil {
 		return nil
@@ -57,7 +64,7 @@ func (p *socketPeeker) check(isTLS bool) error {
 		return nil
 	case p.err != nil:
 		return p.err
-	case p.n == 0:
+	case p.n == 0, p.peerClosed:
 		return errServerClosed
 	case isTLS:
 		return nil

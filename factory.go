@@ -122,6 +122,12 @@ func (f *factory) dial(ctx context.Context) (*conn, error) {
 		err = ctx.Err()
 	}
 	if err != nil {
+		if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
+			// The socket deadline we set from ctx fired; ctx's own timer
+			// fires at the same instant. Wait for it so the error says
+			// the deadline passed.
+			<-ctx.Done()
+		}
 		return nil, f.dialError(ctx, err)
 	}
 	nc := *raw.Load()

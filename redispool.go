@@ -64,6 +64,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -218,11 +219,13 @@ func (p *Pool) Do(ctx context.Context, cmd string, args ...any) (any, error) {
 // at startup when Redis is unreachable or rejects the credentials.
 func (p *Pool) Ping(ctx context.Context) error {
 	reply, err := redis.String(p.Do(ctx, "PING"))
-	if err != nil {
-		return err
-	}
-	if reply != "PONG" {
-		return fmt.Errorf("redispool: PING: unexpected reply %q", reply)
+	switch {
+	case err != nil && strings.HasPrefix(err.Error(), "redispool: "):
+		return err // already names the address
+	case err != nil:
+		return fmt.Errorf("redispool: PING %s %s: %w", p.cfg.Network, p.cfg.Addr, err)
+	case reply != "PONG":
+		return fmt.Errorf("redispool: PING %s %s: unexpected reply %q", p.cfg.Network, p.cfg.Addr, reply)
 	}
 	return nil
 }
