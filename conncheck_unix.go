@@ -38,7 +38,7 @@ func newSocketPeeker(nc net.Conn) *socketPeeker {
 }
 
 func (p *socketPeeker) recv(fd uintptr) bool {
-	p.n, _, p.err = syscall.Recvfrom(int(fd), p.buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+	p.n, p.err = recvPeek(fd, p.buf[:])
 	p.peerClosed = p.err == nil && p.n > 0 && peerSentFIN(fd)
 	return true // never wait for readability
 }

@@ -219,7 +219,8 @@ func (f *factory) ValidateObject(_ context.Context, o *pool.PooledObject) bool {
 	if err == nil {
 		err = fmt.Errorf("connection past its %s limit", reason)
 	}
-	f.lastCheck.Store(&err)
+	failure := err // a copy, so err stays on the stack on the healthy path
+	f.lastCheck.Store(&failure)
 	if reason == reasonUnhealthy || reason == reasonBroken {
 		if f.log != nil {
 			f.log.LogAttrs(context.Background(), slog.LevelInfo, "redispool: connection failed health check",

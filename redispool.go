@@ -293,8 +293,8 @@ func (p *Pool) acquire(ctx context.Context) error {
 	start := nowFunc()
 	var timeout <-chan time.Time
 	if p.cfg.BorrowTimeout > 0 {
-		t := time.NewTimer(p.cfg.BorrowTimeout)
-		defer t.Stop()
+		t := getTimer(p.cfg.BorrowTimeout)
+		defer putTimer(t)
 		timeout = t.C
 	}
 	var err error
@@ -321,10 +321,7 @@ func (p *Pool) acquire(ctx context.Context) error {
 // windows are short, so borrow retries after a brief pause until the
 // borrow deadline.
 func (p *Pool) borrow(ctx context.Context) (*conn, error) {
-	var deadline time.Time
-	if p.cfg.BorrowTimeout > 0 {
-		deadline = nowFunc().Add(p.cfg.BorrowTimeout)
-	}
+	var deadline time.Time // set at the first retry
 	pause := 50 * time.Microsecond
 	for {
 		obj, err := p.op.BorrowObject(ctx)
@@ -341,19 +338,23 @@ func (p *Pool) borrow(ctx context.Context) (*conn, error) {
 			// A connection dialed for this borrow failed its first check.
 			return nil, p.f.firstCheckError()
 		}
+		if deadline.IsZero() && p.cfg.BorrowTimeout > 0 {
+			deadline = nowFunc().Add(p.cfg.BorrowTimeout)
+		}
 		if !deadline.IsZero() && nowFunc().After(deadline) {
 			p.stats.timeouts.Add(1)
 			return nil, fmt.Errorf("%w: no connection became available within BorrowTimeout %v", ErrPoolExhausted, p.cfg.BorrowTimeout)
 		}
-		t := time.NewTimer(pause)
+		t := getTimer(pause)
 		select {
 		case <-t.C:
+			putTimer(t)
 		case <-ctx.Done():
-			t.Stop()
+			putTimer(t)
 			p.stats.timeouts.Add(1)
 			return nil, fmt.Errorf("%w: %w", ErrPoolExhausted, ctx.Err())
 		case <-p.closed:
-			t.Stop()
+			putTimer(t)
 			return nil, ErrPoolClosed
 		}
 		pause = min(2*pause, 5*time.Millisecond)
@@ -403,4 +404,22 @@ func (p *Pool) surplus() bool {
 	}
 	idleAfter := p.stats.open.Load() - p.stats.active.Load() + 1
 	return idleAfter > int64(p.cfg.MaxIdle)
+}
+
+// timers recycles the timers of waiting borrowers: a wait is the one
+// place a borrow would otherwise allocate one. Since Go 1.23 a stopped
+// or reset timer never delivers a stale value, so reuse is safe.
+var timers sync.Pool
+
+func getTimer(d time.Duration) *time.Timer {
+	if t, ok := timers.Get().(*time.Timer); ok {
+		t.Reset(d)
+		return t
+	}
+	return time.NewTimer(d)
+}
+
+func putTimer(t *time.Timer) {
+	t.Stop()
+	timers.Put(t)
 }

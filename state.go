@@ -133,9 +133,10 @@ type tracker struct {
 	state sessionState
 	sent  uint64 // commands sent since the connection was last in step
 	recvd uint64 // replies received since then
-	// marks lists the pipelined commands whose replies can clear state,
-	// in send order. Reused across borrows.
+	// marks[head:] lists the pipelined commands whose replies can clear
+	// state, in send order. Its array is reused across borrows.
 	marks []mark
+	head  int
 }
 
 type mark struct {
@@ -164,14 +165,14 @@ func (t *tracker) onReceive(reply any, err error) {
 	if t.recvd < t.sent {
 		t.recvd++
 	}
-	if len(t.marks) > 0 && t.marks[0].seq == t.recvd {
+	if t.head < len(t.marks) && t.marks[t.head].seq == t.recvd {
 		if err != nil {
 			reply = err
 		}
-		t.settle(t.marks[0].kind, reply)
-		t.marks = t.marks[1:]
-		if len(t.marks) == 0 {
-			t.marks = t.marks[:0:cap(t.marks)]
+		t.settle(t.marks[t.head].kind, reply)
+		t.head++
+		if t.head == len(t.marks) {
+			t.marks, t.head = t.marks[:0], 0
 		}
 	}
 }
@@ -193,7 +194,7 @@ func (t *tracker) afterDo(cmd string, kind cmdKind, reply any) {
 	subscribed := t.state&(stateSubscribe|stateSSubscribe) != 0
 	if cmd == "" && !subscribed {
 		if replies, ok := reply.([]any); ok {
-			for _, m := range t.marks {
+			for _, m := range t.marks[t.head:] {
 				if i := m.seq - t.recvd - 1; i < uint64(len(replies)) {
 					t.settle(m.kind, replies[i])
 				}
@@ -203,7 +204,7 @@ func (t *tracker) afterDo(cmd string, kind cmdKind, reply any) {
 		t.settle(kind, reply)
 	}
 	t.sent, t.recvd = 0, 0
-	t.marks = t.marks[:0]
+	t.marks, t.head = t.marks[:0], 0
 }
 
 // enter sets the state flag of a command about to be sent.
@@ -251,7 +252,7 @@ func (t *tracker) clean() bool { return t.state == 0 && t.sent == t.recvd }
 func (t *tracker) clear() {
 	t.state = 0
 	t.sent, t.recvd = 0, 0
-	t.marks = t.marks[:0]
+	t.marks, t.head = t.marks[:0], 0
 }
 
 var errUnresettable = errors.New("redispool: connection has session state that cannot be reset")

@@ -1,0 +1,146 @@
+package redispool_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/gomodule/redigo/redis"
+	"github.com/redispool/redispool"
+)
+
+// startRedis stands in for a real server in these examples.
+func startRedis() (addr string, stop func()) {
+	s, err := miniredis.Run()
+	if err != nil {
+		log.Fatal(err)
+	}
+	return s.Addr(), s.Close
+}
+
+func Example() {
+	addr, stop := startRedis()
+	defer stop()
+	ctx := context.Background()
+
+	cfg, err := redispool.ParseURL("redis://" + addr + "/0?max_total=16&client_name=example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	p, err := redispool.New(ctx, cfg)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer p.Close()
+
+	if err := p.Ping(ctx); err != nil { // fail fast at startup
+		log.Fatal(err)
+	}
+
+	conn, err := p.GetContext(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer conn.Close() // returns the connection to the pool
+	if _, err := conn.Do("SET", "greeting", "hello"); err != nil {
+		log.Fatal(err)
+	}
+	greeting, err := redis.String(conn.Do("GET", "greeting"))
+	fmt.Println(greeting, err)
+	// Output: hello <nil>
+}
+
+// Code written for redigo's *redis.Pool keeps working: Get never returns
+// nil, and Close returns the connection.
+func ExamplePool_Get() {
+	addr, stop := startRedis()
+	defer stop()
+	p, err := redispool.New(context.Background(), redispool.Config{Addr: addr})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer p.Close()
+
+	conn := p.Get()
+	defer conn.Close()
+	n, err := redis.Int(conn.Do("INCR", "visits"))
+	fmt.Println(n, err)
+	// Output: 1 <nil>
+}
+
+func ExamplePool_Do() {
+	addr, stop := startRedis()
+	defer stop()
+	ctx := context.Background()
+	p, err := redispool.New(ctx, redispool.Config{Addr: addr})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer p.Close()
+
+	p.Do(ctx, "RPUSH", "queue", "a", "b")
+	items, err := redis.Strings(p.Do(ctx, "LRANGE", "queue", 0, -1))
+	fmt.Println(items, err)
+	// Output: [a b] <nil>
+}
+
+// A borrower that waits too long for a connection gets ErrPoolExhausted;
+// when its context ended the wait, the error wraps the context's error
+// too.
+func ExamplePool_GetContext_exhausted() {
+	addr, stop := startRedis()
+	defer stop()
+	p, err := redispool.New(context.Background(), redispool.Config{Addr: addr, MaxTotal: 1})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer p.Close()
+
+	held := p.Get()
+	defer held.Close()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+	defer cancel()
+	_, err = p.GetContext(ctx)
+	fmt.Println(errors.Is(err, redispool.ErrPoolExhausted), errors.Is(err, context.DeadlineExceeded))
+	// Output: true true
+}
+
+func ExamplePool_Stats() {
+	addr, stop := startRedis()
+	defer stop()
+	p, err := redispool.New(context.Background(), redispool.Config{Addr: addr, MaxTotal: 8})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer p.Close()
+
+	conn := p.Get()
+	conn.Do("SELECT", 1) // undone on return
+	conn.Close()
+	conn = p.Get()
+	conn.Do("MONITOR") // cannot be undone: the connection is closed on return
+	conn.Close()
+
+	s := p.Stats()
+	fmt.Printf("active=%d idle=%d created=%d destroyed=%d (dirty %d)\n",
+		s.Active, s.Idle, s.Created, s.Destroyed, s.DestroyedDirty)
+	// Output: active=0 idle=0 created=1 destroyed=1 (dirty 1)
+}
+
+func ExampleParseURL() {
+	cfg, err := redispool.ParseURL("rediss://app:s3cret@cache.internal:6380/2?max_total=32&borrow_timeout=250ms")
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(cfg.Addr, cfg.Username, cfg.DB, cfg.MaxTotal, cfg.BorrowTimeout, cfg.TLSConfig != nil)
+
+	_, err = redispool.ParseURL("redis://app:s3cret@cache.internal:6380/2?max_totl=32")
+	fmt.Println(err)
+	// Output:
+	// cache.internal:6380 app 2 32 250ms true
+	// redispool: invalid URL "redis://app:xxxxx@cache.internal:6380/2?max_totl=32": parameter max_totl: unknown parameter
+}
