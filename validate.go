@@ -85,13 +85,6 @@ func (c Config) validate() error {
 	return nil
 }
 
-// peekAfterIdle is how long a connection must have been idle before a
-// borrow peeks at its socket. A connection back for less is reused as
-// it is: a close that recent may still be in flight, so the peek could
-// not promise much, and under load it would cost a system call on
-// almost every borrow.
-const peekAfterIdle = time.Millisecond
-
 // check decides whether an idle connection may be borrowed, cheapest
 // test first: the connection's own error, then its age, then a peek at
 // the socket, and a PING round trip only after PingAfterIdle. It returns
@@ -104,12 +97,10 @@ func (f *factory) check(c *conn, now, idleSince time.Time) (destroyReason, error
 	if reason := f.expired(c, now, idleSince); reason != reasonNone {
 		return reason, nil
 	}
-	idle := now.Sub(idleSince)
-	if idle >= peekAfterIdle {
-		if err := c.peek.check(c.isTLS); err != nil {
-			return reasonUnhealthy, err
-		}
+	if err := c.peek.check(c.isTLS); err != nil {
+		return reasonUnhealthy, err
 	}
+	idle := now.Sub(idleSince)
 	if f.cfg.PingAfterIdle > 0 && idle >= f.cfg.PingAfterIdle {
 		if _, err := c.rc.DoWithTimeout(f.cfg.CheckTimeout, "PING"); err != nil {
 			return reasonUnhealthy, fmt.Errorf("PING after %v idle: %w", idle.Round(time.Millisecond), err)
