@@ -2,6 +2,7 @@ package redispool
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -27,6 +28,7 @@ type factory struct {
 	log     *slog.Logger
 	dialNet func(ctx context.Context, network, addr string) (net.Conn, error)
 	opts    []redis.DialOption // the options every dial shares
+	tls     *tls.Config        // nil for plaintext; ServerName filled in
 
 	// lastCheck describes the most recent failed health check, for the
 	// error of a borrow whose freshly dialed connection failed it.
@@ -56,10 +58,12 @@ func newFactory(cfg Config, stats *counters) *factory {
 		redis.DialClientName(cfg.ClientName),
 		redis.DialUsername(cfg.Username),
 		redis.DialPassword(cfg.Password),
-		redis.DialTLSHandshakeTimeout(cfg.DialTimeout),
 	}
 	if cfg.TLSConfig != nil {
-		f.opts = append(f.opts, redis.DialUseTLS(true), redis.DialTLSConfig(cfg.TLSConfig))
+		f.tls = cfg.TLSConfig.Clone()
+		if f.tls.ServerName == "" && cfg.Network != "unix" {
+			f.tls.ServerName, _, _ = net.SplitHostPort(cfg.Addr)
+		}
 	}
 	return f
 }
@@ -94,20 +98,31 @@ func (f *factory) dial(ctx context.Context) (*conn, error) {
 
 	// Dial through our own function to keep the raw socket: the health
 	// check peeks at it, and a cancelled context interrupts through it
-	// (under TLS too, since the TLS connection sits on top of it).
+	// (under TLS too, since the TLS connection sits on top of it). TLS is
+	// done here rather than by redigo so that the handshake honours ctx,
+	// and so that redigo reads through the reply guard above TLS.
 	var raw atomic.Pointer[net.Conn] // read by the AfterFunc goroutine
 	dialRaw := func(ctx context.Context, network, addr string) (net.Conn, error) {
 		c, err := f.dialNet(ctx, network, addr)
 		if err != nil {
 			return nil, err
 		}
-		// Bound the TLS handshake and AUTH/SETNAME/SELECT by ctx: redigo
-		// bounds them by timeouts only.
+		// Bound AUTH/SETNAME/SELECT by ctx: redigo bounds them by
+		// timeouts only.
 		if dl, ok := ctx.Deadline(); ok {
 			c.SetDeadline(dl)
 		}
 		raw.Store(&c)
-		return c, nil
+		top := c
+		if f.tls != nil {
+			tc := tls.Client(c, f.tls)
+			if err := tc.HandshakeContext(ctx); err != nil {
+				c.Close()
+				return nil, fmt.Errorf("TLS handshake: %w", err)
+			}
+			top = tc
+		}
+		return &guardConn{Conn: top, addr: addr}, nil
 	}
 	stop := context.AfterFunc(ctx, func() {
 		if nc := raw.Load(); nc != nil {

@@ -1,0 +1,84 @@
+package redispool
+
+import (
+	"context"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/redispool/redispool/internal/redistest"
+)
+
+func TestRespGuard(t *testing.T) {
+	big := strings.Repeat("x", 1<<20)
+	for _, tt := range []struct {
+		name    string
+		stream  string
+		wantErr string
+	}{
+		{"status", "+OK\r\n", ""},
+		{"error", "-ERR wrong\r\n", ""},
+		{"integer", ":123456789012\r\n", ""},
+		{"bulk", "$5\r\nhello\r\n", ""},
+		{"bulk with CRLF and $ inside", "$13\r\n$9999999999\r\n\r\n", ""},
+		{"nil bulk", "$-1\r\n", ""},
+		{"nil array", "*-1\r\n", ""},
+		{"1 MiB bulk", "$1048576\r\n" + big + "\r\n", ""},
+		{"nested arrays", "*2\r\n*2\r\n:1\r\n$1\r\na\r\n*1\r\n+x\r\n", ""},
+		{"many replies", strings.Repeat("*3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$3\r\nabc\r\n", 100), ""},
+		{"RESP3 map", "%2\r\n+a\r\n:1\r\n+b\r\n:2\r\n", ""},
+		{"huge bulk", "$2147483647\r\nabc", "bulk length 2147483647"},
+		{"endless bulk length", "$" + strings.Repeat("9", 40), "bulk length"},
+		{"bulk just over 512MiB", "$536870913\r\n", "bulk length 536870913"},
+		{"huge array", "*2147483647\r\n", "array of 2147483647"},
+		{"nested arrays adding up", strings.Repeat("*10000000\r\n", 2), "array of 10000000"},
+		{"huge map", "%10000000\r\n", "array of 10000000"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			// Feed the stream in every chunk size from 1 byte to all of it.
+			for _, chunk := range []int{1, 2, 3, 7, 64, len(tt.stream)} {
+				var g respGuard
+				var err error
+				for i := 0; i < len(tt.stream) && err == nil; i += chunk {
+					err = g.scan([]byte(tt.stream[i:min(i+chunk, len(tt.stream))]))
+				}
+				switch {
+				case tt.wantErr == "" && err != nil:
+					t.Fatalf("chunk %d: %v; want no error", chunk, err)
+				case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+					t.Fatalf("chunk %d: %v; want an error containing %q", chunk, err, tt.wantErr)
+				}
+				if tt.wantErr == "" && (g.skip != 0 || g.inLine || g.pending != 0) {
+					t.Fatalf("chunk %d: guard not back at a reply boundary: %+v", chunk, g)
+				}
+			}
+		})
+	}
+}
+
+func TestHostileHugeBulkIsBoundedError(t *testing.T) {
+	fake := redistest.NewFakeServer(t, redistest.HugeBulk())
+	p := newTestPool(t, Config{Addr: fake.Addr()})
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, err := p.Do(context.Background(), "GET", "k")
+	runtime.ReadMemStats(&after)
+	if err == nil || !strings.Contains(err.Error(), "exceeds the limit") || !strings.Contains(err.Error(), fake.Addr()) {
+		t.Fatalf("GET from a server announcing a 2 GiB bulk = %v; want a limit error naming the server", err)
+	}
+	if grown := after.TotalAlloc - before.TotalAlloc; grown > 64<<20 {
+		t.Fatalf("allocated %d MiB for a hostile reply", grown>>20)
+	}
+	if st := p.Stats(); st.DestroyedBroken != 1 || st.Idle != 0 {
+		t.Fatalf("Stats = %+v; want the connection destroyed as broken", st)
+	}
+}
+
+func BenchmarkRespGuard(b *testing.B) {
+	reply := []byte("$100\r\n" + strings.Repeat("v", 100) + "\r\n")
+	b.SetBytes(int64(len(reply)))
+	var g respGuard
+	for i := 0; i < b.N; i++ {
+		g.scan(reply)
+	}
+}
