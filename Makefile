@@ -1,0 +1,66 @@
+# redispool: the library is the root module; examples/, prometheus/ and
+# bench/ are modules of their own so their dependencies stay out of the
+# library's go.mod. go.work ties them together for development.
+
+GO          ?= go
+MODULES     := . examples prometheus bench
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+FUZZTIME    ?= 10s
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## List the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-11s %s\n", $$1, $$2}'
+
+.PHONY: run
+run: ## Run the example CLI: a short benchmark on an embedded miniredis (no Redis needed)
+	$(GO) run ./examples/redispool-cli bench -d 2s
+
+.PHONY: test
+test: ## Run every module's tests with the race detector (starts its own redis-server processes)
+	@set -e; for m in $(MODULES); do \
+		echo "== go test -race $$m"; \
+		(cd $$m && $(GO) test -race -count=1 ./...); \
+	done
+
+.PHONY: lint
+lint: ## gofmt, go vet and staticcheck on every module; go mod tidy must leave no diff
+	@set -e; out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	@set -e; for m in $(MODULES); do \
+		echo "== vet and staticcheck $$m"; \
+		(cd $$m && $(GO) vet ./... && $(GO) run $(STATICCHECK) ./...); \
+	done
+	@set -e; for m in $(MODULES); do \
+		(cd $$m && cp go.mod /tmp/redispool-go.mod && cp go.sum /tmp/redispool-go.sum && GOWORK=off $(GO) mod tidy && \
+		 if ! cmp -s go.mod /tmp/redispool-go.mod || ! cmp -s go.sum /tmp/redispool-go.sum; then \
+			echo "go mod tidy changes $$m/go.mod or go.sum"; mv /tmp/redispool-go.mod go.mod; mv /tmp/redispool-go.sum go.sum; exit 1; fi); \
+	done
+
+.PHONY: bench
+bench: ## Benchmark suite: redispool vs redigo.Pool, go-redis and raw connections (writes docs/BENCHMARKS.md)
+	cd bench && $(GO) run ./cmd/poolbench -o ../docs/BENCHMARKS.md
+
+.PHONY: microbench
+microbench: ## Borrow/return micro-benchmarks of the root package
+	$(GO) test -run '^$$' -bench . -benchmem .
+
+.PHONY: chaos
+chaos: ## Fault-injection suite against real redis-server, with a summary table in docs/chaos.md
+	REDISPOOL_CHAOS_REPORT=$(CURDIR)/docs/chaos.md $(GO) test -race -count=1 -run 'Fault|Chaos' -v .
+
+.PHONY: soak
+soak: ## 60-second mixed workload with random faults (not run in CI)
+	REDISPOOL_SOAK=1 REDISPOOL_CHAOS_REPORT=$(CURDIR)/docs/soak.md $(GO) test -race -count=1 -run 'Soak' -timeout 10m -v .
+
+.PHONY: fuzz
+fuzz: ## Run each fuzz target for FUZZTIME (default 10s)
+	@set -e; for f in $$($(GO) test -list '^Fuzz' . | grep '^Fuzz'); do \
+		$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) .; \
+	done
+
+.PHONY: cover
+cover: ## Test coverage of the library (coverage.html)
+	$(GO) test -count=1 -coverprofile=coverage.out . ./internal/...
+	$(GO) tool cover -func=coverage.out | tail -1
+	$(GO) tool cover -html=coverage.out -o coverage.html
