@@ -592,3 +592,95 @@ func TestStressBorrowReturn(t *testing.T) {
 		t.Fatalf("Stats = %+v; want Active 0, Created <= 8, Destroyed 0", s)
 	}
 }
+
+func TestBorrowRacesWithEvictor(t *testing.T) {
+	// The evictor takes idle connections out of circulation while it
+	// examines them; borrowers holding a slot must wait that out, not
+	// fail.
+	p, _ := miniPool(t, Config{MaxTotal: 2, EvictionInterval: time.Millisecond, BorrowTimeout: 10 * time.Second})
+	var wg sync.WaitGroup
+	for g := 0; g < 4; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 300; i++ {
+				if _, err := p.Do(context.Background(), "PING"); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if s := p.Stats(); s.Timeouts != 0 || s.Destroyed != 0 {
+		t.Fatalf("Stats = %+v; want no timeouts and nothing destroyed", s)
+	}
+}
+
+func TestDoContextDeadlineAlreadyPassedKeepsConnection(t *testing.T) {
+	p, s := miniPool(t, Config{})
+	c := mustGet(t, p)
+	ctx, cancel := context.WithTimeout(context.Background(), -time.Second)
+	defer cancel()
+	before := s.CommandCount()
+	_, err := c.(redis.ConnWithContext).DoContext(ctx, "PING")
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("DoContext with an expired ctx = %v; want context.DeadlineExceeded", err)
+	}
+	if n := s.CommandCount() - before; n != 0 {
+		t.Fatalf("sent %d commands with an expired ctx", n)
+	}
+	c.Close()
+	if st := p.Stats(); st.Destroyed != 0 {
+		t.Fatalf("an unsent command closed the connection: %+v", st)
+	}
+}
+
+func TestDoContextCompletesNormally(t *testing.T) {
+	p, _ := miniPool(t, Config{})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for i := 0; i < 20; i++ {
+		if got, err := redis.String(p.Do(ctx, "ECHO", "x")); err != nil || got != "x" {
+			t.Fatalf("Do = %q, %v", got, err)
+		}
+	}
+	if st := p.Stats(); st.Created != 1 || st.Destroyed != 0 {
+		t.Fatalf("Stats = %+v; want one connection reused", st)
+	}
+}
+
+func TestBorrowRetriesWhileEngineIsBusy(t *testing.T) {
+	ctx := context.Background()
+	p, _ := miniPool(t, Config{MaxTotal: 1, BorrowTimeout: 5 * time.Second})
+	c := mustGet(t, p)
+	c.Close()
+	// Take the only connection out of the engine behind Pool's back, as
+	// the evictor does while it examines one: a borrower holding a slot
+	// finds the engine exhausted and must retry, not fail.
+	obj, err := p.op.BorrowObject(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.AfterFunc(30*time.Millisecond, func() { p.op.ReturnObject(ctx, obj) })
+	c, err = p.GetContext(ctx)
+	if err != nil {
+		t.Fatalf("GetContext while the engine was briefly busy: %v", err)
+	}
+	c.Close()
+
+	short := newTestPool(t, Config{Addr: p.cfg.Addr, MaxTotal: 1, BorrowTimeout: 50 * time.Millisecond})
+	c = mustGet(t, short)
+	c.Close()
+	obj, err = short.op.BorrowObject(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer short.op.ReturnObject(ctx, obj)
+	if _, err := short.GetContext(ctx); !errors.Is(err, ErrPoolExhausted) {
+		t.Fatalf("GetContext with the engine busy past BorrowTimeout = %v; want ErrPoolExhausted", err)
+	}
+	if st := short.Stats(); st.Timeouts != 1 {
+		t.Fatalf("Stats = %+v; want Timeouts 1", st)
+	}
+}
