@@ -184,6 +184,9 @@ func TestStateIsolation(t *testing.T) {
 		{name: "READONLY", dirty: func(t *testing.T, c redis.Conn) {
 			c.Do("READONLY") // an error outside cluster mode; still not ours to judge
 		}},
+		{name: "ASKING", dirty: func(t *testing.T, c redis.Conn) {
+			c.Do("ASKING") // an error outside cluster mode; still closes
+		}},
 		{name: "RESET", dirty: func(t *testing.T, c redis.Conn) {
 			mustDo(t, c, "RESET")
 		}},

@@ -67,6 +67,8 @@ func classify(cmd string, args []any) cmdKind {
 			return kindSelect
 		case strings.EqualFold(cmd, "CLIENT"):
 			return classifyClient(args)
+		case strings.EqualFold(cmd, "ASKING"): // flags the next command, whoever sends it
+			return kindUnresettable
 		}
 	case 7:
 		switch {
