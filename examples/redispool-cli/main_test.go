@@ -1,0 +1,213 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"go.uber.org/goleak"
+)
+
+var binDir string // holds the binary the exec tests build
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "redispool-cli-test")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binDir = dir
+	code := m.Run()
+	os.RemoveAll(dir)
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goleak:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// result is what one run of the CLI printed and returned.
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+func (r result) String() string {
+	return fmt.Sprintf("exit status %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+}
+
+// runCLI calls run with args, as main does.
+func runCLI(t testing.TB, args ...string) result {
+	t.Helper()
+	return runCLIContext(t, context.Background(), args...)
+}
+
+func runCLIContext(t testing.TB, ctx context.Context, args ...string) result {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	code := run(ctx, args, &stdout, &stderr)
+	return result{stdout.String(), stderr.String(), code}
+}
+
+// wantCode fails the test unless r exited with code.
+func wantCode(t testing.TB, r result, code int) {
+	t.Helper()
+	if r.code != code {
+		t.Fatalf("got exit status %d; want %d\n%v", r.code, code, r)
+	}
+}
+
+// miniURL starts a miniredis for the test and returns its URL.
+func miniURL(t testing.TB) (string, *miniredis.Miniredis) {
+	t.Helper()
+	m := miniredis.RunT(t)
+	return "redis://" + m.Addr(), m
+}
+
+// closedAddr returns a loopback address where nothing listens.
+func closedAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+// redisServer is a redis-server process started for one test.
+type redisServer struct {
+	addr   string // host:port
+	socket string // unix socket path
+	dir    string
+}
+
+// startRedis starts redis-server on a free loopback port and a unix
+// socket, with persistence off and extra args appended, and stops it when
+// the test ends. It skips the test if redis-server is not on $PATH,
+// unless REDISPOOL_REQUIRE_SERVER=1, when it fails it.
+//
+// (internal/redistest has a fuller helper; this one keeps the examples
+// module independent of the root module's test support.)
+func startRedis(t testing.TB, args ...string) *redisServer {
+	t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		if os.Getenv("REDISPOOL_REQUIRE_SERVER") == "1" {
+			t.Fatalf("redis-server not found and REDISPOOL_REQUIRE_SERVER=1: %v", err)
+		}
+		t.Skipf("redis-server not found: %v", err)
+	}
+	dir := t.TempDir()
+	s := &redisServer{dir: dir, socket: filepath.Join(dir, "redis.sock")}
+	var lastErr error
+	for range 3 { // a free port can be taken before the server binds it
+		port := freePort(t)
+		s.addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		all := append([]string{
+			"--port", strconv.Itoa(port), "--bind", "127.0.0.1",
+			"--unixsocket", s.socket, "--unixsocketperm", "700",
+			"--save", "", "--appendonly", "no", "--dir", dir,
+		}, args...)
+		cmd := exec.Command(bin, all...)
+		var log bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &log, &log
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		exited := make(chan struct{})
+		go func() { cmd.Wait(); close(exited) }()
+		if lastErr = waitListening(s.addr, exited); lastErr == nil {
+			t.Cleanup(func() {
+				cmd.Process.Kill()
+				<-exited
+			})
+			return s
+		}
+		cmd.Process.Kill()
+		<-exited
+		lastErr = fmt.Errorf("%v\n%s", lastErr, log.String())
+	}
+	t.Fatalf("start redis-server: %v", lastErr)
+	return nil
+}
+
+func waitListening(addr string, exited <-chan struct{}) error {
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case <-exited:
+			return fmt.Errorf("redis-server exited")
+		default:
+		}
+		c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return fmt.Errorf("redis-server not listening on %s after 5s", addr)
+}
+
+func freePort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// syncBuffer is a bytes.Buffer a test can read while run writes to it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// waitFor polls cond for up to 5 seconds.
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func contains(t testing.TB, what, s string, subs ...string) {
+	t.Helper()
+	for _, sub := range subs {
+		if !strings.Contains(s, sub) {
+			t.Errorf("%s does not contain %q:\n%s", what, sub, s)
+		}
+	}
+}

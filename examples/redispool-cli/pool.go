@@ -1,0 +1,224 @@
+package main
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redispool/redispool"
+)
+
+// global holds the flags every command accepts: where Redis is, how to
+// size the pool, how to print.
+type global struct {
+	url      string
+	json     bool
+	logLevel string
+	cacert   string
+	insecure bool
+
+	// Pool flags, mapped onto redispool.Config.
+	db              int
+	clientName      string
+	maxTotal        int
+	maxIdle         int
+	minIdle         int
+	borrowTimeout   time.Duration
+	dialTimeout     time.Duration
+	readTimeout     time.Duration
+	writeTimeout    time.Duration
+	maxConnLifetime time.Duration
+	maxConnIdleTime time.Duration
+	failFast        bool
+	fifo            bool
+
+	// set holds the names of the flags given on the command line: only
+	// those override the URL.
+	set map[string]bool
+}
+
+func (g *global) register(fs *flag.FlagSet) {
+	fs.StringVar(&g.url, "url", "", "Redis `URL`: redis://[[user]:password@]host[:port][/db][?param=value&...], rediss://... (TLS) or unix:///path/to/socket; the query takes the pool parameters of redispool.ParseURL (default: an embedded miniredis)")
+	fs.BoolVar(&g.json, "json", false, "print results as JSON")
+	fs.StringVar(&g.logLevel, "log-level", "", "log the pool's connection events to stderr at this `level`: debug, info, warn or error (default: no logging)")
+	fs.StringVar(&g.cacert, "cacert", "", "verify a rediss:// server against the CA certificates in this PEM `file` instead of the system roots")
+	fs.BoolVar(&g.insecure, "insecure", false, "do not verify a rediss:// server's certificate")
+
+	fs.IntVar(&g.db, "db", 0, "database `number` to SELECT (overrides the URL's)")
+	fs.StringVar(&g.clientName, "client-name", "", "CLIENT SETNAME for every connection")
+	fs.IntVar(&g.maxTotal, "max-total", 0, "most connections the pool holds, borrowed and idle (default: 10 per GOMAXPROCS)")
+	fs.IntVar(&g.maxIdle, "max-idle", 0, "most idle connections kept (default: max-total)")
+	fs.IntVar(&g.minIdle, "min-idle", 0, "idle connections kept ready, dialed in the background")
+	fs.DurationVar(&g.borrowTimeout, "borrow-timeout", 0, "longest a borrow waits for a connection; negative: no limit (default 5s)")
+	fs.DurationVar(&g.dialTimeout, "dial-timeout", 0, "bound on connecting, AUTH and SELECT (default 5s)")
+	fs.DurationVar(&g.readTimeout, "read-timeout", 0, "bound on reading each reply; negative: none (default 3s)")
+	fs.DurationVar(&g.writeTimeout, "write-timeout", 0, "bound on writing each command; negative: none (default 3s)")
+	fs.DurationVar(&g.maxConnLifetime, "max-conn-lifetime", 0, "close connections older than this (default: no limit)")
+	fs.DurationVar(&g.maxConnIdleTime, "max-conn-idle-time", 0, "close connections idle longer than this; negative: no limit (default 30m)")
+	fs.BoolVar(&g.failFast, "fail-fast", false, "fail a borrow at once, instead of waiting, when max-total connections are borrowed")
+	fs.BoolVar(&g.fifo, "fifo", false, "hand out the least recently used idle connection first (default: most recently used)")
+}
+
+// config builds the pool's Config from --url, or from addr when there is
+// no URL, and the pool flags given on the command line. It also returns a
+// description of the server that is safe to print.
+func (g *global) config(addr string) (cfg redispool.Config, where string, err error) {
+	if g.url == "" {
+		cfg = redispool.Config{Network: "tcp", Addr: addr}
+		where = "embedded miniredis at " + addr
+	} else {
+		if cfg, err = redispool.ParseURL(g.url); err != nil {
+			return cfg, "", usageError{err} // ParseURL's errors never hold the password
+		}
+		u, err := url.Parse(g.url) // cannot fail: ParseURL parsed it
+		if err != nil {
+			return cfg, "", usageError{err}
+		}
+		where = u.Redacted()
+	}
+
+	set := func(name string) bool { return g.set[name] }
+	if set("db") {
+		cfg.DB = g.db
+	}
+	if set("client-name") {
+		cfg.ClientName = g.clientName
+	}
+	if set("max-total") {
+		cfg.MaxTotal = g.maxTotal
+	}
+	if set("max-idle") {
+		cfg.MaxIdle = g.maxIdle
+	}
+	if set("min-idle") {
+		cfg.MinIdle = g.minIdle
+	}
+	if set("borrow-timeout") {
+		cfg.BorrowTimeout = g.borrowTimeout
+	}
+	if set("dial-timeout") {
+		cfg.DialTimeout = g.dialTimeout
+	}
+	if set("read-timeout") {
+		cfg.ReadTimeout = g.readTimeout
+	}
+	if set("write-timeout") {
+		cfg.WriteTimeout = g.writeTimeout
+	}
+	if set("max-conn-lifetime") {
+		cfg.MaxConnLifetime = g.maxConnLifetime
+	}
+	if set("max-conn-idle-time") {
+		cfg.MaxConnIdleTime = g.maxConnIdleTime
+	}
+	if set("fail-fast") {
+		cfg.FailFast = g.failFast
+	}
+	if set("fifo") {
+		cfg.FIFO = g.fifo
+	}
+
+	if g.cacert != "" || g.insecure {
+		if cfg.TLSConfig == nil {
+			return cfg, "", usagef("--cacert and --insecure need a rediss:// URL")
+		}
+		if g.cacert != "" {
+			pem, err := os.ReadFile(g.cacert)
+			if err != nil {
+				return cfg, "", usagef("--cacert: %v", err)
+			}
+			roots := x509.NewCertPool()
+			if !roots.AppendCertsFromPEM(pem) {
+				return cfg, "", usagef("--cacert: no PEM certificates in %s", g.cacert)
+			}
+			cfg.TLSConfig.RootCAs = roots
+		}
+		cfg.TLSConfig.InsecureSkipVerify = g.insecure
+	}
+	return cfg, where, nil
+}
+
+// logger returns the logger --log-level asks for, or nil.
+func (g *global) logger(e *env) (*slog.Logger, error) {
+	var level slog.Level
+	switch strings.ToLower(g.logLevel) {
+	case "", "off", "none":
+		return nil, nil
+	case "debug":
+		level = slog.LevelDebug
+	case "info":
+		level = slog.LevelInfo
+	case "warn", "warning":
+		level = slog.LevelWarn
+	case "error":
+		level = slog.LevelError
+	default:
+		return nil, usagef("--log-level %q: want debug, info, warn or error", g.logLevel)
+	}
+	return slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level})), nil
+}
+
+// server is the pool a command runs with, and the embedded miniredis
+// behind it when there is no --url.
+type server struct {
+	pool  *redispool.Pool
+	where string // the server, safe to print
+	mini  *miniredis.Miniredis
+}
+
+// openPool creates the pool the flags describe, starting an embedded
+// miniredis first when there is no --url. The caller must close it.
+func (e *env) openPool(ctx context.Context) (*server, error) {
+	log, err := e.logger(e)
+	if err != nil {
+		return nil, err
+	}
+	s := &server{}
+	var addr string
+	if e.url == "" {
+		s.mini = miniredis.NewMiniRedis()
+		if err := s.mini.Start(); err != nil {
+			return nil, fmt.Errorf("start embedded miniredis: %w", err)
+		}
+		addr = s.mini.Addr()
+	}
+	cfg, where, err := e.config(addr)
+	if err != nil {
+		s.close()
+		return nil, err
+	}
+	s.where = where
+	cfg.Logger = log
+	if log != nil {
+		log.Debug(progName+": pool config", "config", cfg.String())
+	}
+	s.pool, err = redispool.New(ctx, cfg)
+	if err != nil {
+		s.close()
+		if errors.Is(err, redispool.ErrInvalidConfig) {
+			return nil, usageError{err}
+		}
+		return nil, err
+	}
+	if s.mini != nil {
+		fmt.Fprintf(e.stderr, "%s: using an %s (pass --url for a real server)\n", progName, where)
+	}
+	return s, nil
+}
+
+func (s *server) close() {
+	if s.pool != nil {
+		s.pool.Close()
+	}
+	if s.mini != nil {
+		s.mini.Close()
+	}
+}

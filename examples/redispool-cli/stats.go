@@ -1,0 +1,288 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/redispool/redispool"
+)
+
+var statsCommand = &command{
+	name:    "stats",
+	summary: "run a light workload and show the pool's statistics, once or refreshing (--watch)",
+	help: `Stats runs a workload through the pool (by default 8 clients with the bench
+command mix) and prints the pool's statistics: after one second, or with
+--watch as a table with one row per --interval, until -d passes or the
+command is interrupted, followed by the totals. The rows show the pool's
+connections at that moment, and rates and averages over the interval.
+Use -c 0 to watch a pool with no workload (with --min-idle, say); the
+workload writes keys, as bench does.
+
+With --json, --watch prints one JSON object per row.`,
+	flags: func(fs *flag.FlagSet, e *env) func(context.Context, []string) error {
+		var lf loadFlags
+		lf.register(fs, 8, "(default 1s; with --watch: until interrupted)")
+		watch := fs.Bool("watch", false, "print a row of statistics every --interval while the workload runs")
+		interval := fs.Duration("interval", time.Second, "time between rows with --watch")
+		return func(ctx context.Context, args []string) error {
+			if len(args) > 0 {
+				return usagef("unexpected arguments: %s", strings.Join(args, " "))
+			}
+			if *interval <= 0 {
+				return usagef("--interval %v: want a positive duration", *interval)
+			}
+			d := lf.duration
+			if d == 0 && lf.requests == 0 && !*watch {
+				d = time.Second
+			}
+			return runStats(ctx, e, &lf, d, *watch, *interval)
+		}
+	},
+}
+
+func runStats(ctx context.Context, e *env, lf *loadFlags, d time.Duration, watch bool, interval time.Duration) error {
+	w, err := lf.workload(nil, 0)
+	if err != nil {
+		return err
+	}
+	s, err := e.openPool(ctx)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	w.pool = s.pool
+	if err := s.pool.Ping(ctx); err != nil {
+		return fmt.Errorf("cannot reach %s: %w", s.where, err)
+	}
+	if lf.metricsAddr != "" {
+		stop, err := serveMetrics(lf.metricsAddr, s.pool, e.stderr)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
+
+	l := w.start(lf.clients, lf.requests)
+	var tick func()
+	if watch {
+		rows := &statsRows{e: e, l: l, prev: sample{stats: s.pool.Stats()}}
+		tick = func() { rows.print(s.pool.Stats()) }
+		if !e.json {
+			fmt.Fprintf(e.stdout, "%s, %d clients, mix %s\n", s.where, lf.clients, w.mix)
+		}
+	}
+	interrupted := drive(ctx, l, d, interval, tick)
+	st := s.pool.Stats()
+
+	if e.json {
+		if watch {
+			return nil // the rows said it all
+		}
+		return writeJSON(e.stdout, true, statsReport{
+			Server:          s.where,
+			Clients:         lf.clients,
+			Mix:             w.mix.String(),
+			Interrupted:     interrupted,
+			DurationSeconds: secs(l.elapsed),
+			Ops:             l.ops.Load(),
+			Errors:          l.errs.Load(),
+			OpsPerSec:       perSec(rate(l.ops.Load(), l.elapsed)),
+			Pool:            poolJSONOf(st),
+		})
+	}
+	if watch {
+		fmt.Fprintln(e.stdout)
+	} else {
+		fmt.Fprintf(e.stdout, "%s, %d clients, mix %s\n", s.where, lf.clients, w.mix)
+	}
+	fmt.Fprintf(e.stdout, "%s ops in %s (%s ops/s), %s errors%s\n\n", fmtInt(l.ops.Load()), fmtDur(l.elapsed),
+		fmtInt(int64(rate(l.ops.Load(), l.elapsed))), fmtInt(l.errs.Load()), interruptedNote(interrupted))
+	fmt.Fprintln(e.stdout, "Pool")
+	writePoolStats(e.stdout, st)
+	return nil
+}
+
+func interruptedNote(interrupted bool) string {
+	if interrupted {
+		return " (interrupted)"
+	}
+	return ""
+}
+
+// sample is a load's progress and the pool's statistics at one moment.
+type sample struct {
+	at         time.Time
+	ops, errs  int64
+	stats      redispool.Stats
+	sinceStart time.Duration
+}
+
+// statsRows prints the rows of stats --watch: the pool's connections at
+// the moment, and rates and averages over the interval since the last
+// row, which redispool.Stats's counters let us compute.
+type statsRows struct {
+	e    *env
+	l    *load
+	prev sample
+	n    int
+}
+
+const statsHeader = "%8s %7s %5s %5s %10s %7s %9s %9s %9s %8s %10s\n"
+
+func (r *statsRows) print(st redispool.Stats) {
+	now := time.Now()
+	if r.prev.at.IsZero() {
+		r.prev.at = r.l.start
+	}
+	cur := sample{at: now, ops: r.l.ops.Load(), errs: r.l.errs.Load(), stats: st, sinceStart: now.Sub(r.l.start)}
+	dt := cur.at.Sub(r.prev.at)
+	waits := st.WaitCount - r.prev.stats.WaitCount
+	var waitAvg time.Duration
+	if waits > 0 {
+		waitAvg = (st.WaitDuration - r.prev.stats.WaitDuration) / time.Duration(waits)
+	}
+	opsRate := rate(cur.ops-r.prev.ops, dt)
+	errRate := rate(cur.errs-r.prev.errs, dt)
+	waitRate := rate(waits, dt)
+	r.prev = cur
+
+	if r.e.json {
+		writeJSON(r.e.stdout, false, watchRow{
+			ElapsedSeconds: secs(cur.sinceStart),
+			OpsPerSec:      perSec(opsRate),
+			ErrorsPerSec:   perSec(errRate),
+			WaitsPerSec:    perSec(waitRate),
+			WaitAvgMs:      ms(waitAvg),
+			Pool:           poolJSONOf(st),
+		})
+		return
+	}
+	if r.n%20 == 0 {
+		fmt.Fprintf(r.e.stdout, statsHeader, "elapsed", "active", "idle", "max", "ops/s", "errs/s",
+			"waits/s", "wait avg", "timeouts", "created", "destroyed")
+	}
+	r.n++
+	fmt.Fprintf(r.e.stdout, statsHeader, fmtElapsed(cur.sinceStart), fmtInt(int64(st.Active)), fmtInt(int64(st.Idle)),
+		fmtInt(int64(st.MaxTotal)), fmtInt(int64(opsRate)), fmtInt(int64(errRate)), fmtInt(int64(waitRate)),
+		fmtDur(waitAvg), fmtInt(st.Timeouts), fmtInt(st.Created), fmtInt(st.Destroyed))
+}
+
+// fmtElapsed formats the time since a load started: 1.0s, 12.5s, 2m03s.
+func fmtElapsed(d time.Duration) string {
+	if d < time.Minute {
+		return fmt.Sprintf("%.1fs", d.Seconds())
+	}
+	return fmt.Sprintf("%dm%02ds", int(d.Minutes()), int(d.Seconds())%60)
+}
+
+func rate(n int64, d time.Duration) float64 {
+	if d <= 0 {
+		return 0
+	}
+	return float64(n) / d.Seconds()
+}
+
+// destroyReasons name the Destroyed* fields of redispool.Stats, as the
+// Prometheus collector's reason label does.
+var destroyReasons = []struct {
+	name  string
+	count func(*redispool.Stats) int64
+}{
+	{"broken", func(s *redispool.Stats) int64 { return s.DestroyedBroken }},
+	{"unhealthy", func(s *redispool.Stats) int64 { return s.DestroyedUnhealthy }},
+	{"dirty", func(s *redispool.Stats) int64 { return s.DestroyedDirty }},
+	{"idle", func(s *redispool.Stats) int64 { return s.DestroyedIdle }},
+	{"lifetime", func(s *redispool.Stats) int64 { return s.DestroyedLifetime }},
+	{"surplus", func(s *redispool.Stats) int64 { return s.DestroyedSurplus }},
+	{"closed", func(s *redispool.Stats) int64 { return s.DestroyedClosed }},
+}
+
+// writePoolStats prints a Stats snapshot as an indented table.
+func writePoolStats(w io.Writer, s redispool.Stats) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "  connections\t%d active, %d idle, max %d\n", s.Active, s.Idle, s.MaxTotal)
+	fmt.Fprintf(tw, "  borrows\t%s\n", fmtInt(s.Borrows))
+	if s.WaitCount > 0 {
+		fmt.Fprintf(tw, "  waits\t%s, %s in all, %s on average\n", fmtInt(s.WaitCount),
+			fmtDur(s.WaitDuration), fmtDur(s.WaitDuration/time.Duration(s.WaitCount)))
+	} else {
+		fmt.Fprintf(tw, "  waits\t0\n")
+	}
+	fmt.Fprintf(tw, "  timeouts\t%s\n", fmtInt(s.Timeouts))
+	fmt.Fprintf(tw, "  created\t%s, %s dial errors\n", fmtInt(s.Created), fmtInt(s.DialErrors))
+	var reasons []string
+	for _, r := range destroyReasons {
+		if n := r.count(&s); n > 0 {
+			reasons = append(reasons, fmt.Sprintf("%s %s", r.name, fmtInt(n)))
+		}
+	}
+	if len(reasons) > 0 {
+		fmt.Fprintf(tw, "  destroyed\t%s: %s\n", fmtInt(s.Destroyed), strings.Join(reasons, ", "))
+	} else {
+		fmt.Fprintf(tw, "  destroyed\t%s\n", fmtInt(s.Destroyed))
+	}
+	tw.Flush()
+}
+
+// poolJSON is redispool.Stats for --json output.
+type poolJSON struct {
+	MaxTotal          int              `json:"max_total"`
+	Active            int              `json:"active"`
+	Idle              int              `json:"idle"`
+	Borrows           int64            `json:"borrows"`
+	Waits             int64            `json:"waits"`
+	WaitSeconds       float64          `json:"wait_seconds"`
+	Timeouts          int64            `json:"timeouts"`
+	Created           int64            `json:"created"`
+	DialErrors        int64            `json:"dial_errors"`
+	Destroyed         int64            `json:"destroyed"`
+	DestroyedByReason map[string]int64 `json:"destroyed_by_reason"`
+}
+
+func poolJSONOf(s redispool.Stats) poolJSON {
+	p := poolJSON{
+		MaxTotal:          s.MaxTotal,
+		Active:            s.Active,
+		Idle:              s.Idle,
+		Borrows:           s.Borrows,
+		Waits:             s.WaitCount,
+		WaitSeconds:       secs(s.WaitDuration),
+		Timeouts:          s.Timeouts,
+		Created:           s.Created,
+		DialErrors:        s.DialErrors,
+		Destroyed:         s.Destroyed,
+		DestroyedByReason: map[string]int64{},
+	}
+	for _, r := range destroyReasons {
+		p.DestroyedByReason[r.name] = r.count(&s)
+	}
+	return p
+}
+
+// statsReport is the --json output of stats without --watch.
+type statsReport struct {
+	Server          string   `json:"server"`
+	Clients         int      `json:"clients"`
+	Mix             string   `json:"mix"`
+	Interrupted     bool     `json:"interrupted,omitempty"`
+	DurationSeconds float64  `json:"duration_seconds"`
+	Ops             int64    `json:"ops"`
+	Errors          int64    `json:"errors"`
+	OpsPerSec       float64  `json:"ops_per_sec"`
+	Pool            poolJSON `json:"pool"`
+}
+
+// watchRow is one --json row of stats --watch.
+type watchRow struct {
+	ElapsedSeconds float64  `json:"elapsed_seconds"`
+	OpsPerSec      float64  `json:"ops_per_sec"`
+	ErrorsPerSec   float64  `json:"errors_per_sec"`
+	WaitsPerSec    float64  `json:"waits_per_sec"`
+	WaitAvgMs      float64  `json:"wait_avg_ms"`
+	Pool           poolJSON `json:"pool"`
+}
