@@ -143,9 +143,11 @@ type Config struct {
 	// second.
 	CheckTimeout time.Duration
 
-	// Logger, if non-nil, receives connection lifecycle events: created
-	// and closed (Debug), closed as broken or unhealthy (Warn), dial
-	// failures (Warn). Nil means no logging.
+	// Logger, if non-nil, receives connection lifecycle events:
+	// connections created and closed (Debug; Info when closed as broken
+	// or unhealthy), failed health checks and state resets (Info), and
+	// failed dials (Warn). Every record names the address and, for a
+	// close, the reason. Nil means no logging.
 	Logger *slog.Logger
 }
 

@@ -290,6 +290,8 @@ func (p *Pool) acquire(ctx context.Context) error {
 	}
 
 	p.stats.waitCount.Add(1)
+	p.stats.waiting.Add(1)
+	defer p.stats.waiting.Add(-1)
 	start := nowFunc()
 	var timeout <-chan time.Time
 	if p.cfg.BorrowTimeout > 0 {

@@ -289,6 +289,9 @@ func TestCloseWakesWaiters(t *testing.T) {
 		}()
 	}
 	waitFor(t, func() bool { return p.Stats().WaitCount == waiters })
+	if s := p.Stats(); s.Waiting != waiters {
+		t.Fatalf("Stats.Waiting = %d; want %d", s.Waiting, waiters)
+	}
 	p.Close()
 	for i := 0; i < waiters; i++ {
 		select {
@@ -305,7 +308,7 @@ func TestCloseWakesWaiters(t *testing.T) {
 		t.Fatalf("borrowed conn after pool Close: %v", err)
 	}
 	c.Close()
-	if s := p.Stats(); s.Active != 0 || s.Idle != 0 || s.DestroyedClosed != 1 {
+	if s := p.Stats(); s.Active != 0 || s.Idle != 0 || s.DestroyedClosed != 1 || s.Waiting != 0 {
 		t.Fatalf("Stats after Close and return = %+v; want no connections, DestroyedClosed 1", s)
 	}
 }

@@ -15,10 +15,11 @@ type Stats struct {
 	Idle   int // open and waiting in the pool; Active+Idle <= MaxTotal
 
 	// Borrows.
+	Waiting      int           // borrowers waiting now because MaxTotal are borrowed
 	Borrows      int64         // successful borrows
 	WaitCount    int64         // borrows that had to wait because MaxTotal were borrowed
 	WaitDuration time.Duration // total time borrows spent waiting
-	Timeouts     int64         // borrows that gave up with ErrPoolExhausted
+	Timeouts     int64         // borrows that gave up with ErrPoolExhausted: BorrowTimeout, their context, or FailFast
 
 	// Connections over the pool's life.
 	Created    int64 // connections dialed and set up
@@ -40,6 +41,7 @@ func (p *Pool) Stats() Stats {
 	c := &p.stats
 	s := Stats{
 		MaxTotal:           p.cfg.MaxTotal,
+		Waiting:            int(c.waiting.Load()),
 		Borrows:            c.borrows.Load(),
 		WaitCount:          c.waitCount.Load(),
 		WaitDuration:       time.Duration(c.waitNanos.Load()),
@@ -67,8 +69,9 @@ func (p *Pool) Stats() Stats {
 
 // counters are the pool's live statistics, updated atomically.
 type counters struct {
-	active atomic.Int64 // borrowed now
-	open   atomic.Int64 // dialed and not yet closed
+	active  atomic.Int64 // borrowed now
+	open    atomic.Int64 // dialed and not yet closed
+	waiting atomic.Int64 // in acquire's wait now
 
 	borrows, waitCount, waitNanos, timeouts atomic.Int64
 	created, dialErrors                     atomic.Int64
@@ -91,5 +94,5 @@ const (
 )
 
 func (r destroyReason) String() string {
-	return [...]string{"none", "broken", "unhealthy", "dirty", "idle", "lifetime", "surplus", "pool closed"}[r]
+	return [...]string{"none", "broken", "unhealthy", "dirty", "idle", "lifetime", "surplus", "closed"}[r]
 }

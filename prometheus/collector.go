@@ -21,6 +21,7 @@
 //
 //	redispool_max_connections                       gauge    MaxTotal
 //	redispool_connections{state="active|idle"}      gauge    Active, Idle
+//	redispool_waiting                               gauge    Waiting
 //	redispool_borrows_total                         counter  Borrows
 //	redispool_waits_total                           counter  WaitCount
 //	redispool_wait_seconds_total                    counter  WaitDuration
@@ -84,6 +85,7 @@ type collector struct {
 
 	maxConnections *prometheus.Desc
 	connections    *prometheus.Desc
+	waiting        *prometheus.Desc
 	borrows        *prometheus.Desc
 	waits          *prometheus.Desc
 	waitSeconds    *prometheus.Desc
@@ -113,6 +115,8 @@ func NewCollector(p *redispool.Pool, opts ...Option) prometheus.Collector {
 			"Maximum number of connections the pool holds, borrowed and idle together (MaxTotal)."),
 		connections: desc("connections",
 			"Number of open connections, by state: active (borrowed) or idle (waiting in the pool).", "state"),
+		waiting: desc("waiting",
+			"Number of borrowers waiting now because MaxTotal connections are borrowed."),
 		borrows: desc("borrows_total",
 			"Total number of successful borrows."),
 		waits: desc("waits_total",
@@ -134,6 +138,7 @@ func NewCollector(p *redispool.Pool, opts ...Option) prometheus.Collector {
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.maxConnections
 	ch <- c.connections
+	ch <- c.waiting
 	ch <- c.borrows
 	ch <- c.waits
 	ch <- c.waitSeconds
@@ -155,6 +160,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(c.maxConnections, float64(s.MaxTotal))
 	gauge(c.connections, float64(s.Active), "active")
 	gauge(c.connections, float64(s.Idle), "idle")
+	gauge(c.waiting, float64(s.Waiting))
 	counter(c.borrows, float64(s.Borrows))
 	counter(c.waits, float64(s.WaitCount))
 	counter(c.waitSeconds, s.WaitDuration.Seconds())

@@ -218,7 +218,7 @@ myapp_redis_max_connections{pool="cache",shard="1"} 3
 	if err := testutil.CollectAndCompare(c, strings.NewReader(want), "myapp_redis_max_connections"); err != nil {
 		t.Error(err)
 	}
-	if n, want := testutil.CollectAndCount(c), 16; n != want {
+	if n, want := testutil.CollectAndCount(c), 17; n != want {
 		t.Errorf("collected %d metrics; want %d", n, want)
 	}
 }
@@ -279,4 +279,29 @@ func value(m *dto.Metric) float64 {
 		return m.GetCounter().GetValue()
 	}
 	return m.GetGauge().GetValue()
+}
+
+func TestCollectorExportsWaitingBorrowers(t *testing.T) {
+	p := newPool(t, redispool.Config{MaxTotal: 1})
+	c := redispoolprom.NewCollector(p)
+	held := borrow(t, p)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if conn, err := p.GetContext(context.Background()); err == nil {
+			conn.Close()
+		}
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for metricValue(t, c, "redispool_waiting") != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("redispool_waiting never reached 1 with one borrower waiting")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	held.Close()
+	<-done
+	if got := metricValue(t, c, "redispool_waiting"); got != 0 {
+		t.Errorf("redispool_waiting = %v after the waiter was served; want 0", got)
+	}
 }

@@ -53,5 +53,5 @@ func Example_logger() {
 	// level=DEBUG msg="redispool: connection created"
 	// level=DEBUG msg="redispool: connection created"
 	// level=DEBUG msg="redispool: connection closed" reason=surplus
-	// level=DEBUG msg="redispool: connection closed" reason="pool closed"
+	// level=DEBUG msg="redispool: connection closed" reason=closed
 }

@@ -408,7 +408,7 @@ func TestLogLevelLogsConnectionEventsToStderr(t *testing.T) {
 	contains(t, "stderr", r.stderr,
 		"level=DEBUG", `msg="redispool-cli: pool config"`,
 		`msg="redispool: connection created"`,
-		`msg="redispool: connection closed"`, `reason="pool closed"`)
+		`msg="redispool: connection closed"`, `reason=closed`)
 	if r.stdout != "PONG\n" {
 		t.Errorf("stdout = %q; want PONG alone", r.stdout)
 	}
