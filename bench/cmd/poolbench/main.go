@@ -52,16 +52,26 @@ type options struct {
 	skip             map[string]bool
 	out              string
 	quick            bool
+	strict           bool
 }
+
+// errTargetsFailed is returned by run with -strict when a target fails.
+var errTargetsFailed = errors.New("a target failed (see the report)")
 
 func main() {
 	o, err := parseFlags(os.Args[1:])
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(0)
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "poolbench:", err)
 		os.Exit(2)
 	}
 	if err := run(context.Background(), o, os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "poolbench:", err)
+		if errors.Is(err, errTargetsFailed) {
+			os.Exit(3)
+		}
 		os.Exit(1)
 	}
 }
@@ -84,7 +94,8 @@ func parseFlags(args []string) (options, error) {
 		recoveryReps   = fs.Int("recovery-reps", 3, "server restarts per contender and scenario in the recovery measurement")
 	)
 	fs.StringVar(&o.out, "o", "", "also write the report to this file")
-	fs.BoolVar(&o.quick, "quick", false, "a run of about 30 seconds for CI: -duration 40ms -warmup 20ms -rounds 5 -micro-rounds 3 -micro-benchtime 20ms -recovery-reps 1, unless set explicitly")
+	fs.BoolVar(&o.strict, "strict", false, "exit with status 3 when a target fails (by default the report says PASS or FAIL and the exit status is 0)")
+	fs.BoolVar(&o.quick, "quick", false, "a run of about 30 seconds for CI: -duration 30ms -warmup 20ms -rounds 5 -micro-rounds 3 -micro-benchtime 20ms -recovery-reps 1, unless set explicitly")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: poolbench [flags]\n\nRuns the redispool benchmark suite against a redis-server it starts, and prints a markdown report.\n\n")
 		fs.PrintDefaults()
@@ -99,7 +110,7 @@ func parseFlags(args []string) (options, error) {
 		set := map[string]bool{}
 		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 		quick := map[string]string{
-			"duration": "40ms", "warmup": "20ms", "rounds": "5",
+			"duration": "30ms", "warmup": "20ms", "rounds": "5",
 			"micro-rounds": "3", "micro-benchtime": "20ms", "recovery-reps": "1",
 		}
 		for name, v := range quick {
@@ -253,6 +264,13 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	if o.out != "" {
 		if err := os.WriteFile(o.out, []byte(b.String()), 0o644); err != nil {
 			return err
+		}
+	}
+	if o.strict {
+		for _, t := range rep.targets() {
+			if !t.pass() {
+				return errTargetsFailed
+			}
 		}
 	}
 	return nil
