@@ -37,7 +37,7 @@ func newConn(f *factory, rc redis.Conn, nc net.Conn) *conn {
 		rc:      rc.(redis.ConnWithTimeout),
 		nc:      nc,
 		isTLS:   f.cfg.TLSConfig != nil,
-		created: nowFunc(),
+		created: time.Now(),
 		peek:    newSocketPeeker(nc),
 	}
 	c.interrupt = func() { c.nc.SetDeadline(aLongTimeAgo) }
@@ -54,7 +54,7 @@ func (c *conn) reusable(poolClosed bool) destroyReason {
 		return reasonPoolClosed
 	case c.t.state&stateUnresettable != 0:
 		return reasonDirty
-	case c.f.cfg.MaxConnLifetime > 0 && nowFunc().Sub(c.created) >= c.f.cfg.MaxConnLifetime:
+	case c.f.cfg.MaxConnLifetime > 0 && time.Since(c.created) >= c.f.cfg.MaxConnLifetime:
 		return reasonLifetime
 	}
 	return reasonNone

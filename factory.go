@@ -225,8 +225,9 @@ func (f *factory) destroy(c *conn) {
 // first, a round trip only for a connection idle for PingAfterIdle.
 func (f *factory) ValidateObject(_ context.Context, o *pool.PooledObject) bool {
 	c := o.Object.(*conn)
-	now := nowFunc()
-	reason, err := f.check(c, now, o.LastReturnTime)
+	// The engine stamped LastBorrowTime with time.Now just before calling
+	// us; a clock read costs ~50ns here, a tenth of the borrow.
+	reason, err := f.check(c, o.LastBorrowTime, o.LastReturnTime)
 	if reason == reasonNone {
 		return true
 	}
@@ -284,7 +285,7 @@ type evictionPolicy struct{}
 
 func (evictionPolicy) Evict(_ *pool.EvictionConfig, o *pool.PooledObject, _ int) bool {
 	c := o.Object.(*conn)
-	if reason := c.f.expired(c, nowFunc(), o.LastReturnTime); reason != reasonNone {
+	if reason := c.f.expired(c, time.Now(), o.LastReturnTime); reason != reasonNone {
 		c.reason = reason
 		return true
 	}

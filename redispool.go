@@ -91,9 +91,6 @@ var (
 	ErrInvalidConfig = errors.New("redispool: invalid config")
 )
 
-// nowFunc is time.Now, replaceable in tests.
-var nowFunc = time.Now
-
 // A Pool is a pool of Redis connections.
 //
 // A Pool is safe for concurrent use by multiple goroutines. Create one
@@ -292,7 +289,7 @@ func (p *Pool) acquire(ctx context.Context) error {
 	p.stats.waitCount.Add(1)
 	p.stats.waiting.Add(1)
 	defer p.stats.waiting.Add(-1)
-	start := nowFunc()
+	start := time.Now()
 	var timeout <-chan time.Time
 	if p.cfg.BorrowTimeout > 0 {
 		t := getTimer(p.cfg.BorrowTimeout)
@@ -311,7 +308,7 @@ func (p *Pool) acquire(ctx context.Context) error {
 		p.stats.timeouts.Add(1)
 		err = fmt.Errorf("%w: none of %d borrowed connections returned within BorrowTimeout %v", ErrPoolExhausted, p.cfg.MaxTotal, p.cfg.BorrowTimeout)
 	}
-	p.stats.waitNanos.Add(int64(nowFunc().Sub(start)))
+	p.stats.waitNanos.Add(int64(time.Since(start)))
 	return err
 }
 
@@ -341,9 +338,9 @@ func (p *Pool) borrow(ctx context.Context) (*conn, error) {
 			return nil, p.f.firstCheckError()
 		}
 		if deadline.IsZero() && p.cfg.BorrowTimeout > 0 {
-			deadline = nowFunc().Add(p.cfg.BorrowTimeout)
+			deadline = time.Now().Add(p.cfg.BorrowTimeout)
 		}
-		if !deadline.IsZero() && nowFunc().After(deadline) {
+		if !deadline.IsZero() && time.Now().After(deadline) {
 			p.stats.timeouts.Add(1)
 			return nil, fmt.Errorf("%w: no connection became available within BorrowTimeout %v", ErrPoolExhausted, p.cfg.BorrowTimeout)
 		}

@@ -274,9 +274,9 @@ func (c *conn) reset() error {
 	if t.state&stateUnresettable != 0 {
 		return errUnresettable
 	}
-	deadline := nowFunc().Add(c.f.cfg.CheckTimeout)
+	deadline := time.Now().Add(c.f.cfg.CheckTimeout)
 	remaining := func() (time.Duration, error) {
-		d := deadline.Sub(nowFunc())
+		d := deadline.Sub(time.Now())
 		if d <= 0 {
 			return 0, errors.New("redispool: reset timed out")
 		}
