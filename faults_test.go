@@ -174,8 +174,6 @@ func TestFaultSilentPartition(t *testing.T) {
 // trip on the caller's behalf: through a partition it must end at the
 // caller's deadline, not at CheckTimeout.
 func TestFaultPartitionIdlePingHonoursContext(t *testing.T) {
-	t.Skip("known bug: factory.ValidateObject ignores the borrower's ctx and check PINGs under CheckTimeout only " +
-		"(factory.go ValidateObject, validate.go check): GetContext overran a 200ms deadline by CheckTimeout (3s)")
 	s := redistest.StartServer(t)
 	px := redistest.NewProxy(t, s.Addr())
 	p := newTestPool(t, Config{Addr: px.Addr(), MaxTotal: 1, PingAfterIdle: 20 * time.Millisecond, CheckTimeout: 3 * time.Second})
@@ -950,7 +948,6 @@ func (b *lockedBuffer) String() string {
 // sequences; the real server confirms the next borrower would otherwise
 // get a connection inside a transaction.
 func TestFaultPipelinedStateAfterSettlingReply(t *testing.T) {
-	t.Skip(knownBugSettleOrder)
 	s := redistest.StartServer(t)
 	for _, tt := range []struct {
 		name string

@@ -142,8 +142,9 @@ type tracker struct {
 }
 
 type mark struct {
-	seq  uint64 // the command's position in sent
-	kind cmdKind
+	seq    uint64 // the command's position in sent
+	kind   cmdKind
+	clears sessionState // the flags its reply may clear: none a later command set again
 }
 
 // onSend records a pipelined command.
@@ -154,8 +155,21 @@ func (t *tracker) onSend(cmd string, args []any) {
 		return
 	}
 	t.enter(kind)
-	if (kind == kindEndMulti || kind == kindUnwatch) && t.state&(stateSubscribe|stateSSubscribe) == 0 {
-		t.marks = append(t.marks, mark{seq: t.sent, kind: kind})
+	switch kind {
+	case kindMulti, kindWatch:
+		// A reply to an earlier EXEC, DISCARD or UNWATCH says nothing
+		// about the state this command sets.
+		again := stateMulti
+		if kind == kindWatch {
+			again = stateWatch
+		}
+		for i := t.head; i < len(t.marks); i++ {
+			t.marks[i].clears &^= again
+		}
+	case kindEndMulti, kindUnwatch:
+		if t.state&(stateSubscribe|stateSSubscribe) == 0 {
+			t.marks = append(t.marks, mark{seq: t.sent, kind: kind, clears: stateMulti | stateWatch})
+		}
 	}
 }
 
@@ -171,7 +185,7 @@ func (t *tracker) onReceive(reply any, err error) {
 		if err != nil {
 			reply = err
 		}
-		t.settle(t.marks[t.head].kind, reply)
+		t.settle(t.marks[t.head].kind, reply, t.marks[t.head].clears)
 		t.head++
 		if t.head == len(t.marks) {
 			t.marks, t.head = t.marks[:0], 0
@@ -198,12 +212,12 @@ func (t *tracker) afterDo(cmd string, kind cmdKind, reply any) {
 		if replies, ok := reply.([]any); ok {
 			for _, m := range t.marks[t.head:] {
 				if i := m.seq - t.recvd - 1; i < uint64(len(replies)) {
-					t.settle(m.kind, replies[i])
+					t.settle(m.kind, replies[i], m.clears)
 				}
 			}
 		}
 	} else if !subscribed && (kind == kindEndMulti || kind == kindUnwatch) {
-		t.settle(kind, reply)
+		t.settle(kind, reply, stateMulti|stateWatch)
 	}
 	t.sent, t.recvd = 0, 0
 	t.marks, t.head = t.marks[:0], 0
@@ -229,21 +243,22 @@ func (t *tracker) enter(kind cmdKind) {
 	}
 }
 
-// settle clears state that a reply proves gone.
-func (t *tracker) settle(kind cmdKind, reply any) {
+// settle clears state that a reply proves gone, among the flags in
+// mask: those no later command has set again.
+func (t *tracker) settle(kind cmdKind, reply any, mask sessionState) {
 	rerr, isErr := reply.(redis.Error)
 	switch kind {
 	case kindEndMulti:
 		switch {
 		case !isErr, strings.HasPrefix(string(rerr), "EXECABORT"):
 			// The transaction ran or was discarded; either unwatches.
-			t.state &^= stateMulti | stateWatch
+			t.state &^= (stateMulti | stateWatch) & mask
 		case strings.Contains(string(rerr), "without MULTI"):
-			t.state &^= stateMulti // not in a transaction; WATCH, if any, stands
+			t.state &^= stateMulti & mask // not in a transaction; WATCH, if any, stands
 		}
 	case kindUnwatch:
 		if !isErr {
-			t.state &^= stateWatch
+			t.state &^= stateWatch & mask
 		}
 	}
 }

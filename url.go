@@ -4,8 +4,10 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -34,9 +36,22 @@ func ParseURL(rawURL string) (Config, error) {
 		if errors.As(err, &uerr) {
 			err = uerr.Err // url.Error repeats the raw URL, password and all
 		}
+		if strings.Contains(rawURL, "@") {
+			// net/url's own message may quote the user info, as in
+			// invalid port ":pa" for "redis://u:pa/ss@host".
+			return cfg, fmt.Errorf("redispool: invalid URL %q: cannot parse it "+
+				"(percent-encode '%%', '/', '?', '#' and '@' in the user name and password)", redactURL(rawURL))
+		}
 		return cfg, fmt.Errorf("redispool: invalid URL %q: %v", redactURL(rawURL), err)
 	}
 	safe := u.Redacted()
+	if u.User == nil && strings.Contains(rawURL, "@") || atOutsideAuthority(rawURL) || strings.Contains(rawURL, "#") {
+		// A password with an unescaped '/', '?' or '#' moves its '@'
+		// out of the user info, and the rest of it into the path, query
+		// or fragment: say nothing of them.
+		return cfg, fmt.Errorf("redispool: invalid URL %q: an '@' outside the user info, or a '#' "+
+			"(percent-encode '%%', '/', '?', '#' and '@' in the user name and password)", redactURL(rawURL))
+	}
 	bad := func(format string, args ...any) (Config, error) {
 		return Config{}, fmt.Errorf("redispool: invalid URL %q: "+format, append([]any{safe}, args...)...)
 	}
@@ -51,6 +66,9 @@ func ParseURL(rawURL string) (Config, error) {
 
 	switch u.Scheme {
 	case "redis", "rediss":
+		if u.Opaque != "" {
+			return bad("no // before the host: want %s://host", u.Scheme)
+		}
 		cfg.Network = "tcp"
 		host, port := u.Hostname(), u.Port()
 		if host == "" {
@@ -82,7 +100,9 @@ func ParseURL(rawURL string) (Config, error) {
 		return bad("scheme %q: want redis, rediss or unix", u.Scheme)
 	}
 
-	for name, values := range u.Query() {
+	query := u.Query()
+	for _, name := range slices.Sorted(maps.Keys(query)) { // the same error every time
+		values := query[name]
 		if len(values) != 1 {
 			return bad("parameter %q given %d times", name, len(values))
 		}
@@ -165,23 +185,43 @@ func parseDuration(v string, d *time.Duration) error {
 	return nil
 }
 
-// redactURL hides the userinfo of a URL that could not be parsed, for
-// error messages.
+// redactURL hides the userinfo of a URL for error messages: after the
+// scheme and "//", everything up to the last '@', since a password may
+// contain an unescaped '/', '?' or '#'.
 func redactURL(raw string) string {
-	scheme := strings.Index(raw, "://")
-	if scheme < 0 {
-		if at := strings.LastIndex(raw, "@"); at >= 0 {
-			return redacted + raw[at:]
-		}
-		return raw
+	start := 0
+	if i := strings.IndexByte(raw, ':'); i > 0 && isScheme(raw[:i]) {
+		start = i + 1
 	}
-	rest := raw[scheme+3:]
-	end := strings.IndexAny(rest, "/?#")
-	if end < 0 {
-		end = len(rest)
+	if strings.HasPrefix(raw[start:], "//") {
+		start += 2
 	}
-	if at := strings.LastIndex(rest[:end], "@"); at >= 0 {
-		return raw[:scheme+3] + redacted + rest[at:]
+	if at := strings.LastIndex(raw[start:], "@"); at >= 0 {
+		return raw[:start] + redacted + raw[start+at:]
 	}
 	return raw
+}
+
+func isScheme(s string) bool {
+	for i, c := range s {
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z':
+		case i > 0 && ('0' <= c && c <= '9' || c == '+' || c == '-' || c == '.'):
+		default:
+			return false
+		}
+	}
+	return s != ""
+}
+
+// atOutsideAuthority reports whether raw has an '@' after its authority:
+// the sign of a password with an unescaped '/', '?' or '#'.
+func atOutsideAuthority(raw string) bool {
+	i := strings.Index(raw, "//")
+	if i < 0 {
+		return false
+	}
+	after := raw[i+2:]
+	end := strings.IndexAny(after, "/?#")
+	return end >= 0 && strings.LastIndex(after, "@") > end
 }

@@ -1,6 +1,7 @@
 package redispool
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"runtime"
@@ -90,7 +91,7 @@ func (c Config) validate() error {
 // the socket, and a PING round trip only after PingAfterIdle. It returns
 // reasonNone for a healthy connection, and for an unhealthy one the error
 // that shows it (nil when a limit, not a fault, disqualifies it).
-func (f *factory) check(c *conn, now, idleSince time.Time) (destroyReason, error) {
+func (f *factory) check(ctx context.Context, c *conn, now, idleSince time.Time) (destroyReason, error) {
 	if err := c.rc.Err(); err != nil {
 		return reasonBroken, err
 	}
@@ -102,7 +103,28 @@ func (f *factory) check(c *conn, now, idleSince time.Time) (destroyReason, error
 	}
 	idle := now.Sub(idleSince)
 	if f.cfg.PingAfterIdle > 0 && idle >= f.cfg.PingAfterIdle {
-		if _, err := c.rc.DoWithTimeout(f.cfg.CheckTimeout, "PING"); err != nil {
+		// The PING is a round trip on the borrower's behalf: it ends by
+		// the borrower's deadline, and when its context is cancelled.
+		if ctx == nil {
+			ctx = context.Background()
+		}
+		timeout := f.cfg.CheckTimeout
+		if dl, ok := ctx.Deadline(); ok {
+			timeout = min(timeout, time.Until(dl))
+		}
+		if err := ctx.Err(); err != nil {
+			return reasonBroken, fmt.Errorf("PING after %v idle: %w", idle.Round(time.Millisecond), err)
+		}
+		if timeout <= 0 {
+			return reasonBroken, fmt.Errorf("PING after %v idle: %w", idle.Round(time.Millisecond), context.DeadlineExceeded)
+		}
+		stop := context.AfterFunc(ctx, c.interrupt)
+		_, err := c.rc.DoWithTimeout(timeout, "PING")
+		if !stop() {
+			// Interrupted: a late PONG may still come; never reuse it.
+			return reasonBroken, fmt.Errorf("PING after %v idle: %w", idle.Round(time.Millisecond), ctx.Err())
+		}
+		if err != nil {
 			return reasonUnhealthy, fmt.Errorf("PING after %v idle: %w", idle.Round(time.Millisecond), err)
 		}
 	}
