@@ -6,15 +6,14 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
+	"github.com/redispool/redispool/internal/redistest"
 	"go.uber.org/goleak"
 )
 
@@ -88,89 +87,20 @@ func closedAddr(t testing.TB) string {
 	return addr
 }
 
-// redisServer is a redis-server process started for one test.
+// redisServer is a redis-server started for one test, listening on a
+// free loopback port and on a unix socket.
 type redisServer struct {
 	addr   string // host:port
 	socket string // unix socket path
-	dir    string
 }
 
-// startRedis starts redis-server on a free loopback port and a unix
-// socket, with persistence off and extra args appended, and stops it when
-// the test ends. It skips the test if redis-server is not on $PATH,
-// unless REDISPOOL_REQUIRE_SERVER=1, when it fails it.
-//
-// (internal/redistest has a fuller helper; this one keeps the examples
-// module independent of the root module's test support.)
+// startRedis starts it with internal/redistest, which skips the test
+// when redis-server is not on $PATH unless REDISPOOL_REQUIRE_SERVER=1.
 func startRedis(t testing.TB, args ...string) *redisServer {
 	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		if os.Getenv("REDISPOOL_REQUIRE_SERVER") == "1" {
-			t.Fatalf("redis-server not found and REDISPOOL_REQUIRE_SERVER=1: %v", err)
-		}
-		t.Skipf("redis-server not found: %v", err)
-	}
-	dir := t.TempDir()
-	s := &redisServer{dir: dir, socket: filepath.Join(dir, "redis.sock")}
-	var lastErr error
-	for range 3 { // a free port can be taken before the server binds it
-		port := freePort(t)
-		s.addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-		all := append([]string{
-			"--port", strconv.Itoa(port), "--bind", "127.0.0.1",
-			"--unixsocket", s.socket, "--unixsocketperm", "700",
-			"--save", "", "--appendonly", "no", "--dir", dir,
-		}, args...)
-		cmd := exec.Command(bin, all...)
-		var log bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &log, &log
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		exited := make(chan struct{})
-		go func() { cmd.Wait(); close(exited) }()
-		if lastErr = waitListening(s.addr, exited); lastErr == nil {
-			t.Cleanup(func() {
-				cmd.Process.Kill()
-				<-exited
-			})
-			return s
-		}
-		cmd.Process.Kill()
-		<-exited
-		lastErr = fmt.Errorf("%v\n%s", lastErr, log.String())
-	}
-	t.Fatalf("start redis-server: %v", lastErr)
-	return nil
-}
-
-func waitListening(addr string, exited <-chan struct{}) error {
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case <-exited:
-			return fmt.Errorf("redis-server exited")
-		default:
-		}
-		c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond)
-		if err == nil {
-			c.Close()
-			return nil
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return fmt.Errorf("redis-server not listening on %s after 5s", addr)
-}
-
-func freePort(t testing.TB) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	sock := filepath.Join(t.TempDir(), "redis.sock")
+	s := redistest.StartServer(t, append([]string{"--unixsocket", sock, "--unixsocketperm", "700"}, args...)...)
+	return &redisServer{addr: s.Addr(), socket: sock}
 }
 
 // syncBuffer is a bytes.Buffer a test can read while run writes to it.
