@@ -222,3 +222,28 @@ func (s *server) close() {
 		s.mini.Close()
 	}
 }
+
+// openLoad opens the pool for a workload w, checks that the server
+// answers, and serves the pool's metrics if lf asks for it. stop undoes
+// it all.
+func (e *env) openLoad(ctx context.Context, lf *loadFlags, w *workload) (s *server, stop func(), err error) {
+	s, err = e.openPool(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	w.pool = s.pool
+	if err := s.pool.Ping(ctx); err != nil {
+		s.close()
+		return nil, nil, fmt.Errorf("cannot reach %s: %w", s.where, err)
+	}
+	stop = s.close
+	if lf.metricsAddr != "" {
+		stopMetrics, err := serveMetrics(lf.metricsAddr, s.pool, e.stderr)
+		if err != nil {
+			s.close()
+			return nil, nil, err
+		}
+		stop = func() { stopMetrics(); s.close() }
+	}
+	return s, stop, nil
+}

@@ -50,22 +50,11 @@ func runStats(ctx context.Context, e *env, lf *loadFlags, d time.Duration, watch
 	if err != nil {
 		return err
 	}
-	s, err := e.openPool(ctx)
+	s, stop, err := e.openLoad(ctx, lf, w)
 	if err != nil {
 		return err
 	}
-	defer s.close()
-	w.pool = s.pool
-	if err := s.pool.Ping(ctx); err != nil {
-		return fmt.Errorf("cannot reach %s: %w", s.where, err)
-	}
-	if lf.metricsAddr != "" {
-		stop, err := serveMetrics(lf.metricsAddr, s.pool, e.stderr)
-		if err != nil {
-			return err
-		}
-		defer stop()
-	}
+	defer stop()
 
 	l := w.start(lf.clients, lf.requests)
 	var tick func()
