@@ -116,6 +116,7 @@ func TestUnixSocket(t *testing.T) {
 	}
 	// The peek works on unix sockets too.
 	s.KillClients(t, nil)
+	idleForPeek()
 	if err := p.Ping(context.Background()); err != nil {
 		t.Fatalf("Ping after the idle connection was killed: %v", err)
 	}
@@ -138,6 +139,7 @@ func TestKilledIdleConnectionsAreReplacedOnBorrow(t *testing.T) {
 		t.Fatalf("killed %d; want 4", n)
 	}
 	s.WaitClients(t, 0, nil)
+	idleForPeek()
 	for i := 0; i < 8; i++ {
 		if _, err := p.Do(context.Background(), "PING"); err != nil {
 			t.Fatalf("PING %d after CLIENT KILL: %v", i, err)
@@ -195,6 +197,7 @@ func TestTLS(t *testing.T) {
 	// A TLS connection the server closed is still caught on borrow.
 	s.KillClients(t, nil)
 	s.WaitClients(t, 0, nil)
+	idleForPeek()
 	if err := p.Ping(context.Background()); err != nil {
 		t.Fatalf("Ping after CLIENT KILL over TLS: %v", err)
 	}

@@ -201,6 +201,10 @@ func TestWaitForReturnedConnection(t *testing.T) {
 	}
 }
 
+// idleForPeek waits until connections returned before the call have sat
+// idle long enough for the borrow check to peek at them.
+func idleForPeek() { time.Sleep(2 * peekAfterIdle) }
+
 func waitFor(t testing.TB, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
@@ -459,6 +463,7 @@ func TestServerClosedIdleConnectionIsReplacedWithoutError(t *testing.T) {
 	if err := s.Restart(); err != nil {
 		t.Fatal(err)
 	}
+	idleForPeek()
 	for i := 0; i < 3; i++ {
 		if _, err := p.Do(context.Background(), "PING"); err != nil {
 			t.Fatalf("PING %d after restart: %v", i, err)
@@ -678,5 +683,31 @@ func TestBorrowRetriesWhileEngineIsBusy(t *testing.T) {
 	}
 	if st := short.Stats(); st.Timeouts != 1 {
 		t.Fatalf("Stats = %+v; want Timeouts 1", st)
+	}
+}
+
+func TestConcurrentReturnsKeepAtMostMaxIdle(t *testing.T) {
+	const maxTotal, maxIdle = 8, 2
+	p, _ := miniPool(t, Config{MaxTotal: maxTotal, MaxIdle: maxIdle})
+	for round := 0; round < 30; round++ {
+		var conns []redis.Conn
+		for i := 0; i < maxTotal; i++ {
+			conns = append(conns, mustGet(t, p))
+		}
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		for _, c := range conns {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				c.Close()
+			}()
+		}
+		close(start) // all return at once
+		wg.Wait()
+		if s := p.Stats(); s.Idle > maxIdle {
+			t.Fatalf("round %d: Idle %d after concurrent returns (engine idle %d, %+v); want at most MaxIdle %d", round, s.Idle, p.op.GetNumIdle(), s, maxIdle)
+		}
 	}
 }
