@@ -291,7 +291,7 @@ func (c *conn) reset() error {
 	}
 	deadline := time.Now().Add(c.f.cfg.CheckTimeout)
 	remaining := func() (time.Duration, error) {
-		d := deadline.Sub(time.Now())
+		d := time.Until(deadline)
 		if d <= 0 {
 			return 0, errors.New("redispool: reset timed out")
 		}
