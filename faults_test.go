@@ -11,7 +11,6 @@ package redispool
 // with REDISPOOL_SOAK=1.
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -23,7 +22,6 @@ import (
 	"runtime"
 	"sort"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -266,7 +264,7 @@ func TestFaultWrongPassword(t *testing.T) {
 	const right, wrong = "chaos-right-pw-5c", "chaos-wrong-pw-5c"
 	runScenario(t, "5c. wrong password", func(t *testing.T, r *chaosRun) {
 		s := redistest.StartServer(t, "--requirepass", right)
-		var logs lockedBuffer
+		var logs redistest.LockedBuffer
 		r.secrets = []string{right, wrong}
 		r.beginFault()
 		r.start(s, Config{
@@ -922,24 +920,6 @@ func TestChaosReport(t *testing.T) {
 	if path := os.Getenv(chaosReportEnv); path != "" {
 		t.Logf("written to %s", path)
 	}
-}
-
-// lockedBuffer is a bytes.Buffer safe for concurrent use, for logs.
-type lockedBuffer struct {
-	mu  sync.Mutex // protects buf
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // TestFaultPipelinedStateAfterSettlingReply: a reply that ends a

@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/redispool/redispool/internal/redistest"
 )
 
 var (
@@ -85,7 +87,7 @@ func TestBinaryExitCodes(t *testing.T) {
 // printed and the exit status is 0.
 func TestBinaryInterruptEndsStatsWatch(t *testing.T) {
 	cmd := exec.Command(binary(t), "stats", "--watch", "--interval", "50ms", "-c", "2")
-	var stdout, stderr syncBuffer
+	var stdout, stderr redistest.LockedBuffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

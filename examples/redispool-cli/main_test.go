@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -101,24 +100,6 @@ func startRedis(t testing.TB, args ...string) *redisServer {
 	sock := filepath.Join(t.TempDir(), "redis.sock")
 	s := redistest.StartServer(t, append([]string{"--unixsocket", sock, "--unixsocketperm", "700"}, args...)...)
 	return &redisServer{addr: s.Addr(), socket: sock}
-}
-
-// syncBuffer is a bytes.Buffer a test can read while run writes to it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 // waitFor polls cond for up to 5 seconds.

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/redispool/redispool/internal/redistest"
 )
 
 func TestUsageErrorsExitWithStatus2(t *testing.T) {
@@ -286,7 +288,7 @@ func TestBenchServesMetrics(t *testing.T) {
 	url, _ := miniURL(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var stdout, stderr syncBuffer
+	var stdout, stderr redistest.LockedBuffer
 	done := make(chan int)
 	go func() {
 		done <- run(ctx, []string{"--url", url, "bench", "-d", "30s", "-c", "2", "--metrics-addr", "127.0.0.1:0"}, &stdout, &stderr)

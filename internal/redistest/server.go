@@ -41,7 +41,7 @@ type Server struct {
 	args    []string // command line after the binary
 	pass    string   // --requirepass, if any
 	admin   *Client
-	log     logBuffer
+	log     LockedBuffer
 
 	mu   sync.Mutex // serializes starting and stopping; protects proc
 	proc *process   // nil while stopped
@@ -443,33 +443,34 @@ func logTail(log string) string {
 	return log
 }
 
-// logBuffer collects a server's output; exec.Cmd writes to it from its own
-// goroutine.
-type logBuffer struct {
+// LockedBuffer is a bytes.Buffer safe for concurrent use: a server's
+// output, which exec.Cmd writes from its own goroutine, or a log a test
+// reads while the code under test writes it.
+type LockedBuffer struct {
 	mu  sync.Mutex // protects buf
 	buf bytes.Buffer
 }
 
-func (b *logBuffer) Write(p []byte) (int, error) {
+func (b *LockedBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.Write(p)
 }
 
-func (b *logBuffer) String() string {
+func (b *LockedBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
 
-func (b *logBuffer) Len() int {
+func (b *LockedBuffer) Len() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.Len()
 }
 
 // From returns the output written since the buffer had length off.
-func (b *logBuffer) From(off int) string {
+func (b *LockedBuffer) From(off int) string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return string(b.buf.Bytes()[off:])
