@@ -103,3 +103,21 @@ func TestConfigNeverPrintsPassword(t *testing.T) {
 		t.Errorf("Sprintf(%%v, &cfg) contains the password: %s", out)
 	}
 }
+
+func TestPoolNeverPrintsPassword(t *testing.T) {
+	const password = "pool-print-secret"
+	p, err := New(context.Background(), Config{Addr: "localhost:6380", Password: password})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	for _, format := range []string{"%v", "%+v", "%#v", "%s"} {
+		out := fmt.Sprintf(format, p)
+		if strings.Contains(out, password) {
+			t.Errorf("Sprintf(%q, pool) = %s: contains the password", format, out)
+		}
+		if !strings.Contains(out, "localhost:6380") {
+			t.Errorf("Sprintf(%q, pool) = %s: want the address", format, out)
+		}
+	}
+}

@@ -179,6 +179,15 @@ func engineConfig(cfg Config, bgCtx context.Context) *pool.ObjectPoolConfig {
 	return oc
 }
 
+// String describes the pool by its server and size. It exists so that
+// printing a *Pool (%v, %+v, %#v) cannot show the Config's password.
+func (p *Pool) String() string {
+	return fmt.Sprintf("redispool.Pool{%s %s, MaxTotal %d}", p.cfg.Network, p.cfg.Addr, p.cfg.MaxTotal)
+}
+
+// GoString makes %#v as safe as %v.
+func (p *Pool) GoString() string { return p.String() }
+
 // Get returns a connection from the pool. It never returns nil: when no
 // connection can be had, the returned connection's methods all return
 // the error. Close the connection to return it to the pool.
