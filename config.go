@@ -79,8 +79,10 @@ type Config struct {
 	// ReadTimeout and WriteTimeout bound each read and write of a
 	// command. Zero means 3 seconds; negative means no timeout. A
 	// context deadline shorter than ReadTimeout takes precedence, and
-	// DoWithTimeout overrides ReadTimeout for one call (use it for
-	// blocking commands such as BLPOP).
+	// DoWithTimeout and ReceiveWithTimeout override ReadTimeout for one
+	// call: use them for blocking commands such as BLPOP, and for
+	// pub/sub receivers (redis.PubSubConn.ReceiveWithTimeout(0) waits
+	// for messages without a limit).
 	ReadTimeout  time.Duration
 	WriteTimeout time.Duration
 

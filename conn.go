@@ -219,7 +219,7 @@ func (ec errorConn) DoWithTimeout(time.Duration, string, ...any) (any, error) {
 func (ec errorConn) DoContext(context.Context, string, ...any) (any, error) { return nil, ec.err }
 func (ec errorConn) Send(string, ...any) error                              { return ec.err }
 func (ec errorConn) Err() error                                             { return ec.err }
-func (ec errorConn) Close() error                                           { return nil }
+func (ec errorConn) Close() error                                           { return ec.err }
 func (ec errorConn) Flush() error                                           { return ec.err }
 func (ec errorConn) Receive() (any, error)                                  { return nil, ec.err }
 func (ec errorConn) ReceiveWithTimeout(time.Duration) (any, error)          { return nil, ec.err }
