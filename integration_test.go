@@ -267,3 +267,25 @@ func TestLoggerRecordsLifecycleWithoutSecrets(t *testing.T) {
 		t.Errorf("log contains the password:\n%s", out)
 	}
 }
+
+func TestPubSubReceiverOutlivesReadTimeout(t *testing.T) {
+	s := redistest.StartServer(t)
+	p := newTestPool(t, Config{Addr: s.Addr(), ReadTimeout: 50 * time.Millisecond})
+	c := mustGet(t, p)
+	psc := redis.PubSubConn{Conn: c}
+	if err := psc.Subscribe("news"); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := psc.ReceiveWithTimeout(0).(redis.Subscription); !ok {
+		t.Fatal("want the subscription confirmation")
+	}
+	time.AfterFunc(200*time.Millisecond, func() { s.Exec("PUBLISH", "news", "late") })
+	msg, ok := psc.ReceiveWithTimeout(0).(redis.Message) // waits past ReadTimeout
+	if !ok || string(msg.Data) != "late" {
+		t.Fatalf("ReceiveWithTimeout(0) = %v; want the message published after ReadTimeout", msg)
+	}
+	c.Close()
+	if st := p.Stats(); st.Destroyed != 0 || st.Idle != 1 {
+		t.Fatalf("Stats = %+v; want the subscriber reset and kept", st)
+	}
+}
