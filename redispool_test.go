@@ -713,3 +713,19 @@ func TestConcurrentReturnsKeepAtMostMaxIdle(t *testing.T) {
 		}
 	}
 }
+
+func TestBorrowTimeoutShorterThanContextDeadline(t *testing.T) {
+	p, _ := miniPool(t, Config{MaxTotal: 1, BorrowTimeout: 50 * time.Millisecond})
+	c := mustGet(t, p)
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	start := time.Now()
+	_, err := p.GetContext(ctx)
+	if !errors.Is(err, ErrPoolExhausted) || errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("GetContext = %v; want ErrPoolExhausted from BorrowTimeout, not the context", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("waited %v; want about BorrowTimeout (50ms)", d)
+	}
+}
