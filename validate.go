@@ -96,15 +96,13 @@ func (c Config) validate() error {
 const peekAfterIdle = 100 * time.Microsecond
 
 // check decides whether an idle connection may be borrowed, cheapest
-// test first: the connection's own error, then its age, then a peek at
-// the socket after peekAfterIdle, and a PING round trip only after
-// PingAfterIdle. It returns
-// reasonNone for a healthy connection, and for an unhealthy one the error
-// that shows it (nil when a limit, not a fault, disqualifies it).
+// test first: its age, then a peek at the socket after peekAfterIdle,
+// and a PING round trip only after PingAfterIdle. (Its redigo Err() was
+// nil when it was returned, and nothing uses an idle connection.) It
+// returns reasonNone for a healthy connection, and for an unhealthy one
+// the error that shows it (nil when a limit, not a fault, disqualifies
+// it).
 func (f *factory) check(ctx context.Context, c *conn, now, idleSince time.Time) (destroyReason, error) {
-	if err := c.rc.Err(); err != nil {
-		return reasonBroken, err
-	}
 	if reason := f.expired(c, now, idleSince); reason != reasonNone {
 		return reason, nil
 	}
