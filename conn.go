@@ -15,7 +15,6 @@ type conn struct {
 	f       *factory
 	rc      redis.ConnWithTimeout // redigo's connection
 	nc      net.Conn              // the socket under rc (under TLS, the TCP socket)
-	isTLS   bool
 	created time.Time
 	peek    *socketPeeker // nil where the platform cannot peek
 
@@ -36,9 +35,8 @@ func newConn(f *factory, rc redis.Conn, nc net.Conn) *conn {
 		f:       f,
 		rc:      rc.(redis.ConnWithTimeout),
 		nc:      nc,
-		isTLS:   f.cfg.TLSConfig != nil,
 		created: time.Now(),
-		peek:    newSocketPeeker(nc),
+		peek:    newSocketPeeker(nc, f.tls != nil),
 	}
 	c.interrupt = func() { c.nc.SetDeadline(aLongTimeAgo) }
 	return c

@@ -14,6 +14,7 @@ import (
 // borrow check costs one system call and no round trip.
 type socketPeeker struct {
 	raw syscall.RawConn
+	tls bool                  // the socket carries TLS records
 	fn  func(fd uintptr) bool // p.recv, bound once so peeking does not allocate
 	n   int
 	err error
@@ -23,7 +24,7 @@ type socketPeeker struct {
 	buf        [64]byte
 }
 
-func newSocketPeeker(nc net.Conn) *socketPeeker {
+func newSocketPeeker(nc net.Conn, isTLS bool) *socketPeeker {
 	sc, ok := nc.(syscall.Conn)
 	if !ok {
 		return nil
@@ -32,7 +33,7 @@ func newSocketPeeker(nc net.Conn) *socketPeeker {
 	if err != nil {
 		return nil
 	}
-	p := &socketPeeker{raw: raw}
+	p := &socketPeeker{raw: raw, tls: isTLS}
 	p.fn = p.recv
 	return p
 }
@@ -52,7 +53,7 @@ var errServerClosed = errors.New("server closed the connection")
 // connection sends an alert record before its FIN, which hides the EOF
 // from a peek, so where the platform tells (Linux), a FIN queued behind
 // the bytes counts as closed.
-func (p *socketPeeker) check(isTLS bool) error {
+func (p *socketPeeker) check() error {
 	if p == nil {
 		return nil
 	}
@@ -66,7 +67,7 @@ func (p *socketPeeker) check(isTLS bool) error {
 		return p.err
 	case p.n == 0, p.peerClosed:
 		return errServerClosed
-	case isTLS:
+	case p.tls:
 		return nil
 	}
 	return fmt.Errorf("unexpected data from server: %q", firstLine(p.buf[:p.n]))

@@ -331,32 +331,28 @@ func (c *conn) reset() error {
 	}
 
 	pending := t.sent - t.recvd
-	var cmds [4]kindReset
-	n := 0
-	if t.state&stateMulti != 0 {
+	n := uint64(0)
+	discard := t.state&stateMulti != 0 // sent first, so its reply is pending+0
+	if discard {
 		c.rc.Send("DISCARD")
-		cmds[n] = resetDiscard
 		n++
 	}
 	if t.state&stateWatch != 0 {
 		c.rc.Send("UNWATCH")
-		cmds[n] = resetOther
 		n++
 	}
 	if t.state&stateSelect != 0 {
 		c.rc.Send("SELECT", c.f.cfg.DB)
-		cmds[n] = resetOther
 		n++
 	}
 	if t.state&stateName != 0 {
 		c.rc.Send("CLIENT", "SETNAME", c.f.cfg.ClientName)
-		cmds[n] = resetOther
 		n++
 	}
 	if err := c.rc.Flush(); err != nil {
 		return err
 	}
-	for i := uint64(0); i < pending+uint64(n); i++ {
+	for i := uint64(0); i < pending+n; i++ {
 		d, err := remaining()
 		if err != nil {
 			return err
@@ -367,7 +363,7 @@ func (c *conn) reset() error {
 			if _, ok := err.(redis.Error); ok {
 				err = nil
 			}
-		} else if rerr, ok := err.(redis.Error); ok && cmds[i-pending] == resetDiscard && strings.Contains(string(rerr), "without MULTI") {
+		} else if rerr, ok := err.(redis.Error); ok && discard && i == pending && strings.Contains(string(rerr), "without MULTI") {
 			err = nil // MULTI had failed: no transaction to discard
 		}
 		if err != nil {
@@ -377,10 +373,3 @@ func (c *conn) reset() error {
 	t.clear()
 	return nil
 }
-
-type kindReset uint8
-
-const (
-	resetOther kindReset = iota
-	resetDiscard
-)
