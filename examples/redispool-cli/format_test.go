@@ -6,8 +6,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gomodule/redigo/redis"
+	"github.com/redispool/redispool"
 )
 
 func TestFormatReply(t *testing.T) {
@@ -198,4 +200,25 @@ func TestFmtDurAndInt(t *testing.T) {
 			t.Errorf("fmtInt(%d) = %q; want %q", n, got, want)
 		}
 	}
+}
+
+// The progress line is redrawn in place: wider than the terminal, it
+// would wrap and scroll the screen at every redraw.
+func TestProgressLineFitsTheTerminal(t *testing.T) {
+	busy := redispool.Stats{Active: 1000, Idle: 1000, WaitCount: 123_456_789, Timeouts: 9_876_543}
+	for _, width := range []int{10, 40, 60, 80, 100, 200} {
+		for _, done := range []float64{0, 0.5, 1} {
+			line := progressLine(width, done, 61*time.Minute, 1_234_567, busy, 12_345_678)
+			if n := utf8.RuneCountInString(line); n > width-1 {
+				t.Errorf("width %d, done %v: line is %d columns; want at most %d:\n%s", width, done, n, width-1, line)
+			}
+			if strings.ContainsAny(line, "\r\n") {
+				t.Errorf("width %d: line %q holds a line break", width, line)
+			}
+		}
+	}
+	line := progressLine(80, 0.5, 1500*time.Millisecond, 52_433, busy, 7)
+	contains(t, "80-column line", line, " 50% |", "| 1.5s", "52,433 ops/s", "active 1000", "errors 7")
+	line = progressLine(200, 0.5, 1500*time.Millisecond, 52_433, busy, 7)
+	contains(t, "200-column line", line, "52,433 ops/s  active 1000  idle 1000  waits 123,456,789  timeouts 9,876,543  errors 7")
 }
