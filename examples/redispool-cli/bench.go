@@ -179,11 +179,11 @@ func latencyJSONOf(h *histogram) latencyJSON {
 // that wraps leaves its first row behind at every redraw and scrolls the
 // screen.
 type progress struct {
-	w      io.Writer
-	width  func() int // the terminal's width in columns
-	l      *load
-	d      time.Duration // the run's length, or 0 when -n ends it
-	n      int64         // -n, when d is 0
+	w     io.Writer
+	width func() int // the terminal's width in columns
+	l     *load
+	d     time.Duration // the run's length, or 0 when -n ends it
+	n     int64         // -n, when d is 0
 	// The rate shown is over the last second: samples holds the
 	// operation counts of the last ticks.
 	samples []sample
