@@ -82,6 +82,10 @@ func runBench(ctx context.Context, e *env, lf *loadFlags) error {
 		Latency:         latencyJSONOf(&l.hist),
 		Pool:            poolJSONOf(st),
 	}
+	if l.failHist.n > 0 {
+		f := latencyJSONOf(&l.failHist)
+		r.FailedLatency = &f
+	}
 	if e.json {
 		if err := writeJSON(e.stdout, true, r); err != nil {
 			return err
@@ -108,12 +112,21 @@ func writeBenchReport(w io.Writer, r *benchReport, l *load, st redispool.Stats) 
 		}
 		sort.Slice(msgs, func(i, j int) bool { return r.ErrorMessages[msgs[i]] > r.ErrorMessages[msgs[j]] })
 		fmt.Fprintf(w, "\nErrors\n")
+		grouped := int64(0)
 		for _, m := range msgs {
 			fmt.Fprintf(w, "  %9s  %s\n", fmtInt(r.ErrorMessages[m]), m)
+			grouped += r.ErrorMessages[m]
+		}
+		if other := r.Errors - grouped; other > 0 {
+			fmt.Fprintf(w, "  %9s  other errors (only the first %d kinds are told apart)\n", fmtInt(other), maxErrTexts)
 		}
 	}
-	fmt.Fprintf(w, "\nLatency (borrow + command + return)\n")
+	fmt.Fprintf(w, "\nLatency of successful operations (borrow + command + return)\n")
 	l.hist.writeText(w)
+	if f := &l.failHist; f.n > 0 {
+		fmt.Fprintf(w, "\n  The %s failed operations are not counted above. They took:\n  p50 %s, p99 %s, max %s\n",
+			fmtInt(f.n), fmtDur(f.quantile(0.5)), fmtDur(f.quantile(0.99)), fmtDur(f.max))
+	}
 	fmt.Fprintf(w, "\nPool\n")
 	writePoolStats(w, st)
 }
@@ -130,8 +143,11 @@ type benchReport struct {
 	Errors          int64            `json:"errors"`
 	OpsPerSec       float64          `json:"ops_per_sec"`
 	ErrorMessages   map[string]int64 `json:"error_messages,omitempty"`
-	Latency         latencyJSON      `json:"latency"`
-	Pool            poolJSON         `json:"pool"`
+	// Latency is of the successful operations; FailedLatency, of the
+	// failed ones.
+	Latency       latencyJSON  `json:"latency"`
+	FailedLatency *latencyJSON `json:"failed_latency,omitempty"`
+	Pool          poolJSON     `json:"pool"`
 }
 
 type latencyJSON struct {

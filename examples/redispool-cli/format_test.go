@@ -1,6 +1,8 @@
 package main
 
 import (
+	"errors"
+	"fmt"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -221,4 +223,20 @@ func TestProgressLineFitsTheTerminal(t *testing.T) {
 	contains(t, "80-column line", line, " 50% |", "| 1.5s", "52,433 ops/s", "active 1000", "errors 7")
 	line = progressLine(200, 0.5, 1500*time.Millisecond, 52_433, busy, 7)
 	contains(t, "200-column line", line, "52,433 ops/s  active 1000  idle 1000  waits 123,456,789  timeouts 9,876,543  errors 7")
+}
+
+func TestErrorGroupDropsTheLocalPort(t *testing.T) {
+	tests := []struct{ err, want string }{
+		{"read tcp 127.0.0.1:56812->127.0.0.1:6379: i/o timeout", "read tcp 127.0.0.1:*->127.0.0.1:6379: i/o timeout"},
+		{"read tcp [::1]:40001->[::1]:6379: read: connection reset by peer", "read tcp [::1]:*->[::1]:6379: read: connection reset by peer"},
+		{"redispool: dial tcp 127.0.0.1:6379: connect: connection refused", "redispool: dial tcp 127.0.0.1:6379: connect: connection refused"},
+	}
+	for _, tt := range tests {
+		if got := errorGroup(errors.New(tt.err)); got != tt.want {
+			t.Errorf("errorGroup(%q) = %q; want %q", tt.err, got, tt.want)
+		}
+	}
+	if got := errorGroup(fmt.Errorf("wrapped: %w", redis.Error("ERR x"))); got != "error reply: wrapped: ERR x" {
+		t.Errorf("error reply grouped as %q", got)
+	}
 }

@@ -1,13 +1,16 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -500,4 +503,83 @@ func TestRealServer(t *testing.T) {
 	r = runCLI(t, "--url", "unix://"+srv.socket, "bench", "-n", "200", "-c", "4")
 	wantCode(t, r, exitOK)
 	contains(t, "stdout", r.stdout, "unix://", "200 ops in")
+}
+
+// stallingServer is a TCP server that answers PING and never answers
+// anything else, so that every other command times out.
+func stallingServer(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var conns []net.Conn
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				buf := make([]byte, 4096)
+				for {
+					n, err := c.Read(buf)
+					if err != nil {
+						return
+					}
+					for range bytes.Count(buf[:n], []byte("PING")) {
+						c.Write([]byte("+PONG\r\n"))
+					}
+				}
+			}()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	return ln.Addr().String()
+}
+
+// Twelve timeouts on twelve connections differ only in their local
+// ports: the report counts them as one kind of error, and says that the
+// latency percentiles leave them out.
+func TestBenchGroupsErrorsThatDifferOnlyInThePort(t *testing.T) {
+	url := "redis://" + stallingServer(t)
+	r := runCLI(t, "--url", url, "--read-timeout", "100ms", "--max-total", "12",
+		"bench", "-n", "12", "-c", "12", "--mix", "get=1")
+	wantCode(t, r, exitError)
+	errs := regexp.MustCompile(`(?m)^ +(\d+)  (.*)$`).FindAllStringSubmatch(
+		r.stdout[strings.Index(r.stdout, "\nErrors\n"):strings.Index(r.stdout, "\nLatency")], -1)
+	if len(errs) != 1 || errs[0][1] != "12" || !strings.Contains(errs[0][2], "i/o timeout") || !strings.Contains(errs[0][2], "127.0.0.1:*->") {
+		t.Errorf("error groups = %q; want one group of 12 timeouts with the local port as *\n%s", errs, r.stdout)
+	}
+	contains(t, "stdout", r.stdout, "no successful operations",
+		"The 12 failed operations are not counted above. They took:\n  p50 1")
+
+	r = runCLI(t, "--url", url, "--read-timeout", "100ms", "--max-total", "12", "--json",
+		"bench", "-n", "12", "-c", "12", "--mix", "get=1")
+	wantCode(t, r, exitError)
+	var got benchReport
+	if err := json.Unmarshal([]byte(r.stdout), &got); err != nil {
+		t.Fatalf("%v\n%v", err, r)
+	}
+	if len(got.ErrorMessages) != 1 || got.Errors != 12 || got.FailedLatency == nil || got.FailedLatency.MinMs < 100 {
+		t.Errorf("errors %d, error_messages %v, failed_latency %+v; want 12 in one group, each at least 100ms",
+			got.Errors, got.ErrorMessages, got.FailedLatency)
+	}
 }
