@@ -65,8 +65,9 @@ func TestBinaryExitCodes(t *testing.T) {
 		wantStderr string
 	}{
 		{"ping embedded", []string{"ping"}, exitOK, "PONG\n", "embedded miniredis"},
-		{"do", []string{"--url", url, "do", "INCR", "n"}, exitOK, "(integer) 1\n", ""},
-		{"error reply", []string{"--url", url, "do", "NOSUCH"}, exitError, "(error) ERR unknown command", ""},
+		{"do", []string{"--url", url, "do", "INCR", "n"}, exitOK, "1\n", ""},
+		{"do formatted", []string{"--url", url, "--no-raw", "do", "INCR", "n"}, exitOK, "(integer) 2\n", ""},
+		{"error reply", []string{"--url", url, "do", "NOSUCH"}, exitError, "ERR unknown command", ""},
 		{"bench embedded", []string{"bench", "-d", "200ms", "-c", "4"}, exitOK, "ops/s", ""},
 		{"unreachable", []string{"--url", "redis://" + closedAddr(t), "ping"}, exitError, "", "connection refused"},
 		{"unknown command", []string{"frob"}, exitUsage, "", `unknown command "frob"`},

@@ -240,3 +240,34 @@ func TestErrorGroupDropsTheLocalPort(t *testing.T) {
 		t.Errorf("error reply grouped as %q", got)
 	}
 }
+
+func TestFormatRaw(t *testing.T) {
+	tests := []struct {
+		name  string
+		reply any
+		want  string
+	}{
+		{"status", "OK", "OK"},
+		{"bulk as it is", []byte("a \"b\"\n\x00"), "a \"b\"\n\x00"},
+		{"integer", int64(-3), "-3"},
+		{"nil", nil, ""},
+		{"error", redis.Error("ERR x"), "ERR x\n"},
+		{"empty array", []any{}, ""},
+		{"nested arrays flatten", []any{int64(1), []any{int64(2), []byte("x")}, redis.Error("ERR no"), nil}, "1\n2\nx\nERR no\n\n"},
+	}
+	for _, tt := range tests {
+		if got := formatRaw(tt.reply); got != tt.want {
+			t.Errorf("%s: formatRaw = %q; want %q", tt.name, got, tt.want)
+		}
+	}
+	for _, args := range [][]string{{"info"}, {"INFO", "server"}, {"client", "list"}, {"CLIENT", "INFO"}, {"memory", "doctor"}, {"LATENCY", "DOCTOR"}} {
+		if !rawStrings(args) {
+			t.Errorf("rawStrings(%q) = false; want true", args)
+		}
+	}
+	for _, args := range [][]string{{"GET", "k"}, {"CLIENT", "GETNAME"}, {"CLUSTER", "NODES", "x"}} {
+		if rawStrings(args) {
+			t.Errorf("rawStrings(%q) = true; want false", args)
+		}
+	}
+}

@@ -24,6 +24,8 @@ type global struct {
 	logLevel string
 	cacert   string
 	insecure bool
+	raw      bool // do prints replies raw, as redis-cli --raw
+	noRaw    bool // do prints replies formatted, as redis-cli --no-raw
 
 	// Pool flags, mapped onto redispool.Config.
 	db              int
@@ -51,6 +53,8 @@ func (g *global) register(fs *flag.FlagSet) {
 	fs.StringVar(&g.logLevel, "log-level", "", "log the pool's connection events to stderr at this `level`: debug, info, warn or error (default: no logging)")
 	fs.StringVar(&g.cacert, "cacert", "", "verify a rediss:// server against the CA certificates in this PEM `file` instead of the system roots")
 	fs.BoolVar(&g.insecure, "insecure", false, "do not verify a rediss:// server's certificate")
+	fs.BoolVar(&g.raw, "raw", false, "do: print replies raw, as when stdout is not a terminal")
+	fs.BoolVar(&g.noRaw, "no-raw", false, "do: print replies formatted, as on a terminal, even when stdout is not one")
 
 	fs.IntVar(&g.db, "db", 0, "database `number` to SELECT (overrides the URL's)")
 	fs.StringVar(&g.clientName, "client-name", "", "CLIENT SETNAME for every connection")

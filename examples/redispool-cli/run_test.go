@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
@@ -119,6 +120,8 @@ func TestUnreachableServerExitsWith1(t *testing.T) {
 	}
 }
 
+// As redis-cli does on a terminal: --no-raw asks for that format when
+// stdout is not one.
 func TestDoPrintsRepliesLikeRedisCLI(t *testing.T) {
 	url, m := miniURL(t)
 	m.Set("s", "hello world")
@@ -145,7 +148,7 @@ func TestDoPrintsRepliesLikeRedisCLI(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
-			r := runCLI(t, append([]string{"--url", url, "do"}, tt.args...)...)
+			r := runCLI(t, append([]string{"--url", url, "--no-raw", "do"}, tt.args...)...)
 			wantCode(t, r, tt.code)
 			if !strings.HasPrefix(r.stdout, tt.want) {
 				t.Errorf("stdout = %q; want %q", r.stdout, tt.want)
@@ -471,17 +474,17 @@ func TestRealServer(t *testing.T) {
 	wantCode(t, runCLI(t, "--url", url+"/2", "--db", "3", "do", "SET", "where", "db3"), exitOK)
 	for db, want := range map[int]string{2: "db2", 3: "db3"} {
 		r := runCLI(t, "--url", url, "--db", strconv.Itoa(db), "do", "GET", "where")
-		if r.stdout != `"`+want+`"`+"\n" {
+		if r.stdout != want+"\n" {
 			t.Errorf("GET where in db %d = %q; want %q", db, r.stdout, want)
 		}
 	}
 
 	r = runCLI(t, "--url", url, "--client-name", "cli-test", "do", "CLIENT", "GETNAME")
-	if r.stdout != "\"cli-test\"\n" {
-		t.Errorf("CLIENT GETNAME = %q; want \"cli-test\"", r.stdout)
+	if r.stdout != "cli-test\n" {
+		t.Errorf("CLIENT GETNAME = %q; want cli-test", r.stdout)
 	}
 
-	r = runCLI(t, "--url", url, "do", "EVAL", "return {1,{2,'x'},redis.error_reply('no'),false}", "0")
+	r = runCLI(t, "--url", url, "--no-raw", "do", "EVAL", "return {1,{2,'x'},redis.error_reply('no'),false}", "0")
 	wantCode(t, r, exitOK)
 	// Redis 7 prefixes the script's error with ERR; older servers do not.
 	if want := `^1\) \(integer\) 1\n2\) 1\) \(integer\) 2\n   2\) "x"\n3\) \(error\) (ERR )?no\n4\) \(nil\)\n$`; !regexp.MustCompile(want).MatchString(r.stdout) {
@@ -582,4 +585,96 @@ func TestBenchGroupsErrorsThatDifferOnlyInThePort(t *testing.T) {
 		t.Errorf("errors %d, error_messages %v, failed_latency %+v; want 12 in one group, each at least 100ms",
 			got.Errors, got.ErrorMessages, got.FailedLatency)
 	}
+}
+
+// With redis-cli as the oracle: do prints what redis-cli prints, raw when
+// stdout is not a terminal (or with --raw) and formatted with --no-raw.
+func TestDoPrintsWhatRedisCLIPrints(t *testing.T) {
+	redisCLI, err := exec.LookPath("redis-cli")
+	if err != nil {
+		t.Skip("redis-cli is not on $PATH")
+	}
+	srv := startRedis(t)
+	host, port, _ := net.SplitHostPort(srv.addr)
+	url := "redis://" + srv.addr
+	wantCode(t, runCLI(t, "--url", url, "do", "RPUSH", "list", "a", "b c", "", "\x00\xff"), exitOK)
+	wantCode(t, runCLI(t, "--url", url, "do", "SET", "quoted", `say "hi"`+"\n"), exitOK)
+
+	for _, cmd := range [][]string{
+		{"SET", "k", "v"},
+		{"GET", "k"},
+		{"GET", "quoted"},
+		{"GET", "missing"},
+		{"STRLEN", "quoted"},
+		{"LRANGE", "list", "0", "-1"},
+		{"LRANGE", "none", "0", "-1"},
+		{"EVAL", "return {1,{2,'x'},redis.error_reply('no'),false}", "0"},
+		{"INCR", "k"},
+		{"NOSUCHCMD"},
+		{"MEMORY", "DOCTOR"},
+	} {
+		for _, mode := range [][]string{nil, {"--raw"}, {"--no-raw"}} {
+			name := strings.Join(append(append([]string{}, mode...), cmd...), " ")
+			t.Run(name, func(t *testing.T) {
+				var want bytes.Buffer
+				c := exec.Command(redisCLI, append(append([]string{"-h", host, "-p", port}, mode...), cmd...)...)
+				c.Stdout = &want
+				c.Run() // exits 1 on an error reply
+				r := runCLI(t, append(append([]string{"--url", url}, mode...), append([]string{"do"}, cmd...)...)...)
+				if r.stdout != want.String() {
+					t.Errorf("do %s printed\n%q\nredis-cli printed\n%q", name, r.stdout, want.String())
+				}
+			})
+		}
+	}
+
+	// INFO and CLIENT LIST print their text as it is, on a terminal too.
+	for _, mode := range []string{"--raw", "--no-raw"} {
+		r := runCLI(t, "--url", url, mode, "do", "CLIENT", "LIST")
+		wantCode(t, r, exitOK)
+		if !strings.HasPrefix(r.stdout, "id=") || strings.Contains(r.stdout, `"`) || !strings.HasSuffix(r.stdout, "\n") {
+			t.Errorf("%s do CLIENT LIST = %q; want the list as it is", mode, r.stdout)
+		}
+		r = runCLI(t, "--url", url, mode, "do", "INFO", "server")
+		wantCode(t, r, exitOK)
+		if !strings.HasPrefix(r.stdout, "# Server\r\nredis_version:") || !strings.HasSuffix(r.stdout, "\r\n") {
+			t.Errorf("%s do INFO server = %q; want the text as it is", mode, r.stdout)
+		}
+	}
+}
+
+func TestDoJSONTellsBinaryFromText(t *testing.T) {
+	url, m := miniURL(t)
+	m.Set("text", `\x00 "quoted" é`)
+	m.Set("bin", "\x00\xff")
+	m.RPush("list", "a", "\xff")
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"GET", "text"}, `{"reply":"\\x00 \"quoted\" é"}`},
+		{[]string{"GET", "bin"}, `{"reply":{"base64":"AP8="}}`},
+		{[]string{"LRANGE", "list", "0", "-1"}, `{"reply":["a",{"base64":"/w=="}]}`},
+	} {
+		r := runCLI(t, append([]string{"--url", url, "--json", "do"}, tt.args...)...)
+		wantCode(t, r, exitOK)
+		if got := strings.TrimSpace(r.stdout); got != tt.want {
+			t.Errorf("do %v = %s; want %s", tt.args, got, tt.want)
+		}
+	}
+}
+
+func TestDoRefusesRESP3(t *testing.T) {
+	for _, args := range [][]string{{"do", "HELLO", "3"}, {"do", "hello", "3", "AUTH", "u", "p"}} {
+		r := runCLI(t, args...)
+		wantCode(t, r, exitUsage)
+		contains(t, "stderr", r.stderr, "RESP3 is not supported", "RESP2 only")
+		if strings.Contains(r.stderr, "using an embedded miniredis") {
+			t.Errorf("a server was started for a refused command:\n%s", r.stderr)
+		}
+	}
+	srv := startRedis(t)
+	r := runCLI(t, "--url", "redis://"+srv.addr, "--no-raw", "do", "HELLO", "2")
+	wantCode(t, r, exitOK)
+	contains(t, "stdout", r.stdout, `"proto"`, "(integer) 2")
 }
