@@ -33,7 +33,7 @@ exit status 1 when the server is unreachable or rejects the credentials.`,
 			}
 			defer s.close()
 			start := time.Now()
-			if err := s.pool.Ping(ctx); err != nil {
+			if err := s.firstContact(ctx, s.pool.Ping); err != nil {
 				return fmt.Errorf("cannot reach %s: %w", s.where, err)
 			}
 			if e.json {
@@ -85,7 +85,11 @@ RESP3 (HELLO 3) is refused: redigo, under redispool, speaks RESP2 only.`,
 			for i, a := range args[1:] {
 				cmdArgs[i] = a
 			}
-			reply, err := s.pool.Do(ctx, args[0], cmdArgs...)
+			var reply any
+			err = s.firstContact(ctx, func(ctx context.Context) (err error) {
+				reply, err = s.pool.Do(ctx, args[0], cmdArgs...)
+				return err
+			})
 			var rerr redis.Error
 			if err != nil && !errors.As(err, &rerr) {
 				return fmt.Errorf("%s: %w", s.where, err)

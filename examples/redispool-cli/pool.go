@@ -174,6 +174,7 @@ func (g *global) logger(e *env) (*slog.Logger, error) {
 // behind it when there is no --url.
 type server struct {
 	pool  *redispool.Pool
+	cfg   redispool.Config
 	where string // the server, safe to print
 	mini  *miniredis.Miniredis
 }
@@ -201,6 +202,7 @@ func (e *env) openPool(ctx context.Context) (*server, error) {
 	}
 	s.where = where
 	cfg.Logger = log
+	s.cfg = cfg
 	if log != nil {
 		log.Debug(progName+": pool config", "config", cfg.String())
 	}
@@ -236,7 +238,7 @@ func (e *env) openLoad(ctx context.Context, lf *loadFlags, w *workload) (s *serv
 		return nil, nil, err
 	}
 	w.pool = s.pool
-	if err := s.pool.Ping(ctx); err != nil {
+	if err := s.firstContact(ctx, s.pool.Ping); err != nil {
 		s.close()
 		return nil, nil, fmt.Errorf("cannot reach %s: %w", s.where, err)
 	}
