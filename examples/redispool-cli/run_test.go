@@ -14,6 +14,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/redispool/redispool/internal/redistest"
 )
@@ -369,13 +370,19 @@ func TestStatsWatchPrintsARowPerInterval(t *testing.T) {
 	r := runCLI(t, "--max-total", "2", "stats", "--watch", "--interval", "50ms", "-d", "300ms", "-c", "4")
 	wantCode(t, r, exitOK)
 	lines := strings.Split(r.stdout, "\n")
-	if len(lines) < 2 || !strings.Contains(lines[1], "elapsed") || !strings.Contains(lines[1], "waits/s") {
-		t.Fatalf("no header on the second line:\n%s", r.stdout)
+	if len(lines) < 2 || !strings.Contains(lines[0], "pool max-total 2") || !strings.Contains(lines[1], "elapsed") || !strings.Contains(lines[1], "waits/s") {
+		t.Fatalf("no max-total on the first line or no header on the second:\n%s", r.stdout)
 	}
 	rows := 0
 	for _, l := range lines[2:] {
-		if regexp.MustCompile(`^ +\d+\.\ds +\d+ +\d+ +2 `).MatchString(l) {
+		if regexp.MustCompile(`^ +\d+\.\ds +\d+ +\d+ +[\d,]+ `).MatchString(l) {
 			rows++
+		}
+		if l == "" {
+			break // the totals follow
+		}
+		if n := utf8.RuneCountInString(l); n >= 80 {
+			t.Errorf("a row of %d columns wraps on an 80-column terminal:\n%s", n, l)
 		}
 	}
 	if rows < 2 || rows > 7 { // a busy machine can make the ticker skip
