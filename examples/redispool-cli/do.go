@@ -121,7 +121,10 @@ RESP3 (HELLO 3) is refused: redigo, under redispool, speaks RESP2 only.`,
 // redigo parses RESP2 only, and would fail on the first RESP3 reply with
 // a baffling error.
 func checkProtocol(args []string) error {
-	if strings.EqualFold(args[0], "HELLO") && len(args) > 1 && args[1] != "2" {
+	if !strings.EqualFold(args[0], "HELLO") || len(args) < 2 {
+		return nil
+	}
+	if v, err := strconv.Atoi(args[1]); err == nil && v >= 3 {
 		return usagef("HELLO %s: RESP3 is not supported: redigo, the client under redispool, speaks RESP2 only; use HELLO 2, or HELLO with no version", args[1])
 	}
 	return nil
