@@ -117,7 +117,7 @@ RESP3 (HELLO 3) is refused: redigo, under redispool, speaks RESP2 only.`,
 	},
 }
 
-// checkProtocol refuses HELLO with a protocol version other than 2:
+// checkProtocol refuses HELLO with a protocol version of 3 or more:
 // redigo parses RESP2 only, and would fail on the first RESP3 reply with
 // a baffling error.
 func checkProtocol(args []string) error {
