@@ -25,7 +25,15 @@ test: ## Run every module's tests with the race detector (starts its own redis-s
 	done
 
 .PHONY: lint
-lint: ## gofmt, go vet and staticcheck on every module; go mod tidy must leave no diff
+lint: ## gofmt, go vet and staticcheck on every module; go mod tidy must leave no diff; no binaries in git
+	@# A tracked file must be source: no compiled binary (ELF, Mach-O, PE) and nothing over 1 MB.
+	@bad=$$(git ls-files | while IFS= read -r f; do \
+		[ -f "$$f" ] || continue; \
+		[ $$(wc -c < "$$f") -le 1048576 ] || echo "  $$f: over 1 MB"; \
+		case $$(head -c 4 "$$f" | od -An -tx1 | tr -d ' \n') in \
+		7f454c46|feedface|feedfacf|cefaedfe|cffaedfe|cafebabe|4d5a??00) echo "  $$f: a compiled binary";; \
+		esac; \
+	done); if [ -n "$$bad" ]; then echo "tracked files that do not belong in git:"; echo "$$bad"; exit 1; fi
 	@set -e; out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	@set -e; for m in $(MODULES); do \
 		echo "== vet and staticcheck $$m"; \

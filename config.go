@@ -194,8 +194,44 @@ func (c Config) String() string {
 	return b.String()
 }
 
+var _ slog.LogValuer = Config{}
+
 // GoString makes %#v as safe as %v.
 func (c Config) GoString() string { return c.String() }
+
+// LogValue makes a Config safe to log with slog, and loggable by the
+// JSON handler, which cannot encode funcs: the password is redacted as
+// in String, and TLSConfig and Dial say only whether they are set.
+func (c Config) LogValue() slog.Value {
+	password := ""
+	if c.Password != "" {
+		password = redacted
+	}
+	return slog.GroupValue(
+		slog.String("Network", c.Network),
+		slog.String("Addr", c.Addr),
+		slog.String("Username", c.Username),
+		slog.String("Password", password),
+		slog.Int("DB", c.DB),
+		slog.String("ClientName", c.ClientName),
+		slog.Bool("TLS", c.TLSConfig != nil),
+		slog.Bool("Dial", c.Dial != nil),
+		slog.Duration("DialTimeout", c.DialTimeout),
+		slog.Duration("ReadTimeout", c.ReadTimeout),
+		slog.Duration("WriteTimeout", c.WriteTimeout),
+		slog.Int("MaxTotal", c.MaxTotal),
+		slog.Int("MaxIdle", c.MaxIdle),
+		slog.Int("MinIdle", c.MinIdle),
+		slog.Duration("BorrowTimeout", c.BorrowTimeout),
+		slog.Bool("FailFast", c.FailFast),
+		slog.Bool("FIFO", c.FIFO),
+		slog.Duration("MaxConnLifetime", c.MaxConnLifetime),
+		slog.Duration("MaxConnIdleTime", c.MaxConnIdleTime),
+		slog.Duration("PingAfterIdle", c.PingAfterIdle),
+		slog.Duration("EvictionInterval", c.EvictionInterval),
+		slog.Duration("CheckTimeout", c.CheckTimeout),
+	)
+}
 
 // redacted stands in for a password wherever one would be shown.
 const redacted = "xxxxx"

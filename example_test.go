@@ -89,6 +89,45 @@ func ExamplePool_Do() {
 	// Output: [a b] <nil>
 }
 
+// Blocking commands (BLPOP, BRPOP, XREAD BLOCK, WAIT) wait on the server
+// for longer than ReadTimeout allows, and a context deadline can shorten
+// ReadTimeout but never lengthen it. Give such a command its own read
+// timeout with redis.DoWithTimeout, a little longer than the command
+// blocks for (0 means no limit).
+func Example_blockingCommand() {
+	addr, stop := startRedis()
+	defer stop()
+	ctx := context.Background()
+	p, err := redispool.New(ctx, redispool.Config{Addr: addr, ReadTimeout: 100 * time.Millisecond})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer p.Close()
+
+	// Under ReadTimeout, BLPOP fails after 100ms though it may block
+	// for a second and the context allows ten.
+	ctx10s, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	_, err = p.Do(ctx10s, "BLPOP", "jobs", 1)
+	fmt.Println(errors.Is(err, os.ErrDeadlineExceeded))
+
+	go func() {
+		time.Sleep(200 * time.Millisecond)
+		p.Do(ctx, "RPUSH", "jobs", "job-1")
+	}()
+	conn, err := p.GetContext(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer conn.Close()
+	// BLPOP blocks for up to 2s on the server; the read waits 1s longer.
+	job, err := redis.Strings(redis.DoWithTimeout(conn, 3*time.Second, "BLPOP", "jobs", 2))
+	fmt.Println(job, err)
+	// Output:
+	// true
+	// [jobs job-1] <nil>
+}
+
 // A borrower that waits too long for a connection gets ErrPoolExhausted;
 // when its context ended the wait, the error wraps the context's error
 // too.
@@ -191,4 +230,26 @@ func ExampleConfig_logger() {
 	// level=DEBUG msg="redispool: connection created"
 	// level=DEBUG msg="redispool: connection closed" reason=surplus
 	// level=DEBUG msg="redispool: connection closed" reason=closed
+}
+
+// A Config logs safely with any slog handler, JSON included: the
+// password is redacted and the func and TLS fields say only whether they
+// are set. Here the time and most fields are left out.
+func ExampleConfig_LogValue() {
+	cfg, err := redispool.ParseURL("rediss://app:s3cret@cache.internal:6380/2?max_total=32")
+	if err != nil {
+		log.Fatal(err)
+	}
+	shown := map[string]bool{"Addr": true, "Username": true, "Password": true, "DB": true, "TLS": true, "MaxTotal": true}
+	logger := slog.New(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{
+		ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
+			if a.Key == slog.TimeKey || len(groups) > 0 && !shown[a.Key] {
+				return slog.Attr{}
+			}
+			return a
+		},
+	}))
+	logger.Info("starting", "redis", cfg)
+	// Output:
+	// {"level":"INFO","msg":"starting","redis":{"Addr":"cache.internal:6380","Username":"app","Password":"xxxxx","DB":2,"TLS":true,"MaxTotal":32}}
 }

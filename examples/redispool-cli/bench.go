@@ -8,9 +8,9 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/redispool/redispool"
-	"github.com/schollz/progressbar/v3"
 )
 
 var benchCommand = &command{
@@ -59,7 +59,7 @@ func runBench(ctx context.Context, e *env, lf *loadFlags) error {
 	var interval time.Duration
 	var p *progress
 	if e.tty && !e.json {
-		p = newProgress(e.stdout, l, d, lf.requests)
+		p = newProgress(e.stdout, e.width, l, d, lf.requests)
 		tick, interval = func() { p.update(s.pool.Stats()) }, 100*time.Millisecond
 	}
 	interrupted := drive(ctx, l, d, interval, tick)
@@ -81,6 +81,10 @@ func runBench(ctx context.Context, e *env, lf *loadFlags) error {
 		ErrorMessages:   l.errorTexts(),
 		Latency:         latencyJSONOf(&l.hist),
 		Pool:            poolJSONOf(st),
+	}
+	if l.failHist.n > 0 {
+		f := latencyJSONOf(&l.failHist)
+		r.FailedLatency = &f
 	}
 	if e.json {
 		if err := writeJSON(e.stdout, true, r); err != nil {
@@ -108,12 +112,21 @@ func writeBenchReport(w io.Writer, r *benchReport, l *load, st redispool.Stats) 
 		}
 		sort.Slice(msgs, func(i, j int) bool { return r.ErrorMessages[msgs[i]] > r.ErrorMessages[msgs[j]] })
 		fmt.Fprintf(w, "\nErrors\n")
+		grouped := int64(0)
 		for _, m := range msgs {
 			fmt.Fprintf(w, "  %9s  %s\n", fmtInt(r.ErrorMessages[m]), m)
+			grouped += r.ErrorMessages[m]
+		}
+		if other := r.Errors - grouped; other > 0 {
+			fmt.Fprintf(w, "  %9s  other errors (only the first %d kinds are told apart)\n", fmtInt(other), maxErrTexts)
 		}
 	}
-	fmt.Fprintf(w, "\nLatency (borrow + command + return)\n")
+	fmt.Fprintf(w, "\nLatency of successful operations (borrow + command + return)\n")
 	l.hist.writeText(w)
+	if f := &l.failHist; f.n > 0 {
+		fmt.Fprintf(w, "\n  The %s failed operations are not counted above. They took:\n  p50 %s, p99 %s, max %s\n",
+			fmtInt(f.n), fmtDur(f.quantile(0.5)), fmtDur(f.quantile(0.99)), fmtDur(f.max))
+	}
 	fmt.Fprintf(w, "\nPool\n")
 	writePoolStats(w, st)
 }
@@ -130,8 +143,11 @@ type benchReport struct {
 	Errors          int64            `json:"errors"`
 	OpsPerSec       float64          `json:"ops_per_sec"`
 	ErrorMessages   map[string]int64 `json:"error_messages,omitempty"`
-	Latency         latencyJSON      `json:"latency"`
-	Pool            poolJSON         `json:"pool"`
+	// Latency is of the successful operations; FailedLatency, of the
+	// failed ones.
+	Latency       latencyJSON  `json:"latency"`
+	FailedLatency *latencyJSON `json:"failed_latency,omitempty"`
+	Pool          poolJSON     `json:"pool"`
 }
 
 type latencyJSON struct {
@@ -174,32 +190,26 @@ func latencyJSONOf(h *histogram) latencyJSON {
 	return l
 }
 
-// progress is the live progress bar of bench on a terminal.
+// progress is the live progress line of bench on a terminal. It is
+// redrawn in place, so it must never be wider than the terminal: a line
+// that wraps leaves its first row behind at every redraw and scrolls the
+// screen.
 type progress struct {
-	bar    *progressbar.ProgressBar
-	l      *load
-	byTime bool // the bar counts milliseconds, not operations
+	w     io.Writer
+	width func() int // the terminal's width in columns
+	l     *load
+	d     time.Duration // the run's length, or 0 when -n ends it
+	n     int64         // -n, when d is 0
 	// The rate shown is over the last second: samples holds the
 	// operation counts of the last ticks.
 	samples []sample
 }
 
-func newProgress(w io.Writer, l *load, d time.Duration, n int64) *progress {
-	p := &progress{l: l, byTime: n == 0 || d > 0}
-	max := n
-	if p.byTime {
-		max = d.Milliseconds()
+func newProgress(w io.Writer, width func() int, l *load, d time.Duration, n int64) *progress {
+	p := &progress{w: w, width: width, l: l, d: d, n: n}
+	if d == 0 && n == 0 {
+		p.d = 5 * time.Second
 	}
-	p.bar = progressbar.NewOptions64(max,
-		progressbar.OptionSetWriter(w),
-		progressbar.OptionSetWidth(24),
-		progressbar.OptionSetPredictTime(false),
-		progressbar.OptionSetElapsedTime(true),
-		progressbar.OptionShowDescriptionAtLineEnd(),
-		progressbar.OptionClearOnFinish(),
-		progressbar.OptionUseANSICodes(true),
-		progressbar.OptionSetRenderBlankState(true),
-	)
 	return p
 }
 
@@ -214,18 +224,58 @@ func (p *progress) update(st redispool.Stats) {
 	if len(p.samples) == 1 {
 		first = sample{at: p.l.start}
 	}
-	r := rate(cur.ops-first.ops, cur.at.Sub(first.at))
-	desc := fmt.Sprintf("%9s ops/s  active %3d  idle %3d  waits %s  timeouts %s  errors %s",
-		fmtInt(int64(r)), st.Active, st.Idle, fmtInt(st.WaitCount), fmtInt(st.Timeouts), fmtInt(cur.errs))
-	p.bar.Describe(desc)
-	if p.byTime {
-		p.bar.Set64(min(now.Sub(p.l.start).Milliseconds(), p.bar.GetMax64()))
+	elapsed := now.Sub(p.l.start)
+	var done float64
+	if p.d > 0 {
+		done = float64(elapsed) / float64(p.d)
 	} else {
-		p.bar.Set64(cur.ops + cur.errs)
+		done = float64(cur.ops+cur.errs) / float64(p.n)
 	}
+	line := progressLine(p.width(), min(done, 1), elapsed, rate(cur.ops-first.ops, cur.at.Sub(first.at)), st, cur.errs)
+	// Carriage return, the line, then erase what a longer line left.
+	io.WriteString(p.w, "\r"+line+"\x1b[K")
 }
 
 func (p *progress) finish() {
-	p.bar.Finish()
-	p.bar.Clear()
+	io.WriteString(p.w, "\r\x1b[K")
+}
+
+// progressLine formats the progress line for a terminal width columns
+// wide. It stays a column short of the width, since writing the last
+// column makes some terminals wrap. The figures that do not fit are left
+// out, least important first; the bar takes the space that remains.
+func progressLine(width int, done float64, elapsed time.Duration, opsPerSec float64, st redispool.Stats, errs int64) string {
+	const minBar, maxBar = 10, 30
+	avail := width - 1
+	head := fmt.Sprintf("%3d%% |", int(done*100))
+	tail := "| " + fmtElapsed(elapsed)
+	fixed := len(head) + len(tail)
+
+	// By importance; printed in the order of show.
+	figures := []struct {
+		text string
+		show int
+	}{
+		{fmt.Sprintf("  %s ops/s", fmtInt(int64(opsPerSec))), 0},
+		{"  errors " + fmtInt(errs), 5},
+		{fmt.Sprintf("  active %d", st.Active), 1},
+		{fmt.Sprintf("  idle %d", st.Idle), 2},
+		{"  waits " + fmtInt(st.WaitCount), 3},
+		{"  timeouts " + fmtInt(st.Timeouts), 4},
+	}
+	var shown [6]string
+	used := fixed + minBar
+	for _, f := range figures {
+		if used+len(f.text) <= avail {
+			shown[f.show] = f.text
+			used += len(f.text)
+		}
+	}
+	barWidth := min(max(avail-used+minBar, minBar), maxBar)
+	b := bar(int64(done*1000), 1000, barWidth)
+	line := head + b + strings.Repeat(" ", barWidth-utf8.RuneCountInString(b)) + tail + strings.Join(shown[:], "")
+	if utf8.RuneCountInString(line) > avail {
+		line = string([]rune(line)[:max(avail, 0)])
+	}
+	return line
 }

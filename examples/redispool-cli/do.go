@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -32,7 +33,7 @@ exit status 1 when the server is unreachable or rejects the credentials.`,
 			}
 			defer s.close()
 			start := time.Now()
-			if err := s.pool.Ping(ctx); err != nil {
+			if err := s.firstContact(ctx, s.pool.Ping); err != nil {
 				return fmt.Errorf("cannot reach %s: %w", s.where, err)
 			}
 			if e.json {
@@ -52,15 +53,28 @@ var doCommand = &command{
 	args:    "COMMAND [ARG...]",
 	summary: "run one command through the pool and print the reply like redis-cli",
 	help: `Do borrows a connection, runs one command and prints the reply as redis-cli
-does: "OK", "value", (integer) 1, (nil), numbered arrays. An error reply
-prints as (error) MESSAGE and exits with status 1. Flags go before
-COMMAND; everything after it is passed to Redis as is.
+does. On a terminal: "OK", "value" (quoted and escaped), (integer) 1, (nil),
+numbered arrays, (error) MESSAGE; the text replies of INFO, CLIENT LIST,
+CLIENT INFO, MEMORY DOCTOR and the like as they are. When stdout is not a
+terminal, or with --raw: every string as it is, with no quotes, prefixes
+or numbering, one per line (--no-raw keeps the terminal format). An error
+reply exits with status 1. Flags go before COMMAND; everything after it is
+passed to Redis as is.
 
-With --json the reply is printed as {"reply": ...} or {"error": "..."}.`,
+With --json the reply is printed as {"reply": ...} or {"error": "..."}.
+A bulk string that is valid UTF-8 is a JSON string; any other bulk
+string is {"base64": "..."}, so binary values and text cannot be
+confused. Integers are numbers, nil is null, arrays are arrays, and an
+error inside an array (from EXEC or EVAL) is {"error": "..."}.
+
+RESP3 (HELLO 3) is refused: redigo, under redispool, speaks RESP2 only.`,
 	flags: func(fs *flag.FlagSet, e *env) func(context.Context, []string) error {
 		return func(ctx context.Context, args []string) error {
 			if len(args) == 0 {
 				return usagef("missing COMMAND")
+			}
+			if err := checkProtocol(args); err != nil {
+				return err
 			}
 			s, err := e.openPool(ctx)
 			if err != nil {
@@ -71,21 +85,28 @@ With --json the reply is printed as {"reply": ...} or {"error": "..."}.`,
 			for i, a := range args[1:] {
 				cmdArgs[i] = a
 			}
-			reply, err := s.pool.Do(ctx, args[0], cmdArgs...)
+			var reply any
+			err = s.firstContact(ctx, func(ctx context.Context) (err error) {
+				reply, err = s.pool.Do(ctx, args[0], cmdArgs...)
+				return err
+			})
 			var rerr redis.Error
 			if err != nil && !errors.As(err, &rerr) {
 				return fmt.Errorf("%s: %w", s.where, err)
 			}
-			if e.json {
-				if rerr != "" {
-					writeJSON(e.stdout, false, map[string]any{"error": string(rerr)})
-				} else {
-					writeJSON(e.stdout, false, map[string]any{"reply": jsonReply(reply)})
-				}
-			} else {
-				if rerr != "" {
-					reply = rerr
-				}
+			if rerr != "" {
+				reply = rerr
+			}
+			switch {
+			case e.json && rerr != "":
+				writeJSON(e.stdout, false, map[string]any{"error": string(rerr)})
+			case e.json:
+				writeJSON(e.stdout, false, map[string]any{"reply": jsonReply(reply)})
+			case rawStrings(args):
+				io.WriteString(e.stdout, formatRaw(reply))
+			case e.rawOutput():
+				io.WriteString(e.stdout, formatRaw(reply)+"\n")
+			default:
 				io.WriteString(e.stdout, formatReply(reply, ""))
 			}
 			if rerr != "" {
@@ -94,6 +115,57 @@ With --json the reply is printed as {"reply": ...} or {"error": "..."}.`,
 			return nil
 		}
 	},
+}
+
+// checkProtocol refuses HELLO with a protocol version of 3 or more:
+// redigo parses RESP2 only, and would fail on the first RESP3 reply with
+// a baffling error.
+func checkProtocol(args []string) error {
+	if !strings.EqualFold(args[0], "HELLO") || len(args) < 2 {
+		return nil
+	}
+	if v, err := strconv.Atoi(args[1]); err == nil && v >= 3 {
+		return usagef("HELLO %s: RESP3 is not supported: redigo, the client under redispool, speaks RESP2 only; use HELLO 2, or HELLO with no version", args[1])
+	}
+	return nil
+}
+
+// rawStrings reports whether redis-cli prints the reply to args as it
+// is even on a terminal: commands whose reply is text meant for people,
+// such as INFO and CLIENT LIST.
+func rawStrings(args []string) bool {
+	cmd := strings.ToUpper(args[0])
+	sub := ""
+	if len(args) > 1 {
+		sub = strings.ToUpper(args[1])
+	}
+	switch cmd {
+	case "INFO", "LOLWUT":
+		return true
+	case "CLIENT":
+		return sub == "LIST" || sub == "INFO"
+	case "CLUSTER":
+		return len(args) == 2 && (sub == "NODES" || sub == "INFO")
+	case "MEMORY":
+		return sub == "DOCTOR" || sub == "MALLOC-STATS"
+	case "LATENCY":
+		return len(args) == 2 && sub == "DOCTOR" || len(args) == 3 && sub == "GRAPH"
+	case "DEBUG":
+		return sub == "HTSTATS" || sub == "HTSTATS-KEY" || sub == "LISTPACK" || sub == "QUICKLIST"
+	}
+	return false
+}
+
+// rawOutput reports whether replies are printed raw: with --raw, or
+// when stdout is not a terminal unless --no-raw says otherwise.
+func (e *env) rawOutput() bool {
+	switch {
+	case e.raw:
+		return true
+	case e.noRaw:
+		return false
+	}
+	return !e.tty
 }
 
 // errReported is returned by a command that has already said what went
@@ -135,6 +207,33 @@ func formatReply(v any, indent string) string {
 	}
 }
 
+// formatRaw formats a reply as redis-cli does when its output is not a
+// terminal: strings as they are, integers in decimal, nil as nothing,
+// errors followed by a newline, the elements of arrays, flattened, one
+// per line.
+func formatRaw(v any) string {
+	switch v := v.(type) {
+	case nil:
+		return ""
+	case int64:
+		return strconv.FormatInt(v, 10)
+	case string:
+		return v
+	case []byte:
+		return string(v)
+	case redis.Error:
+		return string(v) + "\n"
+	case []any:
+		parts := make([]string, len(v))
+		for i, e := range v {
+			parts[i] = formatRaw(e)
+		}
+		return strings.Join(parts, "\n")
+	default:
+		return fmt.Sprint(v)
+	}
+}
+
 // quote quotes a bulk string as redis-cli does: printable ASCII as is,
 // the usual escapes for \n, \r, \t, \a and \b, \xNN for other bytes.
 func quote(s []byte) string {
@@ -165,16 +264,17 @@ func quote(s []byte) string {
 	return string(append(b, '"'))
 }
 
-// jsonReply converts a reply to a value that encodes naturally: bulk
-// strings as strings (valid UTF-8 only; other bytes as redis-cli quotes
-// them), errors inside arrays as {"error": "..."}.
+// jsonReply converts a reply to a value that encodes naturally and
+// without ambiguity: bulk strings that are valid UTF-8 as strings, other
+// bulk strings as {"base64": "..."}, errors inside arrays as
+// {"error": "..."}.
 func jsonReply(v any) any {
 	switch v := v.(type) {
 	case []byte:
 		if utf8.Valid(v) {
 			return string(v)
 		}
-		return quote(v)
+		return map[string]string{"base64": base64.StdEncoding.EncodeToString(v)}
 	case redis.Error:
 		return map[string]string{"error": string(v)}
 	case []any:

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -64,8 +65,9 @@ func TestBinaryExitCodes(t *testing.T) {
 		wantStderr string
 	}{
 		{"ping embedded", []string{"ping"}, exitOK, "PONG\n", "embedded miniredis"},
-		{"do", []string{"--url", url, "do", "INCR", "n"}, exitOK, "(integer) 1\n", ""},
-		{"error reply", []string{"--url", url, "do", "NOSUCH"}, exitError, "(error) ERR unknown command", ""},
+		{"do", []string{"--url", url, "do", "INCR", "n"}, exitOK, "1\n", ""},
+		{"do formatted", []string{"--url", url, "--no-raw", "do", "INCR", "n"}, exitOK, "(integer) 2\n", ""},
+		{"error reply", []string{"--url", url, "do", "NOSUCH"}, exitError, "ERR unknown command", ""},
 		{"bench embedded", []string{"bench", "-d", "200ms", "-c", "4"}, exitOK, "ops/s", ""},
 		{"unreachable", []string{"--url", "redis://" + closedAddr(t), "ping"}, exitError, "", "connection refused"},
 		{"unknown command", []string{"frob"}, exitUsage, "", `unknown command "frob"`},
@@ -108,4 +110,54 @@ func TestBinaryInterruptEndsStatsWatch(t *testing.T) {
 		t.Fatal("stats --watch did not stop within 10s of SIGINT")
 	}
 	contains(t, "stdout", stdout.String(), "(interrupted)", "\nPool\n")
+}
+
+// On a real 80-column terminal (tmux), bench's progress line is redrawn
+// in place: while it runs the screen holds exactly one progress line,
+// and when it ends no progress line is left in the scrollback.
+func TestBinaryProgressStaysOnOneLineIn80Columns(t *testing.T) {
+	tmux, err := exec.LookPath("tmux")
+	if err != nil {
+		t.Skip("tmux is not on $PATH")
+	}
+	bin := binary(t)
+	sock := "redispool-cli-test-" + strconv.Itoa(os.Getpid())
+	run := func(args ...string) string {
+		t.Helper()
+		out, err := exec.Command(tmux, append([]string{"-L", sock}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("tmux %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	// The pane outlives the command, so that its output can be read.
+	run("new-session", "-d", "-x", "80", "-y", "24", bin+" bench -d 2s; sleep 60")
+	t.Cleanup(func() { exec.Command(tmux, "-L", sock, "kill-server").Run() })
+
+	progressLines := func(screen string) int {
+		n := 0
+		for _, l := range strings.Split(screen, "\n") {
+			if strings.Contains(l, "% |") && strings.Contains(l, "ops/s") {
+				n++
+			}
+		}
+		return n
+	}
+	var screen string
+	waitFor(t, "the progress line", func() bool {
+		screen = run("capture-pane", "-p")
+		return progressLines(screen) > 0
+	})
+	time.Sleep(500 * time.Millisecond) // a few redraws
+	screen = run("capture-pane", "-p")
+	if n := progressLines(screen); n != 1 {
+		t.Errorf("%d progress lines on the screen; want 1:\n%s", n, screen)
+	}
+	waitFor(t, "the report", func() bool {
+		screen = run("capture-pane", "-p", "-S", "-")
+		return strings.Contains(screen, "\nPool\n")
+	})
+	if n := progressLines(screen); n != 0 {
+		t.Errorf("%d progress lines left behind; want none:\n%s", n, screen)
+	}
 }

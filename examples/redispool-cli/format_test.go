@@ -1,13 +1,17 @@
 package main
 
 import (
+	"errors"
+	"fmt"
 	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gomodule/redigo/redis"
+	"github.com/redispool/redispool"
 )
 
 func TestFormatReply(t *testing.T) {
@@ -196,6 +200,74 @@ func TestFmtDurAndInt(t *testing.T) {
 	for n, want := range map[int64]string{0: "0", 999: "999", 1000: "1,000", -1234567: "-1,234,567", 123456789: "123,456,789"} {
 		if got := fmtInt(n); got != want {
 			t.Errorf("fmtInt(%d) = %q; want %q", n, got, want)
+		}
+	}
+}
+
+// The progress line is redrawn in place: wider than the terminal, it
+// would wrap and scroll the screen at every redraw.
+func TestProgressLineFitsTheTerminal(t *testing.T) {
+	busy := redispool.Stats{Active: 1000, Idle: 1000, WaitCount: 123_456_789, Timeouts: 9_876_543}
+	for _, width := range []int{10, 40, 60, 80, 100, 200} {
+		for _, done := range []float64{0, 0.5, 1} {
+			line := progressLine(width, done, 61*time.Minute, 1_234_567, busy, 12_345_678)
+			if n := utf8.RuneCountInString(line); n > width-1 {
+				t.Errorf("width %d, done %v: line is %d columns; want at most %d:\n%s", width, done, n, width-1, line)
+			}
+			if strings.ContainsAny(line, "\r\n") {
+				t.Errorf("width %d: line %q holds a line break", width, line)
+			}
+		}
+	}
+	line := progressLine(80, 0.5, 1500*time.Millisecond, 52_433, busy, 7)
+	contains(t, "80-column line", line, " 50% |", "| 1.5s", "52,433 ops/s", "active 1000", "errors 7")
+	line = progressLine(200, 0.5, 1500*time.Millisecond, 52_433, busy, 7)
+	contains(t, "200-column line", line, "52,433 ops/s  active 1000  idle 1000  waits 123,456,789  timeouts 9,876,543  errors 7")
+}
+
+func TestErrorGroupDropsTheLocalPort(t *testing.T) {
+	tests := []struct{ err, want string }{
+		{"read tcp 127.0.0.1:56812->127.0.0.1:6379: i/o timeout", "read tcp 127.0.0.1:*->127.0.0.1:6379: i/o timeout"},
+		{"read tcp [::1]:40001->[::1]:6379: read: connection reset by peer", "read tcp [::1]:*->[::1]:6379: read: connection reset by peer"},
+		{"redispool: dial tcp 127.0.0.1:6379: connect: connection refused", "redispool: dial tcp 127.0.0.1:6379: connect: connection refused"},
+	}
+	for _, tt := range tests {
+		if got := errorGroup(errors.New(tt.err)); got != tt.want {
+			t.Errorf("errorGroup(%q) = %q; want %q", tt.err, got, tt.want)
+		}
+	}
+	if got := errorGroup(fmt.Errorf("wrapped: %w", redis.Error("ERR x"))); got != "error reply: wrapped: ERR x" {
+		t.Errorf("error reply grouped as %q", got)
+	}
+}
+
+func TestFormatRaw(t *testing.T) {
+	tests := []struct {
+		name  string
+		reply any
+		want  string
+	}{
+		{"status", "OK", "OK"},
+		{"bulk as it is", []byte("a \"b\"\n\x00"), "a \"b\"\n\x00"},
+		{"integer", int64(-3), "-3"},
+		{"nil", nil, ""},
+		{"error", redis.Error("ERR x"), "ERR x\n"},
+		{"empty array", []any{}, ""},
+		{"nested arrays flatten", []any{int64(1), []any{int64(2), []byte("x")}, redis.Error("ERR no"), nil}, "1\n2\nx\nERR no\n\n"},
+	}
+	for _, tt := range tests {
+		if got := formatRaw(tt.reply); got != tt.want {
+			t.Errorf("%s: formatRaw = %q; want %q", tt.name, got, tt.want)
+		}
+	}
+	for _, args := range [][]string{{"info"}, {"INFO", "server"}, {"client", "list"}, {"CLIENT", "INFO"}, {"memory", "doctor"}, {"LATENCY", "DOCTOR"}} {
+		if !rawStrings(args) {
+			t.Errorf("rawStrings(%q) = false; want true", args)
+		}
+	}
+	for _, args := range [][]string{{"GET", "k"}, {"CLIENT", "GETNAME"}, {"CLUSTER", "NODES", "x"}} {
+		if rawStrings(args) {
+			t.Errorf("rawStrings(%q) = true; want false", args)
 		}
 	}
 }

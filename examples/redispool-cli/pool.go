@@ -24,6 +24,8 @@ type global struct {
 	logLevel string
 	cacert   string
 	insecure bool
+	raw      bool // do prints replies raw, as redis-cli --raw
+	noRaw    bool // do prints replies formatted, as redis-cli --no-raw
 
 	// Pool flags, mapped onto redispool.Config.
 	db              int
@@ -51,6 +53,8 @@ func (g *global) register(fs *flag.FlagSet) {
 	fs.StringVar(&g.logLevel, "log-level", "", "log the pool's connection events to stderr at this `level`: debug, info, warn or error (default: no logging)")
 	fs.StringVar(&g.cacert, "cacert", "", "verify a rediss:// server against the CA certificates in this PEM `file` instead of the system roots")
 	fs.BoolVar(&g.insecure, "insecure", false, "do not verify a rediss:// server's certificate")
+	fs.BoolVar(&g.raw, "raw", false, "do: print replies raw, as when stdout is not a terminal")
+	fs.BoolVar(&g.noRaw, "no-raw", false, "do: print replies formatted, as on a terminal, even when stdout is not one")
 
 	fs.IntVar(&g.db, "db", 0, "database `number` to SELECT (overrides the URL's)")
 	fs.StringVar(&g.clientName, "client-name", "", "CLIENT SETNAME for every connection")
@@ -170,6 +174,7 @@ func (g *global) logger(e *env) (*slog.Logger, error) {
 // behind it when there is no --url.
 type server struct {
 	pool  *redispool.Pool
+	cfg   redispool.Config
 	where string // the server, safe to print
 	mini  *miniredis.Miniredis
 }
@@ -197,6 +202,7 @@ func (e *env) openPool(ctx context.Context) (*server, error) {
 	}
 	s.where = where
 	cfg.Logger = log
+	s.cfg = cfg
 	if log != nil {
 		log.Debug(progName+": pool config", "config", cfg.String())
 	}
@@ -232,7 +238,7 @@ func (e *env) openLoad(ctx context.Context, lf *loadFlags, w *workload) (s *serv
 		return nil, nil, err
 	}
 	w.pool = s.pool
-	if err := s.pool.Ping(ctx); err != nil {
+	if err := s.firstContact(ctx, s.pool.Ping); err != nil {
 		s.close()
 		return nil, nil, fmt.Errorf("cannot reach %s: %w", s.where, err)
 	}

@@ -52,6 +52,8 @@ type env struct {
 	stdout, stderr io.Writer
 	// tty reports whether stdout is a terminal, for live progress.
 	tty bool
+	// width returns the terminal's width in columns.
+	width func() int
 }
 
 // usageError marks an error as the caller's: a bad flag or argument. run
@@ -69,7 +71,7 @@ func usagef(format string, args ...any) error {
 // runs the command and returns the exit status. Output goes to stdout and
 // stderr only; ctx ends the command early, as an interrupt does.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	e := &env{tty: isTerminal(stdout)}
+	e := &env{tty: isTerminal(stdout), width: func() int { return terminalWidth(stdout) }}
 	// The pool's logger writes from its own goroutines.
 	e.stdout, e.stderr = &lockedWriter{w: stdout}, &lockedWriter{w: stderr}
 
@@ -237,6 +239,17 @@ func printDefaults(w io.Writer, fs *flag.FlagSet) {
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// terminalWidth returns the width of the terminal w writes to, in
+// columns, or 80 when that cannot be told.
+func terminalWidth(w io.Writer) int {
+	if f, ok := w.(*os.File); ok {
+		if width, _, err := term.GetSize(int(f.Fd())); err == nil && width > 0 {
+			return width
+		}
+	}
+	return 80
 }
 
 // lockedWriter serializes writes, so that the pool's logger and the

@@ -1,15 +1,20 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
+	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/redispool/redispool/internal/redistest"
 )
@@ -116,6 +121,8 @@ func TestUnreachableServerExitsWith1(t *testing.T) {
 	}
 }
 
+// As redis-cli does on a terminal: --no-raw asks for that format when
+// stdout is not one.
 func TestDoPrintsRepliesLikeRedisCLI(t *testing.T) {
 	url, m := miniURL(t)
 	m.Set("s", "hello world")
@@ -142,7 +149,7 @@ func TestDoPrintsRepliesLikeRedisCLI(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
-			r := runCLI(t, append([]string{"--url", url, "do"}, tt.args...)...)
+			r := runCLI(t, append([]string{"--url", url, "--no-raw", "do"}, tt.args...)...)
 			wantCode(t, r, tt.code)
 			if !strings.HasPrefix(r.stdout, tt.want) {
 				t.Errorf("stdout = %q; want %q", r.stdout, tt.want)
@@ -363,13 +370,19 @@ func TestStatsWatchPrintsARowPerInterval(t *testing.T) {
 	r := runCLI(t, "--max-total", "2", "stats", "--watch", "--interval", "50ms", "-d", "300ms", "-c", "4")
 	wantCode(t, r, exitOK)
 	lines := strings.Split(r.stdout, "\n")
-	if len(lines) < 2 || !strings.Contains(lines[1], "elapsed") || !strings.Contains(lines[1], "waits/s") {
-		t.Fatalf("no header on the second line:\n%s", r.stdout)
+	if len(lines) < 2 || !strings.Contains(lines[0], "pool max-total 2") || !strings.Contains(lines[1], "elapsed") || !strings.Contains(lines[1], "waits/s") {
+		t.Fatalf("no max-total on the first line or no header on the second:\n%s", r.stdout)
 	}
 	rows := 0
 	for _, l := range lines[2:] {
-		if regexp.MustCompile(`^ +\d+\.\ds +\d+ +\d+ +2 `).MatchString(l) {
+		if regexp.MustCompile(`^ +\d+\.\ds +\d+ +\d+ +[\d,]+ `).MatchString(l) {
 			rows++
+		}
+		if l == "" {
+			break // the totals follow
+		}
+		if n := utf8.RuneCountInString(l); n >= 80 {
+			t.Errorf("a row of %d columns wraps on an 80-column terminal:\n%s", n, l)
 		}
 	}
 	if rows < 2 || rows > 7 { // a busy machine can make the ticker skip
@@ -468,17 +481,17 @@ func TestRealServer(t *testing.T) {
 	wantCode(t, runCLI(t, "--url", url+"/2", "--db", "3", "do", "SET", "where", "db3"), exitOK)
 	for db, want := range map[int]string{2: "db2", 3: "db3"} {
 		r := runCLI(t, "--url", url, "--db", strconv.Itoa(db), "do", "GET", "where")
-		if r.stdout != `"`+want+`"`+"\n" {
+		if r.stdout != want+"\n" {
 			t.Errorf("GET where in db %d = %q; want %q", db, r.stdout, want)
 		}
 	}
 
 	r = runCLI(t, "--url", url, "--client-name", "cli-test", "do", "CLIENT", "GETNAME")
-	if r.stdout != "\"cli-test\"\n" {
-		t.Errorf("CLIENT GETNAME = %q; want \"cli-test\"", r.stdout)
+	if r.stdout != "cli-test\n" {
+		t.Errorf("CLIENT GETNAME = %q; want cli-test", r.stdout)
 	}
 
-	r = runCLI(t, "--url", url, "do", "EVAL", "return {1,{2,'x'},redis.error_reply('no'),false}", "0")
+	r = runCLI(t, "--url", url, "--no-raw", "do", "EVAL", "return {1,{2,'x'},redis.error_reply('no'),false}", "0")
 	wantCode(t, r, exitOK)
 	// Redis 7 prefixes the script's error with ERR; older servers do not.
 	if want := `^1\) \(integer\) 1\n2\) 1\) \(integer\) 2\n   2\) "x"\n3\) \(error\) (ERR )?no\n4\) \(nil\)\n$`; !regexp.MustCompile(want).MatchString(r.stdout) {
@@ -500,4 +513,175 @@ func TestRealServer(t *testing.T) {
 	r = runCLI(t, "--url", "unix://"+srv.socket, "bench", "-n", "200", "-c", "4")
 	wantCode(t, r, exitOK)
 	contains(t, "stdout", r.stdout, "unix://", "200 ops in")
+}
+
+// stallingServer is a TCP server that answers PING and never answers
+// anything else, so that every other command times out.
+func stallingServer(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var conns []net.Conn
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				buf := make([]byte, 4096)
+				for {
+					n, err := c.Read(buf)
+					if err != nil {
+						return
+					}
+					for range bytes.Count(buf[:n], []byte("PING")) {
+						c.Write([]byte("+PONG\r\n"))
+					}
+				}
+			}()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	return ln.Addr().String()
+}
+
+// Twelve timeouts on twelve connections differ only in their local
+// ports: the report counts them as one kind of error, and says that the
+// latency percentiles leave them out.
+func TestBenchGroupsErrorsThatDifferOnlyInThePort(t *testing.T) {
+	url := "redis://" + stallingServer(t)
+	r := runCLI(t, "--url", url, "--read-timeout", "100ms", "--max-total", "12",
+		"bench", "-n", "12", "-c", "12", "--mix", "get=1")
+	wantCode(t, r, exitError)
+	errs := regexp.MustCompile(`(?m)^ +(\d+)  (.*)$`).FindAllStringSubmatch(
+		r.stdout[strings.Index(r.stdout, "\nErrors\n"):strings.Index(r.stdout, "\nLatency")], -1)
+	if len(errs) != 1 || errs[0][1] != "12" || !strings.Contains(errs[0][2], "i/o timeout") || !strings.Contains(errs[0][2], "127.0.0.1:*->") {
+		t.Errorf("error groups = %q; want one group of 12 timeouts with the local port as *\n%s", errs, r.stdout)
+	}
+	contains(t, "stdout", r.stdout, "no successful operations",
+		"The 12 failed operations are not counted above. They took:\n  p50 1")
+
+	r = runCLI(t, "--url", url, "--read-timeout", "100ms", "--max-total", "12", "--json",
+		"bench", "-n", "12", "-c", "12", "--mix", "get=1")
+	wantCode(t, r, exitError)
+	var got benchReport
+	if err := json.Unmarshal([]byte(r.stdout), &got); err != nil {
+		t.Fatalf("%v\n%v", err, r)
+	}
+	if len(got.ErrorMessages) != 1 || got.Errors != 12 || got.FailedLatency == nil || got.FailedLatency.MinMs < 100 {
+		t.Errorf("errors %d, error_messages %v, failed_latency %+v; want 12 in one group, each at least 100ms",
+			got.Errors, got.ErrorMessages, got.FailedLatency)
+	}
+}
+
+// With redis-cli as the oracle: do prints what redis-cli prints, raw when
+// stdout is not a terminal (or with --raw) and formatted with --no-raw.
+func TestDoPrintsWhatRedisCLIPrints(t *testing.T) {
+	redisCLI, err := exec.LookPath("redis-cli")
+	if err != nil {
+		t.Skip("redis-cli is not on $PATH")
+	}
+	srv := startRedis(t)
+	host, port, _ := net.SplitHostPort(srv.addr)
+	url := "redis://" + srv.addr
+	wantCode(t, runCLI(t, "--url", url, "do", "RPUSH", "list", "a", "b c", "", "\x00\xff"), exitOK)
+	wantCode(t, runCLI(t, "--url", url, "do", "SET", "quoted", `say "hi"`+"\n"), exitOK)
+
+	for _, cmd := range [][]string{
+		{"SET", "k", "v"},
+		{"GET", "k"},
+		{"GET", "quoted"},
+		{"GET", "missing"},
+		{"STRLEN", "quoted"},
+		{"LRANGE", "list", "0", "-1"},
+		{"LRANGE", "none", "0", "-1"},
+		{"EVAL", "return {1,{2,'x'},redis.error_reply('no'),false}", "0"},
+		{"INCR", "k"},
+		{"NOSUCHCMD"},
+		{"MEMORY", "DOCTOR"},
+	} {
+		for _, mode := range [][]string{nil, {"--raw"}, {"--no-raw"}} {
+			name := strings.Join(append(append([]string{}, mode...), cmd...), " ")
+			t.Run(name, func(t *testing.T) {
+				var want bytes.Buffer
+				c := exec.Command(redisCLI, append(append([]string{"-h", host, "-p", port}, mode...), cmd...)...)
+				c.Stdout = &want
+				c.Run() // exits 1 on an error reply
+				r := runCLI(t, append(append([]string{"--url", url}, mode...), append([]string{"do"}, cmd...)...)...)
+				if r.stdout != want.String() {
+					t.Errorf("do %s printed\n%q\nredis-cli printed\n%q", name, r.stdout, want.String())
+				}
+			})
+		}
+	}
+
+	// INFO and CLIENT LIST print their text as it is, on a terminal too.
+	for _, mode := range []string{"--raw", "--no-raw"} {
+		r := runCLI(t, "--url", url, mode, "do", "CLIENT", "LIST")
+		wantCode(t, r, exitOK)
+		if !strings.HasPrefix(r.stdout, "id=") || strings.Contains(r.stdout, `"`) || !strings.HasSuffix(r.stdout, "\n") {
+			t.Errorf("%s do CLIENT LIST = %q; want the list as it is", mode, r.stdout)
+		}
+		r = runCLI(t, "--url", url, mode, "do", "INFO", "server")
+		wantCode(t, r, exitOK)
+		if !strings.HasPrefix(r.stdout, "# Server\r\nredis_version:") || !strings.HasSuffix(r.stdout, "\r\n") {
+			t.Errorf("%s do INFO server = %q; want the text as it is", mode, r.stdout)
+		}
+	}
+}
+
+func TestDoJSONTellsBinaryFromText(t *testing.T) {
+	url, m := miniURL(t)
+	m.Set("text", `\x00 "quoted" é`)
+	m.Set("bin", "\x00\xff")
+	m.RPush("list", "a", "\xff")
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"GET", "text"}, `{"reply":"\\x00 \"quoted\" é"}`},
+		{[]string{"GET", "bin"}, `{"reply":{"base64":"AP8="}}`},
+		{[]string{"LRANGE", "list", "0", "-1"}, `{"reply":["a",{"base64":"/w=="}]}`},
+	} {
+		r := runCLI(t, append([]string{"--url", url, "--json", "do"}, tt.args...)...)
+		wantCode(t, r, exitOK)
+		if got := strings.TrimSpace(r.stdout); got != tt.want {
+			t.Errorf("do %v = %s; want %s", tt.args, got, tt.want)
+		}
+	}
+}
+
+func TestDoRefusesRESP3(t *testing.T) {
+	for _, args := range [][]string{{"do", "HELLO", "3"}, {"do", "hello", "3", "AUTH", "u", "p"}} {
+		r := runCLI(t, args...)
+		wantCode(t, r, exitUsage)
+		contains(t, "stderr", r.stderr, "RESP3 is not supported", "RESP2 only")
+		if strings.Contains(r.stderr, "using an embedded miniredis") {
+			t.Errorf("a server was started for a refused command:\n%s", r.stderr)
+		}
+	}
+	srv := startRedis(t)
+	r := runCLI(t, "--url", "redis://"+srv.addr, "--no-raw", "do", "HELLO", "2")
+	wantCode(t, r, exitOK)
+	contains(t, "stdout", r.stdout, `"proto"`, "(integer) 2")
 }

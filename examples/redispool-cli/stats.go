@@ -62,7 +62,7 @@ func runStats(ctx context.Context, e *env, lf *loadFlags, d time.Duration, watch
 		rows := &statsRows{e: e, l: l, prev: sample{stats: s.pool.Stats()}}
 		tick = func() { rows.print(s.pool.Stats()) }
 		if !e.json {
-			fmt.Fprintf(e.stdout, "%s, %d clients, mix %s\n", s.where, lf.clients, w.mix)
+			fmt.Fprintf(e.stdout, "%s, %d clients, mix %s, pool max-total %d\n", s.where, lf.clients, w.mix, s.pool.Stats().MaxTotal)
 		}
 	}
 	interrupted := drive(ctx, l, d, interval, tick)
@@ -121,7 +121,8 @@ type statsRows struct {
 	n    int
 }
 
-const statsHeader = "%8s %7s %5s %5s %10s %7s %9s %9s %9s %8s %10s\n"
+// statsHeader fits the rows in 80 columns for all but extreme values.
+const statsHeader = "%7s %6s %5s %9s %6s %7s %8s %8s %7s %6s\n"
 
 func (r *statsRows) print(st redispool.Stats) {
 	now := time.Now()
@@ -152,12 +153,12 @@ func (r *statsRows) print(st redispool.Stats) {
 		return
 	}
 	if r.n%20 == 0 {
-		fmt.Fprintf(r.e.stdout, statsHeader, "elapsed", "active", "idle", "max", "ops/s", "errs/s",
-			"waits/s", "wait avg", "timeouts", "created", "destroyed")
+		fmt.Fprintf(r.e.stdout, statsHeader, "elapsed", "active", "idle", "ops/s", "errs/s",
+			"waits/s", "wait avg", "timeouts", "created", "closed")
 	}
 	r.n++
 	fmt.Fprintf(r.e.stdout, statsHeader, fmtElapsed(cur.sinceStart), fmtInt(int64(st.Active)), fmtInt(int64(st.Idle)),
-		fmtInt(int64(st.MaxTotal)), fmtInt(int64(opsRate)), fmtInt(int64(errRate)), fmtInt(int64(waitRate)),
+		fmtInt(int64(opsRate)), fmtInt(int64(errRate)), fmtInt(int64(waitRate)),
 		fmtDur(waitAvg), fmtInt(st.Timeouts), fmtInt(st.Created), fmtInt(st.Destroyed))
 }
 

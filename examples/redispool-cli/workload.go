@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -222,7 +223,8 @@ type load struct {
 	errs     atomic.Int64 // operations that failed
 	issued   atomic.Int64 // operations started, against the -n limit
 	elapsed  time.Duration
-	hist     histogram // merged from the clients' when done
+	hist     histogram // successful operations, merged from the clients' when done
+	failHist histogram // failed operations, likewise
 	errMu    sync.Mutex
 	errTexts map[string]int64 // protected by errMu: counts of the first distinct errors
 }
@@ -243,14 +245,13 @@ func (w *workload) start(clients int, limit int64) *load {
 	var once sync.Once
 	l.halt = func() { once.Do(func() { close(l.stop) }) }
 
-	hists := make([]*histogram, clients)
+	hists := make([][2]histogram, clients) // successes, failures
 	var wg sync.WaitGroup
 	for i := range clients {
-		hists[i] = new(histogram)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			w.client(l, hists[i], limit)
+			w.client(l, &hists[i][0], &hists[i][1], limit)
 		}()
 	}
 	go func() {
@@ -259,15 +260,16 @@ func (w *workload) start(clients int, limit int64) *load {
 			<-l.stop
 		}
 		l.elapsed = time.Since(l.start)
-		for _, h := range hists {
-			l.hist.merge(h)
+		for i := range hists {
+			l.hist.merge(&hists[i][0])
+			l.failHist.merge(&hists[i][1])
 		}
 		close(l.done)
 	}()
 	return l
 }
 
-func (w *workload) client(l *load, h *histogram, limit int64) {
+func (w *workload) client(l *load, h, failed *histogram, limit int64) {
 	for {
 		select {
 		case <-l.stop:
@@ -286,6 +288,7 @@ func (w *workload) client(l *load, h *histogram, limit int64) {
 			l.ops.Add(1)
 			continue
 		}
+		failed.record(d)
 		l.fail(err)
 		// Back off rather than spin on an unreachable server or, with
 		// --fail-fast, on an exhausted pool.
@@ -304,16 +307,28 @@ func (w *workload) client(l *load, h *histogram, limit int64) {
 
 func (l *load) fail(err error) {
 	l.errs.Add(1)
-	msg := err.Error()
-	var rerr redis.Error
-	if errors.As(err, &rerr) {
-		msg = "error reply: " + msg
-	}
+	msg := errorGroup(err)
 	l.errMu.Lock()
 	defer l.errMu.Unlock()
 	if _, ok := l.errTexts[msg]; ok || len(l.errTexts) < maxErrTexts {
 		l.errTexts[msg]++
 	}
+}
+
+// localPort matches the local end of a connection in a net.OpError's
+// message: the "56812->" of "read tcp 127.0.0.1:56812->127.0.0.1:6379".
+var localPort = regexp.MustCompile(`:\d+->`)
+
+// errorGroup returns the message under which err is counted. Errors that
+// differ only in the ephemeral port of the connection they happened on
+// are one: twelve timeouts are one line with a count of 12.
+func errorGroup(err error) string {
+	msg := localPort.ReplaceAllString(err.Error(), ":*->")
+	var rerr redis.Error
+	if errors.As(err, &rerr) {
+		msg = "error reply: " + msg
+	}
+	return msg
 }
 
 // errorTexts returns the first distinct error messages with their counts.
