@@ -710,7 +710,7 @@ func TestStartServerSkipsWithoutBinary(t *testing.T) {
 	}
 }
 
-func TestStartSentinelFailoverPauseAndRestart(t *testing.T) {
+func TestStartSentinelFailoverAndPause(t *testing.T) {
 	start := time.Now()
 	d := redistest.StartSentinel(t, redistest.SentinelOptions{})
 	t.Logf("deployment ready after %v", time.Since(start))
@@ -735,12 +735,6 @@ func TestStartSentinelFailoverPauseAndRestart(t *testing.T) {
 	if addr == old {
 		t.Fatalf("master still %s after a failover", old)
 	}
-	d.WaitReady(t) // the old master rejoins as a replica
-	t.Logf("ready again after %v", time.Since(start))
-	if role := redistest.Role(d.Node(old)); role != "slave" {
-		t.Errorf("old master %s: got ROLE %s; want slave", old, role)
-	}
-
 	// A paused process keeps its port but answers nothing; Resume brings it back.
 	s := d.Sentinels[0]
 	pid := s.Pid()
@@ -756,10 +750,4 @@ func TestStartSentinelFailoverPauseAndRestart(t *testing.T) {
 	if s.Pid() != pid {
 		t.Errorf("pid changed across pause: %d, %d", pid, s.Pid())
 	}
-
-	// A replica restarted after a sync starts empty (no stale dump.rdb) and
-	// syncs again.
-	r := d.Node(old)
-	r.Restart()
-	d.WaitReady(t)
 }

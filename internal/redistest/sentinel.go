@@ -100,9 +100,9 @@ func StartSentinel(t testing.TB, opts SentinelOptions) *SentinelDeployment {
 	}
 	d.waitFor(t, "replicas in sync", func() error { return replicasInSync(master, opts.Replicas) })
 
-	conf := fmt.Sprintf("sentinel monitor %s 127.0.0.1 %d %d\n"+
-		"sentinel down-after-milliseconds %[1]s %d\n"+
-		"sentinel failover-timeout %[1]s %d\n"+
+	conf := fmt.Sprintf("sentinel monitor %[1]s 127.0.0.1 %[2]d %[3]d\n"+
+		"sentinel down-after-milliseconds %[1]s %[4]d\n"+
+		"sentinel failover-timeout %[1]s %[5]d\n"+
 		"sentinel parallel-syncs %[1]s 1\n",
 		opts.MasterName, master.Port(), opts.Quorum,
 		SentinelDownAfter.Milliseconds(), SentinelFailoverTimeout.Milliseconds())
@@ -373,7 +373,15 @@ func (d *SentinelDeployment) waitFor(t testing.TB, what string, check func() err
 			t.Logf("%v %s: %v", time.Now().Format("15:04:05.000"), what, err)
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("redistest: waiting for %s (master %q): %v after %v", what, d.name, err, sentinelReadyTimeout)
+			var logs strings.Builder
+			for _, s := range d.Sentinels {
+				log := s.Log()
+				if len(log) > 2<<10 {
+					log = "..." + log[len(log)-2<<10:]
+				}
+				fmt.Fprintf(&logs, "\nSentinel %s log:\n%s", s.Addr(), log)
+			}
+			t.Fatalf("redistest: waiting for %s (master %q): %v after %v%s", what, d.name, err, sentinelReadyTimeout, logs.String())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
