@@ -166,7 +166,7 @@ func (f *factory) addr() string {
 	if f.sentinel != nil {
 		return f.sentinel.addr()
 	}
-	return f.addr()
+	return f.cfg.Addr
 }
 
 // tlsFor returns the TLS configuration for a connection to addr. With

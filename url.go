@@ -38,6 +38,10 @@ import (
 // password.
 func ParseURL(rawURL string) (Config, error) {
 	var cfg Config
+	// net/url takes one host; a Sentinel URL lists several, which it
+	// would misread ("s1,s2:26380,s3" has an invalid port). Parse the URL
+	// with a placeholder host and split the list here.
+	rawURL, sentinelHosts := cutSentinelHosts(rawURL)
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		var uerr *url.Error
@@ -52,7 +56,7 @@ func ParseURL(rawURL string) (Config, error) {
 		}
 		return cfg, fmt.Errorf("redispool: invalid URL %q: %v", redactURL(rawURL), err)
 	}
-	safe := redactParams(u).Redacted()
+	safe := strings.Replace(redactParams(u).Redacted(), sentinelHostsPlaceholder, sentinelHosts, 1)
 	if u.User == nil && strings.Contains(rawURL, "@") || atOutsideAuthority(rawURL) || strings.Contains(rawURL, "#") {
 		// A password with an unescaped '/', '?' or '#' moves its '@'
 		// out of the user info, and the rest of it into the path, query
@@ -101,7 +105,7 @@ func ParseURL(rawURL string) (Config, error) {
 			return bad("no // before the Sentinels: want %s://host1,host2/master", u.Scheme)
 		}
 		sc := &SentinelConfig{}
-		for _, a := range strings.Split(u.Host, ",") {
+		for _, a := range strings.Split(sentinelHosts, ",") {
 			if a == "" {
 				return bad("an empty Sentinel address")
 			}
@@ -159,6 +163,28 @@ func ParseURL(rawURL string) (Config, error) {
 		return bad("sentinel_username %q without a sentinel_password", sc.Username)
 	}
 	return cfg, nil
+}
+
+// sentinelHostsPlaceholder stands in for the host list of a Sentinel URL
+// while net/url parses the rest.
+const sentinelHostsPlaceholder = "sentinels.invalid"
+
+// cutSentinelHosts replaces the host list of a redis+sentinel:// or
+// rediss+sentinel:// URL with a placeholder, and returns the list.
+func cutSentinelHosts(raw string) (string, string) {
+	lower := strings.ToLower(raw)
+	if !strings.HasPrefix(lower, "redis+sentinel://") && !strings.HasPrefix(lower, "rediss+sentinel://") {
+		return raw, ""
+	}
+	start := strings.Index(raw, "//") + 2
+	end := len(raw)
+	if i := strings.IndexAny(raw[start:], "/?#"); i >= 0 {
+		end = start + i
+	}
+	if at := strings.LastIndex(raw[start:end], "@"); at >= 0 {
+		start += at + 1
+	}
+	return raw[:start] + sentinelHostsPlaceholder + raw[end:], raw[start:end]
 }
 
 // sentinelPasswordParam is the query parameter that carries the
