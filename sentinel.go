@@ -432,8 +432,9 @@ func (s *sentinelClient) askOne(ctx context.Context, a string) (string, int64, e
 }
 
 // dial connects to a Sentinel and authenticates. ctx bounds the connect
-// and the AUTH; afterwards the connection's I/O is bounded by Timeout,
-// and by ctx, which closes it when it ends.
+// and the AUTH, and every later read until the caller stops it: ctx
+// closes the connection when it ends, so that a timeout reads as ctx's
+// error. Writes are bounded by Timeout.
 func (s *sentinelClient) dial(ctx context.Context, a string) (redis.Conn, error) {
 	var d net.Dialer
 	nc, err := d.DialContext(ctx, "tcp", a)
@@ -453,7 +454,7 @@ func (s *sentinelClient) dial(ctx context.Context, a string) (redis.Conn, error)
 		}
 		nc = tlsConn
 	}
-	c := &closingConn{ConnWithTimeout: redis.NewConn(nc, s.cfg.Timeout, s.cfg.Timeout).(redis.ConnWithTimeout)}
+	c := &closingConn{ConnWithTimeout: redis.NewConn(nc, 0, s.cfg.Timeout).(redis.ConnWithTimeout)}
 	c.stop = context.AfterFunc(ctx, func() { c.ConnWithTimeout.Close() })
 	if s.cfg.Password != "" {
 		args := []any{s.cfg.Password}

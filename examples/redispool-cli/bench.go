@@ -81,6 +81,13 @@ func runBench(ctx context.Context, e *env, lf *loadFlags) error {
 		ErrorMessages:   l.errorTexts(),
 		Latency:         latencyJSONOf(&l.hist),
 		Pool:            poolJSONOf(st),
+		Master:          s.master(),
+	}
+	if first := l.firstErr.Load(); first > 0 {
+		r.ErrorWindow = &errorWindow{
+			FirstSeconds: secs(time.Duration(first)),
+			LastSeconds:  secs(time.Duration(l.lastErr.Load())),
+		}
 	}
 	if e.json {
 		if err := writeJSON(e.stdout, true, r); err != nil {
@@ -101,6 +108,11 @@ func writeBenchReport(w io.Writer, r *benchReport, l *load, st redispool.Stats) 
 		r.Server, r.Clients, p.MaxTotal, r.Mix, r.ValueSize)
 	fmt.Fprintf(w, "Throughput\n  %s ops in %s: %s ops/s, %s errors%s\n",
 		fmtInt(r.Ops), fmtDur(l.elapsed), fmtInt(int64(r.OpsPerSec)), fmtInt(r.Errors), interruptedNote(r.Interrupted))
+	if ew := r.ErrorWindow; ew != nil {
+		// During a failover: how long the errors lasted.
+		fmt.Fprintf(w, "  errors from %.3fs to %.3fs after the start: a window of %s\n",
+			ew.FirstSeconds, ew.LastSeconds, fmtDur(time.Duration((ew.LastSeconds-ew.FirstSeconds)*float64(time.Second))))
+	}
 	if len(r.ErrorMessages) > 0 {
 		msgs := make([]string, 0, len(r.ErrorMessages))
 		for m := range r.ErrorMessages {
@@ -115,7 +127,14 @@ func writeBenchReport(w io.Writer, r *benchReport, l *load, st redispool.Stats) 
 	fmt.Fprintf(w, "\nLatency (borrow + command + return)\n")
 	l.hist.writeText(w)
 	fmt.Fprintf(w, "\nPool\n")
-	writePoolStats(w, st)
+	writePoolStats(w, st, r.Master)
+}
+
+// errorWindow is when the errors of a run happened, in seconds since its
+// start: with a Sentinel URL, a failover's window.
+type errorWindow struct {
+	FirstSeconds float64 `json:"first_seconds"`
+	LastSeconds  float64 `json:"last_seconds"`
 }
 
 // benchReport is the result of bench, and its --json output.
@@ -128,6 +147,8 @@ type benchReport struct {
 	DurationSeconds float64          `json:"duration_seconds"`
 	Ops             int64            `json:"ops"`
 	Errors          int64            `json:"errors"`
+	ErrorWindow     *errorWindow     `json:"error_window,omitempty"`
+	Master          string           `json:"master,omitempty"`
 	OpsPerSec       float64          `json:"ops_per_sec"`
 	ErrorMessages   map[string]int64 `json:"error_messages,omitempty"`
 	Latency         latencyJSON      `json:"latency"`

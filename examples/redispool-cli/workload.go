@@ -218,13 +218,16 @@ type load struct {
 	done  chan struct{} // closed when they have
 	halt  func()
 
-	ops      atomic.Int64 // operations that succeeded
-	errs     atomic.Int64 // operations that failed
-	issued   atomic.Int64 // operations started, against the -n limit
-	elapsed  time.Duration
-	hist     histogram // merged from the clients' when done
-	errMu    sync.Mutex
-	errTexts map[string]int64 // protected by errMu: counts of the first distinct errors
+	ops  atomic.Int64 // operations that succeeded
+	errs atomic.Int64 // operations that failed
+	// firstErr and lastErr are when the first and the last failure
+	// happened, in nanoseconds since start; 0 while none has.
+	firstErr, lastErr atomic.Int64
+	issued            atomic.Int64 // operations started, against the -n limit
+	elapsed           time.Duration
+	hist              histogram // merged from the clients' when done
+	errMu             sync.Mutex
+	errTexts          map[string]int64 // protected by errMu: counts of the first distinct errors
 }
 
 // maxErrTexts is how many distinct error messages a load remembers.
@@ -304,6 +307,9 @@ func (w *workload) client(l *load, h *histogram, limit int64) {
 
 func (l *load) fail(err error) {
 	l.errs.Add(1)
+	at := max(int64(time.Since(l.start)), 1)
+	l.firstErr.CompareAndSwap(0, at)
+	l.lastErr.Store(at)
 	msg := err.Error()
 	var rerr redis.Error
 	if errors.As(err, &rerr) {
