@@ -255,8 +255,12 @@ func (f *factory) destroy(c *conn) {
 		if reason == reasonBroken || reason == reasonUnhealthy {
 			level = slog.LevelInfo
 		}
+		addr := f.addr()
+		if f.sentinel != nil {
+			addr = c.nc.RemoteAddr().String() // the master may have moved since
+		}
 		f.log.LogAttrs(context.Background(), level, "redispool: connection closed",
-			slog.String("addr", f.addr()), slog.String("reason", reason.String()))
+			slog.String("addr", addr), slog.String("reason", reason.String()))
 	}
 }
 
