@@ -247,6 +247,18 @@ func TestSentinel(t *testing.T) {
 	})
 }
 
+// waitForWithin is waitFor with a deadline of d.
+func waitForWithin(t testing.TB, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met within %v", d)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 // fakeSentinel answers like a Sentinel: GET-MASTER-ADDR-BY-NAME with
 // master(), SENTINEL MASTER with config-epoch 0, and SUBSCRIBE with a
 // confirmation and then silence.
@@ -547,7 +559,10 @@ func testPlannedFailover(t *testing.T, d *redistest.SentinelDeployment, minRepli
 	if n := oldNode.CountClients(t, isPoolConn); n != 0 {
 		t.Errorf("old master %s keeps %d pool connections 500ms after the switch; want 0", old, n)
 	}
-	waitFor(t, func() bool { return load.ackedCount() > 2000 })
+	// Then load on the new master: with min-replicas-to-write it takes
+	// writes once the old master has rejoined as its replica.
+	atSwitch := load.ackedCount()
+	waitForWithin(t, 30*time.Second, func() bool { return load.ackedCount() > atSwitch+500 })
 	load.halt()
 
 	first := announced()
@@ -613,6 +628,7 @@ func TestSentinelPlannedFailoverWithMinReplicasToWrite(t *testing.T) {
 	// One replica: with two, the old master keeps the second (and acknowledges
 	// writes that are then lost) until Sentinel reconfigures it.
 	d := redistest.StartSentinel(t, redistest.SentinelOptions{Replicas: 1, DataArgs: []string{"--min-replicas-to-write", "1"}})
+	d.SetInfoPeriod(t, time.Second) // the old master rejoins sooner
 	testPlannedFailover(t, d, true)
 }
 
@@ -801,5 +817,85 @@ func TestSentinelConfigValidation(t *testing.T) {
 	s.close()
 	if got, want := fmt.Sprint(s.cfg.Addrs), "[10.0.0.1:26379 [::1]:26379 h:1]"; got != want {
 		t.Errorf("Addrs = %s; want %s", got, want)
+	}
+}
+
+// TestSentinelIgnoresStaleAnswers: an announcement moves the pool on; a
+// Sentinel that has not heard of the failover yet (a lower config-epoch)
+// cannot move it back, and a newer answer for the same master changes
+// nothing but the epoch.
+func TestSentinelIgnoresStaleAnswers(t *testing.T) {
+	var changes int
+	s := &sentinelClient{stats: new(counters), onChange: func() { changes++ }}
+	steps := []struct {
+		addr    string
+		epoch   int64
+		want    string
+		wantGen uint64
+	}{
+		{"a:1", 3, "a:1", 1},  // first answer
+		{"b:1", -1, "b:1", 2}, // +switch-master: epoch taken as 4
+		{"a:1", 3, "b:1", 2},  // a lagging Sentinel: ignored
+		{"b:1", 7, "b:1", 2},  // the real epoch of the failover
+		{"a:1", 5, "b:1", 2},  // still older
+		{"c:1", 8, "c:1", 3},  // a later failover, found by a query
+	}
+	for i, st := range steps {
+		s.update(st.addr, st.epoch, "test")
+		if got := s.addr(); got != st.want || s.gen() != st.wantGen {
+			t.Fatalf("step %d: update(%s, %d): master %s gen %d; want %s gen %d", i, st.addr, st.epoch, got, s.gen(), st.want, st.wantGen)
+		}
+	}
+	if changes != 2 || s.stats.masterChanges.Load() != 2 {
+		t.Errorf("%d changes, MasterChanges %d; want 2 and 2", changes, s.stats.masterChanges.Load())
+	}
+}
+
+// TestSentinelReadOnlyReplyClosesConnectionAndAsksAgain: a master demoted
+// behind the pool's back answers writes with READONLY. That connection is
+// closed on return (reason failover) and the Sentinels are asked again at
+// once, without waiting for an announcement or a poll.
+func TestSentinelReadOnlyReplyClosesConnectionAndAsksAgain(t *testing.T) {
+	t.Parallel()
+	a, b := redistest.StartServer(t), redistest.StartServer(t)
+	var master atomic.Pointer[string]
+	addr := a.Addr()
+	master.Store(&addr)
+	var asked atomic.Int32
+	fake := redistest.NewFakeServer(t, fakeSentinel(func() string {
+		asked.Add(1)
+		return *master.Load()
+	}))
+	p := newTestPool(t, Config{
+		ClientName: sentinelPoolName,
+		Sentinel:   &SentinelConfig{MasterName: "m", Addrs: []string{fake.Addr()}, PollInterval: -1},
+	})
+	ctx := context.Background()
+	c, err := p.GetContext(ctx)
+	if err != nil {
+		t.Fatalf("Get: %v", err)
+	}
+	// a becomes a replica of b, as a demoted master does.
+	a.Do(t, "REPLICAOF", "127.0.0.1", b.Port())
+	t.Cleanup(func() { a.Exec("REPLICAOF", "NO", "ONE") }) // or b's shutdown waits for it
+	addr = b.Addr()
+	master.Store(&addr)
+	before := asked.Load()
+	if _, err := c.Do("SET", "k", "v"); err == nil || !strings.HasPrefix(err.Error(), "READONLY") {
+		t.Fatalf("SET on the demoted master = %v; want READONLY", err)
+	}
+	c.Close()
+	if st := p.Stats(); st.DestroyedFailover != 1 || st.Idle != 0 {
+		t.Errorf("after the return: DestroyedFailover %d, Idle %d; want 1 and 0", st.DestroyedFailover, st.Idle)
+	}
+	waitFor(t, func() bool { return p.Addr() == b.Addr() })
+	if asked.Load() == before {
+		t.Errorf("the Sentinel was not asked again")
+	}
+	if _, err := p.Do(ctx, "SET", "k", "v"); err != nil {
+		t.Fatalf("SET after the re-query: %v", err)
+	}
+	if n := b.CountClients(t, isPoolConn); n != 1 {
+		t.Errorf("new master has %d pool connections; want 1", n)
 	}
 }

@@ -83,6 +83,9 @@ func runBench(ctx context.Context, e *env, lf *loadFlags) error {
 		Pool:            poolJSONOf(st),
 		Master:          s.master(),
 	}
+	if st := l.longest; st.length >= stallReported {
+		r.LongestStall = &stallJSON{FromSeconds: secs(st.from), Seconds: secs(st.length)}
+	}
 	if first := l.firstErr.Load(); first > 0 {
 		r.ErrorWindow = &errorWindow{
 			FirstSeconds: secs(time.Duration(first)),
@@ -108,6 +111,11 @@ func writeBenchReport(w io.Writer, r *benchReport, l *load, st redispool.Stats) 
 		r.Server, r.Clients, p.MaxTotal, r.Mix, r.ValueSize)
 	fmt.Fprintf(w, "Throughput\n  %s ops in %s: %s ops/s, %s errors%s\n",
 		fmtInt(r.Ops), fmtDur(l.elapsed), fmtInt(int64(r.OpsPerSec)), fmtInt(r.Errors), interruptedNote(r.Interrupted))
+	if st := r.LongestStall; st != nil {
+		// During a failover: how long the clients went without a reply.
+		fmt.Fprintf(w, "  longest stall: a client completed nothing for %s, from %.3fs after the start\n",
+			fmtDur(time.Duration(st.Seconds*float64(time.Second))), st.FromSeconds)
+	}
 	if ew := r.ErrorWindow; ew != nil {
 		// During a failover: how long the errors lasted.
 		fmt.Fprintf(w, "  errors from %.3fs to %.3fs after the start: a window of %s\n",
@@ -137,6 +145,17 @@ type errorWindow struct {
 	LastSeconds  float64 `json:"last_seconds"`
 }
 
+// stallJSON is the longest time a client went without completing an
+// operation, when it is at least stallReported.
+type stallJSON struct {
+	FromSeconds float64 `json:"from_seconds"`
+	Seconds     float64 `json:"seconds"`
+}
+
+// stallReported is the shortest stall bench reports: shorter ones are
+// scheduling noise, longer ones an outage or a failover.
+const stallReported = 100 * time.Millisecond
+
 // benchReport is the result of bench, and its --json output.
 type benchReport struct {
 	Server          string           `json:"server"`
@@ -148,6 +167,7 @@ type benchReport struct {
 	Ops             int64            `json:"ops"`
 	Errors          int64            `json:"errors"`
 	ErrorWindow     *errorWindow     `json:"error_window,omitempty"`
+	LongestStall    *stallJSON       `json:"longest_stall,omitempty"`
 	Master          string           `json:"master,omitempty"`
 	OpsPerSec       float64          `json:"ops_per_sec"`
 	ErrorMessages   map[string]int64 `json:"error_messages,omitempty"`

@@ -220,6 +220,10 @@ type load struct {
 
 	ops  atomic.Int64 // operations that succeeded
 	errs atomic.Int64 // operations that failed
+	// longest is the longest stall of any client: from when (since start)
+	// and how long it went without completing an operation. Protected by
+	// errMu.
+	longest stall
 	// firstErr and lastErr are when the first and the last failure
 	// happened, in nanoseconds since start; 0 while none has.
 	firstErr, lastErr atomic.Int64
@@ -271,6 +275,12 @@ func (w *workload) start(clients int, limit int64) *load {
 }
 
 func (w *workload) client(l *load, h *histogram, limit int64) {
+	// The client's longest wait between two completed operations: during
+	// a failover, how long the service stalled. Kept locally, merged at
+	// the end, so that clients share nothing per operation.
+	lastOK := l.start
+	var longest stall
+	defer l.noteStall(&longest)
 	for {
 		select {
 		case <-l.stop:
@@ -287,6 +297,11 @@ func (w *workload) client(l *load, h *histogram, limit int64) {
 		if err == nil {
 			h.record(d)
 			l.ops.Add(1)
+			now := start.Add(d)
+			if now.Sub(lastOK) > longest.length {
+				longest = stall{from: lastOK.Sub(l.start), length: now.Sub(lastOK)}
+			}
+			lastOK = now
 			continue
 		}
 		l.fail(err)
@@ -302,6 +317,17 @@ func (w *workload) client(l *load, h *histogram, limit int64) {
 		case <-t.C:
 		}
 		t.Stop()
+	}
+}
+
+// stall is a stretch of time in which a client completed no operation.
+type stall struct{ from, length time.Duration }
+
+func (l *load) noteStall(s *stall) {
+	l.errMu.Lock()
+	defer l.errMu.Unlock()
+	if s.length > l.longest.length {
+		l.longest = *s
 	}
 }
 
