@@ -276,7 +276,10 @@ func (f *factory) ValidateObject(ctx context.Context, o *pool.PooledObject) bool
 		return true
 	}
 	c.reason = reason
-	if err == nil {
+	switch {
+	case err == nil && reason == reasonFailover:
+		err = errors.New("connection to a master the pool has left")
+	case err == nil:
 		err = fmt.Errorf("connection past its %s limit", reason)
 	}
 	failure := err // a copy, so err stays on the stack on the healthy path

@@ -122,7 +122,9 @@ type Pool struct {
 // New validates cfg and creates a pool. It does not connect: it fails
 // only for an invalid Config, never because Redis is unreachable. If
 // cfg.MinIdle is positive, that many connections are dialed in the
-// background. ctx is not retained; it is accepted for symmetry with
+// background. With cfg.Sentinel, background goroutines subscribe to the
+// Sentinels' +switch-master announcements; the master is first looked
+// up by the first dial. ctx is not retained; it is accepted for symmetry with
 // the rest of the API and checked once.
 func New(ctx context.Context, cfg Config) (*Pool, error) {
 	if err := ctx.Err(); err != nil {
