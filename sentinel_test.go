@@ -606,9 +606,11 @@ func testPlannedFailover(t *testing.T, d *redistest.SentinelDeployment, minRepli
 	// The old master refuses writes once its replica is promoted. What it
 	// acknowledged an instant before, still unread in the replica's
 	// socket when SLAVEOF NO ONE arrived, is lost whatever the client
-	// does: a handful (1-6 measured), bounded loosely for loaded machines.
-	if lost > 50 {
-		t.Errorf("%d acknowledged writes lost with min-replicas-to-write 1; want at most a few", lost)
+	// does: the writes on the replication link at that instant (0-30
+	// measured at ~20,000 writes/s, against thousands without
+	// min-replicas-to-write), bounded loosely for loaded machines.
+	if lost > 200 {
+		t.Errorf("%d acknowledged writes lost with min-replicas-to-write 1; want at most a few dozen", lost)
 	}
 	// NOREPLICAS comes from the old master once its replica is promoted,
 	// and from the new one until the old master rejoins as its replica.
