@@ -3,6 +3,7 @@ package redispool
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -899,5 +900,41 @@ func TestSentinelReadOnlyReplyClosesConnectionAndAsksAgain(t *testing.T) {
 	}
 	if n := b.CountClients(t, isPoolConn); n != 1 {
 		t.Errorf("new master has %d pool connections; want 1", n)
+	}
+}
+
+// TestSentinelTLSDataNodeServerNameFromMaster: with rediss+sentinel the
+// master's address is known only at dial time, so an empty ServerName is
+// filled in per dial from the master's host, and verification holds;
+// likewise for each Sentinel.
+func TestSentinelTLSDataNodeServerNameFromMaster(t *testing.T) {
+	t.Parallel()
+	srv, certs := redistest.StartTLSServer(t)
+	// The Sentinel speaks TLS too, as with rediss+sentinel://.
+	cert, err := tls.LoadX509KeyPair(certs.ServerCertFile, certs.ServerKeyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serve := fakeSentinel(func() string { return srv.Addr() })
+	fake := redistest.NewFakeServer(t, func(conn net.Conn) {
+		serve(tls.Server(conn, &tls.Config{Certificates: []tls.Certificate{cert}}))
+	})
+	tc := certs.ClientConfig()
+	tc.ServerName = "" // as ParseURL leaves it for rediss+sentinel://
+	p := newTestPool(t, Config{
+		ClientName: sentinelPoolName,
+		TLSConfig:  tc,
+		Sentinel: &SentinelConfig{MasterName: "m", Addrs: []string{fake.Addr()}, PollInterval: -1,
+			TLSConfig: &tls.Config{RootCAs: certs.CAPool}}, // ServerName from each Sentinel's host
+	})
+	if err := p.Ping(context.Background()); err != nil {
+		t.Fatalf("Ping over TLS to the master a TLS Sentinel named: %v", err)
+	}
+	waitFor(t, func() bool { return p.f.sentinel.alive.Load() == 1 }) // the subscription, over TLS
+	if n := srv.CountClients(t, isPoolConn); n != 1 {
+		t.Errorf("TLS master has %d pool connections; want 1", n)
+	}
+	if tc.ServerName != "" {
+		t.Errorf("the caller's TLS config was modified: ServerName %q", tc.ServerName)
 	}
 }
