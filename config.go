@@ -37,8 +37,15 @@ type Config struct {
 	Network string
 
 	// Addr is host:port for "tcp" or the socket path for "unix".
-	// Zero means "localhost:6379".
+	// Zero means "localhost:6379", or with Sentinel, the master the
+	// Sentinels name; it must then be empty.
 	Addr string
+
+	// Sentinel, when non-nil, makes the pool find its master through
+	// Redis Sentinel and follow it across failovers; see SentinelConfig.
+	// Username, Password, DB, ClientName and TLSConfig then apply to the
+	// data nodes. Nil means a fixed Addr.
+	Sentinel *SentinelConfig
 
 	// Username selects an ACL user; it requires Password. Zero means the
 	// default user.
@@ -166,6 +173,11 @@ func (c Config) String() string {
 	}
 	field("Network", c.Network)
 	field("Addr", c.Addr)
+	if c.Sentinel != nil {
+		field("Sentinel", c.Sentinel.String())
+	} else {
+		field("Sentinel", nil)
+	}
 	field("Username", c.Username)
 	if c.Password != "" {
 		field("Password", redacted)
@@ -207,9 +219,14 @@ func (c Config) LogValue() slog.Value {
 	if c.Password != "" {
 		password = redacted
 	}
+	sentinel := slog.String("Sentinel", "")
+	if c.Sentinel != nil {
+		sentinel = slog.Any("Sentinel", *c.Sentinel)
+	}
 	return slog.GroupValue(
 		slog.String("Network", c.Network),
 		slog.String("Addr", c.Addr),
+		sentinel,
 		slog.String("Username", c.Username),
 		slog.String("Password", password),
 		slog.Int("DB", c.DB),
@@ -242,7 +259,7 @@ func (c Config) withDefaults() Config {
 	if c.Network == "" {
 		c.Network = "tcp"
 	}
-	if c.Addr == "" {
+	if c.Addr == "" && c.Sentinel == nil {
 		c.Addr = DefaultAddr
 	}
 	if c.DialTimeout == 0 {

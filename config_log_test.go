@@ -24,6 +24,8 @@ func TestConfigLogValueIsValidJSONWithoutPassword(t *testing.T) {
 		DialTimeout: 2 * time.Second,
 		MaxTotal:    32,
 		Logger:      slog.Default(),
+		Sentinel: &SentinelConfig{MasterName: "mymaster", Addrs: []string{"s1:26379"},
+			Password: password, TLSConfig: &tls.Config{}},
 	}
 	var buf bytes.Buffer
 	slog.New(slog.NewJSONHandler(&buf, nil)).Info("pool", "config", cfg)

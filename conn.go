@@ -26,6 +26,7 @@ type conn struct {
 	t      tracker
 	broken bool          // a context interrupted I/O: close on return
 	reason destroyReason // why the connection is being closed
+	gen    uint64        // with Sentinel, the master generation it was dialed under
 
 	destroyed atomic.Bool
 }
@@ -50,6 +51,8 @@ func (c *conn) reusable(poolClosed bool) destroyReason {
 		return reasonBroken
 	case poolClosed:
 		return reasonPoolClosed
+	case c.f.sentinel != nil && c.gen != c.f.sentinel.gen():
+		return reasonFailover
 	case c.t.state&stateUnresettable != 0:
 		return reasonDirty
 	case c.f.cfg.MaxConnLifetime > 0 && time.Since(c.created) >= c.f.cfg.MaxConnLifetime:
@@ -62,12 +65,18 @@ func (c *conn) do(timeout time.Duration, cmd string, args []any) (any, error) {
 	kind := c.t.beforeDo(cmd, args)
 	reply, err := c.rc.DoWithTimeout(timeout, cmd, args...)
 	c.t.afterDo(cmd, kind, reply)
+	if err != nil && c.f.sentinel != nil {
+		c.f.sentinel.noteError(c, err)
+	}
 	return reply, err
 }
 
 func (c *conn) receive(timeout time.Duration) (any, error) {
 	reply, err := c.rc.ReceiveWithTimeout(timeout)
 	c.t.onReceive(reply, err)
+	if err != nil && c.f.sentinel != nil {
+		c.f.sentinel.noteError(c, err)
+	}
 	return reply, err
 }
 

@@ -253,3 +253,22 @@ func ExampleConfig_LogValue() {
 	// Output:
 	// {"level":"INFO","msg":"starting","redis":{"Addr":"cache.internal:6380","Username":"app","Password":"xxxxx","DB":2,"TLS":true,"MaxTotal":32}}
 }
+
+// A pool that finds its master through Redis Sentinel and follows it
+// across failovers. The user info is the data nodes'; the Sentinels'
+// own password is a parameter, redacted like every password.
+func ExampleParseURL_sentinel() {
+	cfg, err := redispool.ParseURL("redis+sentinel://:data-pw@10.0.0.1,10.0.0.2:26380,10.0.0.3/mymaster/2?sentinel_password=s3cret")
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(cfg.Sentinel.MasterName, cfg.Sentinel.Addrs, cfg.DB)
+	fmt.Println(cfg.Sentinel)
+
+	_, err = redispool.ParseURL("redis+sentinel://10.0.0.1/mymaster?sentinel_password=s3cret&sentinel_user=x")
+	fmt.Println(err)
+	// Output:
+	// mymaster [10.0.0.1:26379 10.0.0.2:26380 10.0.0.3:26379] 2
+	// redispool.SentinelConfig{MasterName:mymaster Addrs:[10.0.0.1:26379 10.0.0.2:26380 10.0.0.3:26379] Username: Password:xxxxx TLS:false Timeout:0s PollInterval:0s}
+	// redispool: invalid URL "redis+sentinel://10.0.0.1/mymaster?sentinel_password=xxxxx&sentinel_user=x": parameter sentinel_user: unknown parameter
+}

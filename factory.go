@@ -30,6 +30,10 @@ type factory struct {
 	opts    []redis.DialOption // the options every dial shares
 	tls     *tls.Config        // nil for plaintext; ServerName filled in
 
+	// sentinel, when Config.Sentinel is set, names the master to dial;
+	// connections carry its generation. Nil otherwise.
+	sentinel *sentinelClient
+
 	// lastCheck describes the most recent failed health check, for the
 	// error of a borrow whose freshly dialed connection failed it.
 	lastCheck atomic.Pointer[error]
@@ -71,12 +75,18 @@ func newFactory(cfg Config, stats *counters) *factory {
 // MakeObject dials a connection, authenticates it and selects the
 // configured database and client name.
 func (f *factory) MakeObject(ctx context.Context) (*pool.PooledObject, error) {
-	c, err := f.dial(ctx)
+	var c *conn
+	var err error
+	if f.sentinel != nil {
+		c, err = f.sentinel.dialMaster(ctx, f) // f.dial, with ROLE check and retries
+	} else {
+		c, err = f.dial(ctx)
+	}
 	if err != nil {
 		f.stats.dialErrors.Add(1)
 		if f.log != nil {
 			f.log.LogAttrs(ctx, slog.LevelWarn, "redispool: dial failed",
-				slog.String("addr", f.cfg.Addr), slog.String("error", err.Error()))
+				slog.String("addr", f.addr()), slog.String("error", err.Error()))
 		}
 		return nil, err
 	}
@@ -84,7 +94,7 @@ func (f *factory) MakeObject(ctx context.Context) (*pool.PooledObject, error) {
 	f.stats.open.Add(1)
 	if f.log != nil {
 		f.log.LogAttrs(ctx, slog.LevelDebug, "redispool: connection created",
-			slog.String("addr", f.cfg.Addr), slog.String("local", c.nc.LocalAddr().String()))
+			slog.String("addr", f.addr()), slog.String("local", c.nc.LocalAddr().String()))
 	}
 	return pool.NewPooledObject(c), nil
 }
@@ -115,7 +125,7 @@ func (f *factory) dial(ctx context.Context) (*conn, error) {
 		raw.Store(&c)
 		top := c
 		if f.tls != nil {
-			tc := tls.Client(c, f.tls)
+			tc := tls.Client(c, f.tlsFor(addr))
 			if err := tc.HandshakeContext(ctx); err != nil {
 				c.Close()
 				return nil, fmt.Errorf("TLS handshake: %w", err)
@@ -130,7 +140,7 @@ func (f *factory) dial(ctx context.Context) (*conn, error) {
 		}
 	})
 	opts := append(f.opts[:len(f.opts):len(f.opts)], redis.DialContextFunc(dialRaw))
-	rc, err := redis.DialContext(ctx, f.cfg.Network, f.cfg.Addr, opts...)
+	rc, err := redis.DialContext(ctx, f.cfg.Network, f.addr(), opts...)
 	if !stop() && err == nil {
 		// ctx ended as the dial finished; the deadline may be poisoned.
 		rc.Close()
@@ -150,13 +160,34 @@ func (f *factory) dial(ctx context.Context) (*conn, error) {
 	return newConn(f, rc, nc), nil
 }
 
+// addr is the address connections are dialed to: Config.Addr, or with
+// Sentinel the master's address as last reported.
+func (f *factory) addr() string {
+	if f.sentinel != nil {
+		return f.sentinel.addr()
+	}
+	return f.cfg.Addr
+}
+
+// tlsFor returns the TLS configuration for a connection to addr. With
+// Sentinel the master moves, so an empty ServerName is filled in per
+// dial rather than once from Config.Addr.
+func (f *factory) tlsFor(addr string) *tls.Config {
+	if f.tls.ServerName != "" || f.sentinel == nil {
+		return f.tls
+	}
+	tc := f.tls.Clone()
+	tc.ServerName, _, _ = net.SplitHostPort(addr)
+	return tc
+}
+
 // aLongTimeAgo is a deadline in the past, set to interrupt blocked I/O.
 var aLongTimeAgo = time.Unix(1, 0)
 
 // dialError describes a failed dial. It names the address and, for a
 // rejected AUTH, the user, but never the password.
 func (f *factory) dialError(ctx context.Context, err error) error {
-	addr := f.cfg.Network + " " + f.cfg.Addr
+	addr := f.cfg.Network + " " + f.addr()
 	if ctxErr := ctx.Err(); ctxErr != nil {
 		if errors.Is(ctxErr, context.DeadlineExceeded) {
 			return fmt.Errorf("redispool: dial %s: timed out: %w", addr, ctxErr)
@@ -192,10 +223,18 @@ func isAuthError(msg string) bool {
 }
 
 // DestroyObject closes the connection and records why.
-func (f *factory) DestroyObject(_ context.Context, o *pool.PooledObject) error {
-	f.destroy(o.Object.(*conn))
+func (f *factory) DestroyObject(ctx context.Context, o *pool.PooledObject) error {
+	c := o.Object.(*conn)
+	if r, ok := ctx.Value(destroyReasonKey{}).(destroyReason); ok && c.reason == reasonNone {
+		c.reason = r // an idle connection closed by Pool.closeIdle
+	}
+	f.destroy(c)
 	return nil
 }
+
+// destroyReasonKey is the context key under which closeIdle tells
+// DestroyObject why the engine closes idle connections.
+type destroyReasonKey struct{}
 
 // destroy closes c once, however many paths reach it.
 func (f *factory) destroy(c *conn) {
@@ -216,8 +255,12 @@ func (f *factory) destroy(c *conn) {
 		if reason == reasonBroken || reason == reasonUnhealthy {
 			level = slog.LevelInfo
 		}
+		addr := f.addr()
+		if f.sentinel != nil {
+			addr = c.nc.RemoteAddr().String() // the master may have moved since
+		}
 		f.log.LogAttrs(context.Background(), level, "redispool: connection closed",
-			slog.String("addr", f.cfg.Addr), slog.String("reason", reason.String()))
+			slog.String("addr", addr), slog.String("reason", reason.String()))
 	}
 }
 
@@ -233,7 +276,10 @@ func (f *factory) ValidateObject(ctx context.Context, o *pool.PooledObject) bool
 		return true
 	}
 	c.reason = reason
-	if err == nil {
+	switch {
+	case err == nil && reason == reasonFailover:
+		err = errors.New("connection to a master the pool has left")
+	case err == nil:
 		err = fmt.Errorf("connection past its %s limit", reason)
 	}
 	failure := err // a copy, so err stays on the stack on the healthy path
@@ -241,7 +287,7 @@ func (f *factory) ValidateObject(ctx context.Context, o *pool.PooledObject) bool
 	if reason == reasonUnhealthy || reason == reasonBroken {
 		if f.log != nil {
 			f.log.LogAttrs(context.Background(), slog.LevelInfo, "redispool: connection failed health check",
-				slog.String("addr", f.cfg.Addr), slog.String("error", err.Error()))
+				slog.String("addr", f.addr()), slog.String("error", err.Error()))
 		}
 	}
 	return false
@@ -252,9 +298,9 @@ func (f *factory) ValidateObject(ctx context.Context, o *pool.PooledObject) bool
 // as it does when maxclients is reached.
 func (f *factory) firstCheckError() error {
 	if e := f.lastCheck.Load(); e != nil {
-		return fmt.Errorf("redispool: connect to %s %s: new connection failed its health check: %w", f.cfg.Network, f.cfg.Addr, *e)
+		return fmt.Errorf("redispool: connect to %s %s: new connection failed its health check: %w", f.cfg.Network, f.addr(), *e)
 	}
-	return fmt.Errorf("redispool: connect to %s %s: new connection failed its health check", f.cfg.Network, f.cfg.Addr)
+	return fmt.Errorf("redispool: connect to %s %s: new connection failed its health check", f.cfg.Network, f.addr())
 }
 
 // ActivateObject does nothing: connections are made clean when they are
@@ -271,7 +317,7 @@ func (f *factory) PassivateObject(_ context.Context, o *pool.PooledObject) error
 		c.reason = reasonDirty
 		if f.log != nil {
 			f.log.LogAttrs(context.Background(), slog.LevelInfo, "redispool: connection reset failed",
-				slog.String("addr", f.cfg.Addr), slog.String("error", err.Error()))
+				slog.String("addr", f.addr()), slog.String("error", err.Error()))
 		}
 		return err
 	}

@@ -122,7 +122,9 @@ type Pool struct {
 // New validates cfg and creates a pool. It does not connect: it fails
 // only for an invalid Config, never because Redis is unreachable. If
 // cfg.MinIdle is positive, that many connections are dialed in the
-// background. ctx is not retained; it is accepted for symmetry with
+// background. With cfg.Sentinel, background goroutines subscribe to the
+// Sentinels' +switch-master announcements; the master is first looked
+// up by the first dial. ctx is not retained; it is accepted for symmetry with
 // the rest of the API and checked once.
 func New(ctx context.Context, cfg Config) (*Pool, error) {
 	if err := ctx.Err(); err != nil {
@@ -139,6 +141,9 @@ func New(ctx context.Context, cfg Config) (*Pool, error) {
 		closed: make(chan struct{}),
 	}
 	p.f = newFactory(cfg, &p.stats)
+	if cfg.Sentinel != nil {
+		p.f.sentinel = newSentinel(*cfg.Sentinel, &p.stats, cfg.Logger, func() { p.closeIdle(reasonFailover) })
+	}
 
 	bgCtx, cancel := context.WithCancel(context.Background())
 	p.bgCancel = cancel
@@ -182,8 +187,16 @@ func engineConfig(cfg Config, bgCtx context.Context) *pool.ObjectPoolConfig {
 // String describes the pool by its server and size. It exists so that
 // printing a *Pool (%v, %+v, %#v) cannot show the Config's password.
 func (p *Pool) String() string {
+	if p.cfg.Sentinel != nil {
+		return fmt.Sprintf("redispool.Pool{Sentinel master %q at %s, MaxTotal %d}", p.cfg.Sentinel.MasterName, p.Addr(), p.cfg.MaxTotal)
+	}
 	return fmt.Sprintf("redispool.Pool{%s %s, MaxTotal %d}", p.cfg.Network, p.cfg.Addr, p.cfg.MaxTotal)
 }
+
+// Addr returns the address new connections are made to: Config.Addr,
+// or with Sentinel the current master's, which is "" until the
+// Sentinels have first been asked.
+func (p *Pool) Addr() string { return p.f.addr() }
 
 // GoString makes %#v as safe as %v.
 func (p *Pool) GoString() string { return p.String() }
@@ -236,9 +249,9 @@ func (p *Pool) Ping(ctx context.Context) error {
 	case err != nil && strings.HasPrefix(err.Error(), "redispool: "):
 		return err // already names the address
 	case err != nil:
-		return fmt.Errorf("redispool: PING %s %s: %w", p.cfg.Network, p.cfg.Addr, err)
+		return fmt.Errorf("redispool: PING %s %s: %w", p.cfg.Network, p.Addr(), err)
 	case reply != "PONG":
-		return fmt.Errorf("redispool: PING %s %s: unexpected reply %q", p.cfg.Network, p.cfg.Addr, reply)
+		return fmt.Errorf("redispool: PING %s %s: unexpected reply %q", p.cfg.Network, p.Addr(), reply)
 	}
 	return nil
 }
@@ -251,6 +264,9 @@ func (p *Pool) Ping(ctx context.Context) error {
 func (p *Pool) Close() error {
 	p.closeOnce.Do(func() {
 		close(p.closed)
+		if p.f.sentinel != nil {
+			p.f.sentinel.close() // stops the subscriptions and the poller
+		}
 		p.bgCancel()
 		p.bg.Wait()
 		// Stops the evictor, waits for it, and closes idle connections.
@@ -266,6 +282,14 @@ func (p *Pool) isClosed() bool {
 	default:
 		return false
 	}
+}
+
+// closeIdle closes every idle connection now, counted under reason; a
+// master change uses it to drop connections to the old master at once.
+// (The engine's Clear destroys idle objects through DestroyObject, which
+// finds the reason in the context.)
+func (p *Pool) closeIdle(reason destroyReason) {
+	p.op.Clear(context.WithValue(context.Background(), destroyReasonKey{}, reason))
 }
 
 // get borrows a connection: a slot first, then a connection from the

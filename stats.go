@@ -34,6 +34,10 @@ type Stats struct {
 	DestroyedLifetime  int64 // older than MaxConnLifetime
 	DestroyedSurplus   int64 // returned while MaxIdle connections were idle
 	DestroyedClosed    int64 // closed by Pool.Close
+	DestroyedFailover  int64 // connected to a master the pool has left (Sentinel), or that replied READONLY or MASTERDOWN
+
+	// Sentinel.
+	MasterChanges int64 // times the pool switched to a new master
 }
 
 // Stats returns a snapshot of the pool's statistics.
@@ -55,9 +59,12 @@ func (p *Pool) Stats() Stats {
 		DestroyedLifetime:  c.destroyed[reasonLifetime].Load(),
 		DestroyedSurplus:   c.destroyed[reasonSurplus].Load(),
 		DestroyedClosed:    c.destroyed[reasonPoolClosed].Load(),
+		DestroyedFailover:  c.destroyed[reasonFailover].Load(),
+		MasterChanges:      c.masterChanges.Load(),
 	}
 	s.Destroyed = s.DestroyedBroken + s.DestroyedUnhealthy + s.DestroyedDirty +
-		s.DestroyedIdle + s.DestroyedLifetime + s.DestroyedSurplus + s.DestroyedClosed
+		s.DestroyedIdle + s.DestroyedLifetime + s.DestroyedSurplus + s.DestroyedClosed +
+		s.DestroyedFailover
 	// open counts connections from dial to close and never exceeds the
 	// engine's cap, so Active+Idle = max(open, active) <= MaxTotal even
 	// though the two are read at different instants.
@@ -76,6 +83,7 @@ type counters struct {
 	borrows, waitCount, waitNanos, timeouts atomic.Int64
 	created, dialErrors                     atomic.Int64
 	destroyed                               [numReasons]atomic.Int64
+	masterChanges                           atomic.Int64
 }
 
 // destroyReason is why a connection was closed.
@@ -90,9 +98,10 @@ const (
 	reasonLifetime
 	reasonSurplus
 	reasonPoolClosed
+	reasonFailover
 	numReasons
 )
 
 func (r destroyReason) String() string {
-	return [...]string{"none", "broken", "unhealthy", "dirty", "idle", "lifetime", "surplus", "closed"}[r]
+	return [...]string{"none", "broken", "unhealthy", "dirty", "idle", "lifetime", "surplus", "closed", "failover"}[r]
 }

@@ -18,6 +18,14 @@ import (
 //	redis://[[user]:password@]host[:port][/db][?param=value&...]
 //	rediss://...                            (TLS, verifying the server against the system roots)
 //	unix://[[user]:password@]/path/to/socket[?db=N&...]
+//	redis+sentinel://[[user]:password@]host1[:port][,host2[:port]...]/master_name[/db][?...]
+//	rediss+sentinel://...                   (TLS to the data nodes and the Sentinels)
+//
+// For redis+sentinel:// the hosts are the Sentinels (the port defaults to
+// 26379) and the path names the master they monitor; the user info is the
+// data nodes' credentials, as in redis://. The Sentinels' own credentials
+// are the parameters sentinel_username and sentinel_password, redacted
+// wherever the URL is shown.
 //
 // The port defaults to 6379 and the host to localhost. Query parameters
 // set the remaining fields: db (unix only; use the path for redis://),
@@ -30,6 +38,10 @@ import (
 // password.
 func ParseURL(rawURL string) (Config, error) {
 	var cfg Config
+	// net/url takes one host; a Sentinel URL lists several, which it
+	// would misread ("s1,s2:26380,s3" has an invalid port). Parse the URL
+	// with a placeholder host and split the list here.
+	rawURL, sentinelHosts := cutSentinelHosts(rawURL)
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		var uerr *url.Error
@@ -44,7 +56,7 @@ func ParseURL(rawURL string) (Config, error) {
 		}
 		return cfg, fmt.Errorf("redispool: invalid URL %q: %v", redactURL(rawURL), err)
 	}
-	safe := u.Redacted()
+	safe := strings.Replace(redactParams(u).Redacted(), sentinelHostsPlaceholder, sentinelHosts, 1)
 	if u.User == nil && strings.Contains(rawURL, "@") || atOutsideAuthority(rawURL) || strings.Contains(rawURL, "#") {
 		// A password with an unescaped '/', '?' or '#' moves its '@'
 		// out of the user info, and the rest of it into the path, query
@@ -88,6 +100,43 @@ func ParseURL(rawURL string) (Config, error) {
 		if u.Scheme == "rediss" {
 			cfg.TLSConfig = &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
 		}
+	case "redis+sentinel", "rediss+sentinel":
+		if u.Opaque != "" {
+			return bad("no // before the Sentinels: want %s://host1,host2/master", u.Scheme)
+		}
+		sc := &SentinelConfig{}
+		for _, a := range strings.Split(sentinelHosts, ",") {
+			if a == "" {
+				return bad("an empty Sentinel address")
+			}
+			addr, err := sentinelAddr(a)
+			if err != nil {
+				return bad("%v", err)
+			}
+			sc.Addrs = append(sc.Addrs, addr)
+		}
+		path := strings.Split(strings.TrimPrefix(u.Path, "/"), "/")
+		sc.MasterName = path[0]
+		if sc.MasterName == "" {
+			return bad("no master name: want %s://host1,host2/master_name[/db]", u.Scheme)
+		}
+		if len(path) > 2 {
+			return bad("path %q: want /master_name[/db]", u.Path)
+		}
+		if len(path) == 2 {
+			db, err := strconv.Atoi(path[1])
+			if err != nil || db < 0 {
+				return bad("database %q in the path is not a non-negative number", path[1])
+			}
+			cfg.DB = db
+		}
+		if u.Scheme == "rediss+sentinel" {
+			// ServerName is filled in per node: the master moves.
+			cfg.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+			sc.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+		}
+		cfg.Network = "tcp"
+		cfg.Sentinel = sc
 	case "unix":
 		cfg.Network = "unix"
 		cfg.Addr = u.Path
@@ -95,9 +144,9 @@ func ParseURL(rawURL string) (Config, error) {
 			return bad("no socket path")
 		}
 	case "":
-		return bad("no scheme: want redis://, rediss:// or unix://")
+		return bad("no scheme: want redis://, rediss://, unix:// or redis+sentinel://")
 	default:
-		return bad("scheme %q: want redis, rediss or unix", u.Scheme)
+		return bad("scheme %q: want redis, rediss, unix, redis+sentinel or rediss+sentinel", u.Scheme)
 	}
 
 	query := u.Query()
@@ -110,7 +159,48 @@ func ParseURL(rawURL string) (Config, error) {
 			return bad("parameter %s: %v", name, err)
 		}
 	}
+	if sc := cfg.Sentinel; sc != nil && sc.Username != "" && sc.Password == "" {
+		return bad("sentinel_username %q without a sentinel_password", sc.Username)
+	}
 	return cfg, nil
+}
+
+// sentinelHostsPlaceholder stands in for the host list of a Sentinel URL
+// while net/url parses the rest.
+const sentinelHostsPlaceholder = "sentinels.invalid"
+
+// cutSentinelHosts replaces the host list of a redis+sentinel:// or
+// rediss+sentinel:// URL with a placeholder, and returns the list.
+func cutSentinelHosts(raw string) (string, string) {
+	lower := strings.ToLower(raw)
+	if !strings.HasPrefix(lower, "redis+sentinel://") && !strings.HasPrefix(lower, "rediss+sentinel://") {
+		return raw, ""
+	}
+	start := strings.Index(raw, "//") + 2
+	end := len(raw)
+	if i := strings.IndexAny(raw[start:], "/?#"); i >= 0 {
+		end = start + i
+	}
+	if at := strings.LastIndex(raw[start:end], "@"); at >= 0 {
+		start += at + 1
+	}
+	return raw[:start] + sentinelHostsPlaceholder + raw[end:], raw[start:end]
+}
+
+// sentinelPasswordParam is the query parameter that carries the
+// Sentinels' password; it is redacted like the user info's.
+const sentinelPasswordParam = "sentinel_password"
+
+// redactParams returns u, or a copy with sentinel_password redacted.
+func redactParams(u *url.URL) *url.URL {
+	q := u.Query()
+	if !q.Has(sentinelPasswordParam) {
+		return u
+	}
+	q.Set(sentinelPasswordParam, redacted)
+	r := *u
+	r.RawQuery = q.Encode()
+	return &r
 }
 
 func setParam(cfg *Config, scheme, name, v string) error {
@@ -153,6 +243,16 @@ func setParam(cfg *Config, scheme, name, v string) error {
 		*b = x
 		return nil
 	}
+	if cfg.Sentinel != nil {
+		switch name {
+		case "sentinel_username":
+			cfg.Sentinel.Username = v
+			return nil
+		case sentinelPasswordParam:
+			cfg.Sentinel.Password = v
+			return nil
+		}
+	}
 	switch name {
 	case "client_name":
 		cfg.ClientName = v
@@ -187,8 +287,17 @@ func parseDuration(v string, d *time.Duration) error {
 
 // redactURL hides the userinfo of a URL for error messages: after the
 // scheme and "//", everything up to the last '@', since a password may
-// contain an unescaped '/', '?' or '#'.
+// contain an unescaped '/', '?' or '#'; and the value of
+// sentinel_password.
 func redactURL(raw string) string {
+	if i := strings.Index(raw, sentinelPasswordParam+"="); i >= 0 {
+		v := i + len(sentinelPasswordParam) + 1
+		end := strings.IndexAny(raw[v:], "&#")
+		if end < 0 {
+			end = len(raw) - v
+		}
+		raw = raw[:v] + redacted + raw[v+end:]
+	}
 	start := 0
 	if i := strings.IndexByte(raw, ':'); i > 0 && isScheme(raw[:i]) {
 		start = i + 1

@@ -1,6 +1,7 @@
 package redispool
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -95,6 +96,100 @@ func TestParseURLErrors(t *testing.T) {
 		}
 		if strings.Contains(msg, password) {
 			t.Errorf("ParseURL error %q contains the password", msg)
+		}
+	}
+}
+
+func TestParseSentinelURL(t *testing.T) {
+	for _, tt := range []struct {
+		url  string
+		want Config
+		tls  bool
+	}{
+		{
+			"redis+sentinel://s1,s2:26380,10.0.0.3/mymaster",
+			Config{Network: "tcp", Sentinel: &SentinelConfig{MasterName: "mymaster", Addrs: []string{"s1:26379", "s2:26380", "10.0.0.3:26379"}}},
+			false,
+		},
+		{
+			"redis+sentinel://[::1]:7000/m",
+			Config{Network: "tcp", Sentinel: &SentinelConfig{MasterName: "m", Addrs: []string{"[::1]:7000"}}},
+			false,
+		},
+		{
+			"redis+sentinel://app:pw@s1/cache/2?sentinel_username=sen&sentinel_password=spw&client_name=svc&max_total=8",
+			Config{Network: "tcp", Username: "app", Password: "pw", DB: 2, ClientName: "svc", MaxTotal: 8,
+				Sentinel: &SentinelConfig{MasterName: "cache", Addrs: []string{"s1:26379"}, Username: "sen", Password: "spw"}},
+			false,
+		},
+		{
+			"rediss+sentinel://s1:1/m",
+			Config{Network: "tcp", Sentinel: &SentinelConfig{MasterName: "m", Addrs: []string{"s1:1"}}},
+			true,
+		},
+	} {
+		got, err := ParseURL(tt.url)
+		if err != nil {
+			t.Errorf("ParseURL(%q): %v", tt.url, err)
+			continue
+		}
+		if got.Sentinel == nil {
+			t.Errorf("ParseURL(%q): no Sentinel config", tt.url)
+			continue
+		}
+		if (got.TLSConfig != nil) != tt.tls || (got.Sentinel.TLSConfig != nil) != tt.tls {
+			t.Errorf("ParseURL(%q): TLS %v, Sentinel TLS %v; want %v", tt.url, got.TLSConfig != nil, got.Sentinel.TLSConfig != nil, tt.tls)
+		}
+		got.TLSConfig, got.Sentinel.TLSConfig = nil, nil
+		if got.String() != tt.want.String() || got.Password != tt.want.Password || got.Sentinel.Password != tt.want.Sentinel.Password {
+			t.Errorf("ParseURL(%q)\n got %v\nwant %v", tt.url, got, tt.want)
+		}
+		if err := got.validate(); err != nil {
+			t.Errorf("ParseURL(%q) gives an invalid Config: %v", tt.url, err)
+		}
+	}
+}
+
+func TestParseSentinelURLErrorsAndRedaction(t *testing.T) {
+	const password = "sentinel-s3cr3t"
+	for _, tt := range []struct {
+		url     string
+		mention string
+	}{
+		{"redis+sentinel://s1", "no master name"},
+		{"redis+sentinel://s1/m/x", "database"},
+		{"redis+sentinel://s1/m/1/2", "path"},
+		{"redis+sentinel://s1,,s2/m", "empty Sentinel address"},
+		{"redis+sentinel://s1:99999/m", "port"},
+		{"redis+sentinel://s1/m?sentinel_password=" + password + "&bogus=1", "bogus"},
+		{"redis+sentinel://s1/m?sentinel_username=u", "without a sentinel_password"},
+		{"redis+sentinel://s1/m?sentinel_password=" + password + "@x#y", "invalid URL"},
+		{"redis://h?sentinel_password=" + password, "sentinel_password"},
+	} {
+		_, err := ParseURL(tt.url)
+		if err == nil {
+			t.Errorf("ParseURL(%q) succeeded; want an error", tt.url)
+			continue
+		}
+		msg := err.Error()
+		if !strings.Contains(msg, tt.mention) || !strings.HasPrefix(msg, "redispool: ") {
+			t.Errorf("ParseURL(%q) = %q; want an error mentioning %q", tt.url, msg, tt.mention)
+		}
+		if strings.Contains(msg, password) {
+			t.Errorf("ParseURL error %q contains the Sentinel password", msg)
+		}
+	}
+
+	cfg, err := ParseURL("redis+sentinel://:data-pw@s1/m?sentinel_password=" + password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, text := range []string{cfg.String(), fmt.Sprintf("%+v", cfg), fmt.Sprintf("%#v", cfg), fmt.Sprint(*cfg.Sentinel)} {
+		if strings.Contains(text, password) || strings.Contains(text, "data-pw") {
+			t.Errorf("printed Config shows a password: %s", text)
+		}
+		if !strings.Contains(text, "MasterName:m") {
+			t.Errorf("printed Config does not show the Sentinel config: %s", text)
 		}
 	}
 }

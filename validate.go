@@ -16,6 +16,11 @@ func (c Config) validate() error {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%w: "+format, append([]any{ErrInvalidConfig}, args...)...)
 	}
+	if c.Sentinel != nil {
+		if err := c.Sentinel.validate(c); err != nil {
+			return err
+		}
+	}
 	switch c.Network {
 	case "", "tcp", "tcp4", "tcp6":
 		if c.Addr != "" {
@@ -143,9 +148,12 @@ func (f *factory) check(ctx context.Context, c *conn, now, idleSince time.Time) 
 }
 
 // expired reports whether c has outlived MaxConnLifetime or sat idle
-// past MaxConnIdleTime.
+// past MaxConnIdleTime, or belongs to an old master.
 func (f *factory) expired(c *conn, now, idleSince time.Time) destroyReason {
 	switch {
+	case f.sentinel != nil && c.gen != f.sentinel.gen():
+		// Dialed to a master the pool has since left: never handed out.
+		return reasonFailover
 	case f.cfg.MaxConnLifetime > 0 && now.Sub(c.created) >= f.cfg.MaxConnLifetime:
 		return reasonLifetime
 	case f.cfg.MaxConnIdleTime > 0 && now.Sub(idleSince) >= f.cfg.MaxConnIdleTime:

@@ -29,11 +29,12 @@
 //	redispool_connections_created_total             counter  Created
 //	redispool_dial_errors_total                     counter  DialErrors
 //	redispool_connections_destroyed_total{reason}   counter  Destroyed*
+//	redispool_master_changes_total                  counter  MasterChanges (Sentinel)
 //
 // The reason label of redispool_connections_destroyed_total is one of
-// broken, unhealthy, dirty, idle, lifetime, surplus and closed, after the
-// Stats fields DestroyedBroken ... DestroyedClosed; every reason is
-// exported from the first scrape, at zero until it happens.
+// broken, unhealthy, dirty, idle, lifetime, surplus, closed and failover,
+// after the Stats fields DestroyedBroken ... DestroyedFailover; every
+// reason is exported from the first scrape, at zero until it happens.
 package redispoolprom
 
 import (
@@ -70,12 +71,13 @@ func WithNamespace(namespace string) Option {
 
 // destroyReasons are the values of the reason label, in the order of the
 // Stats fields they come from.
-var destroyReasons = [...]string{"broken", "unhealthy", "dirty", "idle", "lifetime", "surplus", "closed"}
+var destroyReasons = [...]string{"broken", "unhealthy", "dirty", "idle", "lifetime", "surplus", "closed", "failover"}
 
 func destroyedByReason(s *redispool.Stats) [len(destroyReasons)]int64 {
 	return [...]int64{
 		s.DestroyedBroken, s.DestroyedUnhealthy, s.DestroyedDirty,
 		s.DestroyedIdle, s.DestroyedLifetime, s.DestroyedSurplus, s.DestroyedClosed,
+		s.DestroyedFailover,
 	}
 }
 
@@ -93,6 +95,7 @@ type collector struct {
 	created        *prometheus.Desc
 	dialErrors     *prometheus.Desc
 	destroyed      *prometheus.Desc
+	masterChanges  *prometheus.Desc
 }
 
 var _ prometheus.Collector = (*collector)(nil)
@@ -131,6 +134,8 @@ func NewCollector(p *redispool.Pool, opts ...Option) prometheus.Collector {
 			"Total number of dials that failed, including AUTH, SELECT and CLIENT SETNAME."),
 		destroyed: desc("connections_destroyed_total",
 			"Total number of connections closed, by reason.", "reason"),
+		masterChanges: desc("master_changes_total",
+			"Total number of times the pool switched to a new master (Sentinel); zero without Sentinel."),
 	}
 }
 
@@ -146,6 +151,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.created
 	ch <- c.dialErrors
 	ch <- c.destroyed
+	ch <- c.masterChanges
 }
 
 // Collect implements prometheus.Collector.
@@ -170,4 +176,5 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	for i, n := range destroyedByReason(&s) {
 		counter(c.destroyed, float64(n), destroyReasons[i])
 	}
+	counter(c.masterChanges, float64(s.MasterChanges))
 }

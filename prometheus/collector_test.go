@@ -66,6 +66,8 @@ const allHelp = `
 # TYPE redispool_dial_errors_total counter
 # HELP redispool_connections_destroyed_total Total number of connections closed, by reason.
 # TYPE redispool_connections_destroyed_total counter
+# HELP redispool_master_changes_total Total number of times the pool switched to a new master (Sentinel); zero without Sentinel.
+# TYPE redispool_master_changes_total counter
 `
 
 // compare checks every metric except redispool_wait_seconds_total, whose
@@ -77,6 +79,7 @@ func compare(t *testing.T, c prometheus.Collector, want string) {
 		"redispool_max_connections", "redispool_connections", "redispool_borrows_total",
 		"redispool_waits_total", "redispool_timeouts_total", "redispool_connections_created_total",
 		"redispool_dial_errors_total", "redispool_connections_destroyed_total",
+		"redispool_master_changes_total",
 	}
 	if err := testutil.CollectAndCompare(c, strings.NewReader(allHelp+want), names...); err != nil {
 		t.Error(err)
@@ -107,6 +110,8 @@ redispool_connections_destroyed_total{reason="idle"} 0
 redispool_connections_destroyed_total{reason="lifetime"} 0
 redispool_connections_destroyed_total{reason="surplus"} 0
 redispool_connections_destroyed_total{reason="closed"} 0
+redispool_connections_destroyed_total{reason="failover"} 0
+redispool_master_changes_total 0
 `)
 
 	// MaxIdle is 1: the second connection returned is surplus.
@@ -128,6 +133,8 @@ redispool_connections_destroyed_total{reason="idle"} 0
 redispool_connections_destroyed_total{reason="lifetime"} 0
 redispool_connections_destroyed_total{reason="surplus"} 1
 redispool_connections_destroyed_total{reason="closed"} 0
+redispool_connections_destroyed_total{reason="failover"} 0
+redispool_master_changes_total 0
 `)
 
 	// After Close the collector goes on reporting the final counts.
@@ -148,6 +155,8 @@ redispool_connections_destroyed_total{reason="idle"} 0
 redispool_connections_destroyed_total{reason="lifetime"} 0
 redispool_connections_destroyed_total{reason="surplus"} 1
 redispool_connections_destroyed_total{reason="closed"} 1
+redispool_connections_destroyed_total{reason="failover"} 0
+redispool_master_changes_total 0
 `)
 }
 
@@ -218,7 +227,7 @@ myapp_redis_max_connections{pool="cache",shard="1"} 3
 	if err := testutil.CollectAndCompare(c, strings.NewReader(want), "myapp_redis_max_connections"); err != nil {
 		t.Error(err)
 	}
-	if n, want := testutil.CollectAndCount(c), 17; n != want {
+	if n, want := testutil.CollectAndCount(c), 19; n != want {
 		t.Errorf("collected %d metrics; want %d", n, want)
 	}
 }

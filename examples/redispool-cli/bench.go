@@ -81,6 +81,16 @@ func runBench(ctx context.Context, e *env, lf *loadFlags) error {
 		ErrorMessages:   l.errorTexts(),
 		Latency:         latencyJSONOf(&l.hist),
 		Pool:            poolJSONOf(st),
+		Master:          s.master(),
+	}
+	if st := l.longest; st.length >= stallReported {
+		r.LongestStall = &stallJSON{FromSeconds: secs(st.from), Seconds: secs(st.length)}
+	}
+	if first := l.firstErr.Load(); first > 0 {
+		r.ErrorWindow = &errorWindow{
+			FirstSeconds: secs(time.Duration(first)),
+			LastSeconds:  secs(time.Duration(l.lastErr.Load())),
+		}
 	}
 	if l.failHist.n > 0 {
 		f := latencyJSONOf(&l.failHist)
@@ -105,6 +115,16 @@ func writeBenchReport(w io.Writer, r *benchReport, l *load, st redispool.Stats) 
 		r.Server, r.Clients, p.MaxTotal, r.Mix, r.ValueSize)
 	fmt.Fprintf(w, "Throughput\n  %s ops in %s: %s ops/s, %s errors%s\n",
 		fmtInt(r.Ops), fmtDur(l.elapsed), fmtInt(int64(r.OpsPerSec)), fmtInt(r.Errors), interruptedNote(r.Interrupted))
+	if st := r.LongestStall; st != nil {
+		// During a failover: how long the clients went without a reply.
+		fmt.Fprintf(w, "  longest stall: a client completed nothing for %s, from %.3fs after the start\n",
+			fmtDur(time.Duration(st.Seconds*float64(time.Second))), st.FromSeconds)
+	}
+	if ew := r.ErrorWindow; ew != nil {
+		// During a failover: how long the errors lasted.
+		fmt.Fprintf(w, "  errors from %.3fs to %.3fs after the start: a window of %s\n",
+			ew.FirstSeconds, ew.LastSeconds, fmtDur(time.Duration((ew.LastSeconds-ew.FirstSeconds)*float64(time.Second))))
+	}
 	if len(r.ErrorMessages) > 0 {
 		msgs := make([]string, 0, len(r.ErrorMessages))
 		for m := range r.ErrorMessages {
@@ -128,8 +148,26 @@ func writeBenchReport(w io.Writer, r *benchReport, l *load, st redispool.Stats) 
 			fmtInt(f.n), fmtDur(f.quantile(0.5)), fmtDur(f.quantile(0.99)), fmtDur(f.max))
 	}
 	fmt.Fprintf(w, "\nPool\n")
-	writePoolStats(w, st)
+	writePoolStats(w, st, r.Master)
 }
+
+// errorWindow is when the errors of a run happened, in seconds since its
+// start: with a Sentinel URL, a failover's window.
+type errorWindow struct {
+	FirstSeconds float64 `json:"first_seconds"`
+	LastSeconds  float64 `json:"last_seconds"`
+}
+
+// stallJSON is the longest time a client went without completing an
+// operation, when it is at least stallReported.
+type stallJSON struct {
+	FromSeconds float64 `json:"from_seconds"`
+	Seconds     float64 `json:"seconds"`
+}
+
+// stallReported is the shortest stall bench reports: shorter ones are
+// scheduling noise, longer ones an outage or a failover.
+const stallReported = 100 * time.Millisecond
 
 // benchReport is the result of bench, and its --json output.
 type benchReport struct {
@@ -141,6 +179,9 @@ type benchReport struct {
 	DurationSeconds float64          `json:"duration_seconds"`
 	Ops             int64            `json:"ops"`
 	Errors          int64            `json:"errors"`
+	ErrorWindow     *errorWindow     `json:"error_window,omitempty"`
+	LongestStall    *stallJSON       `json:"longest_stall,omitempty"`
+	Master          string           `json:"master,omitempty"`
 	OpsPerSec       float64          `json:"ops_per_sec"`
 	ErrorMessages   map[string]int64 `json:"error_messages,omitempty"`
 	// Latency is of the successful operations; FailedLatency, of the

@@ -48,7 +48,7 @@ type global struct {
 }
 
 func (g *global) register(fs *flag.FlagSet) {
-	fs.StringVar(&g.url, "url", "", "Redis `URL`: redis://[[user]:password@]host[:port][/db][?param=value&...], rediss://... (TLS) or unix:///path/to/socket; the query takes the pool parameters of redispool.ParseURL (default: an embedded miniredis)")
+	fs.StringVar(&g.url, "url", "", "Redis `URL`: redis://[[user]:password@]host[:port][/db][?param=value&...], rediss://... (TLS), unix:///path/to/socket, or redis+sentinel://[[user]:password@]sentinel1[:port][,sentinel2...]/master_name[/db][?sentinel_password=...]; the query takes the pool parameters of redispool.ParseURL (default: an embedded miniredis)")
 	fs.BoolVar(&g.json, "json", false, "print results as JSON")
 	fs.StringVar(&g.logLevel, "log-level", "", "log the pool's connection events to stderr at this `level`: debug, info, warn or error (default: no logging)")
 	fs.StringVar(&g.cacert, "cacert", "", "verify a rediss:// server against the CA certificates in this PEM `file` instead of the system roots")
@@ -82,11 +82,17 @@ func (g *global) config(addr string) (cfg redispool.Config, where string, err er
 		if cfg, err = redispool.ParseURL(g.url); err != nil {
 			return cfg, "", usageError{err} // ParseURL's errors never hold the password
 		}
-		u, err := url.Parse(g.url) // cannot fail: ParseURL parsed it
-		if err != nil {
-			return cfg, "", usageError{err}
+		if sc := cfg.Sentinel; sc != nil {
+			// url.Parse cannot read a list of hosts, and the query may
+			// hold sentinel_password.
+			where = fmt.Sprintf("Sentinel master %q via %s", sc.MasterName, strings.Join(sc.Addrs, ","))
+		} else {
+			u, err := url.Parse(g.url) // cannot fail: ParseURL parsed it
+			if err != nil {
+				return cfg, "", usageError{err}
+			}
+			where = u.Redacted()
 		}
-		where = u.Redacted()
 	}
 
 	set := func(name string) bool { return g.set[name] }
@@ -144,8 +150,14 @@ func (g *global) config(addr string) (cfg redispool.Config, where string, err er
 				return cfg, "", usagef("--cacert: no PEM certificates in %s", g.cacert)
 			}
 			cfg.TLSConfig.RootCAs = roots
+			if cfg.Sentinel != nil {
+				cfg.Sentinel.TLSConfig.RootCAs = roots
+			}
 		}
 		cfg.TLSConfig.InsecureSkipVerify = g.insecure
+		if cfg.Sentinel != nil {
+			cfg.Sentinel.TLSConfig.InsecureSkipVerify = g.insecure
+		}
 	}
 	return cfg, where, nil
 }
@@ -173,10 +185,20 @@ func (g *global) logger(e *env) (*slog.Logger, error) {
 // server is the pool a command runs with, and the embedded miniredis
 // behind it when there is no --url.
 type server struct {
-	pool  *redispool.Pool
-	cfg   redispool.Config
-	where string // the server, safe to print
-	mini  *miniredis.Miniredis
+	pool     *redispool.Pool
+	cfg      redispool.Config
+	where    string // the server, safe to print
+	mini     *miniredis.Miniredis
+	sentinel bool // the pool follows a master through Sentinel
+}
+
+// master is the master the pool connects to now, for a Sentinel URL, or
+// "".
+func (s *server) master() string {
+	if !s.sentinel {
+		return ""
+	}
+	return s.pool.Addr()
 }
 
 // openPool creates the pool the flags describe, starting an embedded
@@ -201,6 +223,7 @@ func (e *env) openPool(ctx context.Context) (*server, error) {
 		return nil, err
 	}
 	s.where = where
+	s.sentinel = cfg.Sentinel != nil
 	cfg.Logger = log
 	s.cfg = cfg
 	if log != nil {

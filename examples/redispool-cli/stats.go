@@ -92,7 +92,7 @@ func runStats(ctx context.Context, e *env, lf *loadFlags, d time.Duration, watch
 	fmt.Fprintf(e.stdout, "%s ops in %s (%s ops/s), %s errors%s\n\n", fmtInt(l.ops.Load()), fmtDur(l.elapsed),
 		fmtInt(int64(rate(l.ops.Load(), l.elapsed))), fmtInt(l.errs.Load()), interruptedNote(interrupted))
 	fmt.Fprintln(e.stdout, "Pool")
-	writePoolStats(e.stdout, st)
+	writePoolStats(e.stdout, st, s.master())
 	return nil
 }
 
@@ -190,11 +190,16 @@ var destroyReasons = []struct {
 	{"lifetime", func(s *redispool.Stats) int64 { return s.DestroyedLifetime }},
 	{"surplus", func(s *redispool.Stats) int64 { return s.DestroyedSurplus }},
 	{"closed", func(s *redispool.Stats) int64 { return s.DestroyedClosed }},
+	{"failover", func(s *redispool.Stats) int64 { return s.DestroyedFailover }},
 }
 
-// writePoolStats prints a Stats snapshot as an indented table.
-func writePoolStats(w io.Writer, s redispool.Stats) {
+// writePoolStats prints a Stats snapshot as an indented table; master,
+// if not "", is the Sentinel master the pool connects to now.
+func writePoolStats(w io.Writer, s redispool.Stats, master string) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	if master != "" {
+		fmt.Fprintf(tw, "  master\t%s, %s master changes\n", master, fmtInt(s.MasterChanges))
+	}
 	fmt.Fprintf(tw, "  connections\t%d active, %d idle, max %d\n", s.Active, s.Idle, s.MaxTotal)
 	fmt.Fprintf(tw, "  borrows\t%s\n", fmtInt(s.Borrows))
 	if s.WaitCount > 0 {
@@ -232,6 +237,7 @@ type poolJSON struct {
 	DialErrors        int64            `json:"dial_errors"`
 	Destroyed         int64            `json:"destroyed"`
 	DestroyedByReason map[string]int64 `json:"destroyed_by_reason"`
+	MasterChanges     int64            `json:"master_changes"`
 }
 
 func poolJSONOf(s redispool.Stats) poolJSON {
@@ -247,6 +253,7 @@ func poolJSONOf(s redispool.Stats) poolJSON {
 		DialErrors:        s.DialErrors,
 		Destroyed:         s.Destroyed,
 		DestroyedByReason: map[string]int64{},
+		MasterChanges:     s.MasterChanges,
 	}
 	for _, r := range destroyReasons {
 		p.DestroyedByReason[r.name] = r.count(&s)

@@ -219,14 +219,21 @@ type load struct {
 	done  chan struct{} // closed when they have
 	halt  func()
 
-	ops      atomic.Int64 // operations that succeeded
-	errs     atomic.Int64 // operations that failed
-	issued   atomic.Int64 // operations started, against the -n limit
-	elapsed  time.Duration
-	hist     histogram // successful operations, merged from the clients' when done
-	failHist histogram // failed operations, likewise
-	errMu    sync.Mutex
-	errTexts map[string]int64 // protected by errMu: counts of the first distinct errors
+	ops  atomic.Int64 // operations that succeeded
+	errs atomic.Int64 // operations that failed
+	// longest is the longest stall of any client: from when (since start)
+	// and how long it went without completing an operation. Protected by
+	// errMu.
+	longest stall
+	// firstErr and lastErr are when the first and the last failure
+	// happened, in nanoseconds since start; 0 while none has.
+	firstErr, lastErr atomic.Int64
+	issued            atomic.Int64 // operations started, against the -n limit
+	elapsed           time.Duration
+	hist              histogram // successful operations, merged from the clients' when done
+	failHist          histogram // failed operations, likewise
+	errMu             sync.Mutex
+	errTexts          map[string]int64 // protected by errMu: counts of the first distinct errors
 }
 
 // maxErrTexts is how many distinct error messages a load remembers.
@@ -270,6 +277,12 @@ func (w *workload) start(clients int, limit int64) *load {
 }
 
 func (w *workload) client(l *load, h, failed *histogram, limit int64) {
+	// The client's longest wait between two completed operations: during
+	// a failover, how long the service stalled. Kept locally, merged at
+	// the end, so that clients share nothing per operation.
+	lastOK := l.start
+	var longest stall
+	defer l.noteStall(&longest)
 	for {
 		select {
 		case <-l.stop:
@@ -286,6 +299,11 @@ func (w *workload) client(l *load, h, failed *histogram, limit int64) {
 		if err == nil {
 			h.record(d)
 			l.ops.Add(1)
+			now := start.Add(d)
+			if now.Sub(lastOK) > longest.length {
+				longest = stall{from: lastOK.Sub(l.start), length: now.Sub(lastOK)}
+			}
+			lastOK = now
 			continue
 		}
 		failed.record(d)
@@ -305,8 +323,22 @@ func (w *workload) client(l *load, h, failed *histogram, limit int64) {
 	}
 }
 
+// stall is a stretch of time in which a client completed no operation.
+type stall struct{ from, length time.Duration }
+
+func (l *load) noteStall(s *stall) {
+	l.errMu.Lock()
+	defer l.errMu.Unlock()
+	if s.length > l.longest.length {
+		l.longest = *s
+	}
+}
+
 func (l *load) fail(err error) {
 	l.errs.Add(1)
+	at := max(int64(time.Since(l.start)), 1)
+	l.firstErr.CompareAndSwap(0, at)
+	l.lastErr.Store(at)
 	msg := errorGroup(err)
 	l.errMu.Lock()
 	defer l.errMu.Unlock()

@@ -21,6 +21,21 @@
 //		t.Errorf("got %d clients; want 0", got)
 //	}
 //
+// # Sentinel deployments
+//
+// StartSentinel starts a master, its replicas and three Sentinels, each a
+// Server with its own directory (each Sentinel runs "redis-server
+// sentinel.conf --sentinel" on a writable conf of its own), and returns once
+// the Sentinels agree (CKQUORUM) and know each other and the replicas.
+// Failover, WaitMaster, WaitReady and SetInfoPeriod drive and observe
+// failovers; every Server can be killed (Kill), paused (Pause, SIGSTOP),
+// resumed and restarted without its dump.rdb (Restart).
+//
+//	d := redistest.StartSentinel(t, redistest.SentinelOptions{})
+//	old := d.MasterAddr(t)
+//	d.Failover(t)
+//	addr := d.WaitMaster(t, old)
+//
 // # Inspecting the server
 //
 // Each Server owns an admin connection (named AdminName, and never counted or

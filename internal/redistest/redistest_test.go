@@ -709,3 +709,45 @@ func TestStartServerSkipsWithoutBinary(t *testing.T) {
 		t.Errorf("got no skip without redis-server in $PATH; want a skip")
 	}
 }
+
+func TestStartSentinelFailoverAndPause(t *testing.T) {
+	start := time.Now()
+	d := redistest.StartSentinel(t, redistest.SentinelOptions{})
+	t.Logf("deployment ready after %v", time.Since(start))
+	if got, want := d.MasterAddr(t), d.Data[0].Addr(); got != want {
+		t.Fatalf("master: got %s; want %s", got, want)
+	}
+	for _, s := range d.Data[1:] {
+		if role := redistest.Role(s); role != "slave" {
+			t.Errorf("replica %s: got ROLE %s; want slave", s.Addr(), role)
+		}
+	}
+	if role := redistest.Role(d.Sentinels[0]); role != "sentinel" {
+		t.Errorf("Sentinel: got ROLE %s; want sentinel", role)
+	}
+
+	d.SetInfoPeriod(t, time.Second)
+	old := d.MasterAddr(t)
+	start = time.Now()
+	d.Failover(t)
+	addr := d.WaitMaster(t, old)
+	t.Logf("new master after %v", time.Since(start))
+	if addr == old {
+		t.Fatalf("master still %s after a failover", old)
+	}
+	// A paused process keeps its port but answers nothing; Resume brings it back.
+	s := d.Sentinels[0]
+	pid := s.Pid()
+	s.Pause()
+	c := dial(t, "tcp", s.Addr(), redis.DialReadTimeout(300*time.Millisecond))
+	if _, err := c.Do("PING"); !isTimeout(err) {
+		t.Errorf("paused Sentinel: PING got %v; want a timeout", err)
+	}
+	s.Resume()
+	if _, err := s.Exec("PING"); err != nil {
+		t.Errorf("resumed Sentinel: %v", err)
+	}
+	if s.Pid() != pid {
+		t.Errorf("pid changed across pause: %d, %d", pid, s.Pid())
+	}
+}

@@ -82,6 +82,14 @@ func StartUnixServer(t testing.TB, args ...string) *Server {
 
 func startServer(t testing.TB, network string, certs *TLSCerts, args []string) *Server {
 	t.Helper()
+	return startServerHead(t, network, certs, nil, args)
+}
+
+// startServerHead starts a server whose command line begins with what head
+// returns, given the server's directory: a config file written there, and
+// for a Sentinel, "--sentinel". The defaults and args follow it.
+func startServerHead(t testing.TB, network string, certs *TLSCerts, head func(dir string) []string, args []string) *Server {
+	t.Helper()
 	s := &Server{
 		t:       t,
 		path:    lookupServer(t),
@@ -120,12 +128,17 @@ func startServer(t testing.TB, network string, certs *TLSCerts, args []string) *
 			s.addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port))
 			listen = []string{"--port", strconv.Itoa(s.port)}
 		}
-		s.args = append([]string{
+		s.args = nil
+		if head != nil {
+			s.args = head(s.dir)
+		}
+		s.args = append(s.args, []string{
 			"--save", "",
 			"--appendonly", "no",
 			"--bind", "127.0.0.1",
 			"--dir", s.dir,
-		}, listen...)
+		}...)
+		s.args = append(s.args, listen...)
 		s.args = append(s.args, args...)
 		s.admin = newClient(s.network, s.addr, s.pass, tlsConfig)
 
@@ -262,6 +275,7 @@ func (s *Server) stopLocked() {
 	s.admin.Close()
 	p := s.proc
 	p.cmd.Process.Signal(syscall.SIGTERM) //nolint:errcheck // it may have exited already
+	p.cmd.Process.Signal(syscall.SIGCONT) //nolint:errcheck // a paused server cannot act on SIGTERM
 	select {
 	case <-p.done:
 	case <-time.After(stopTimeout):
@@ -291,13 +305,18 @@ func (s *Server) killLocked() {
 
 // Restart stops the server if it is running and starts it again on the same
 // address with the same arguments, waiting until it answers PING. Data is
-// not kept. It fails the test if the server does not come back within about
+// not kept: dump.rdb, which a replica writes when it syncs, is deleted
+// before the start, so that a restarted node never reloads stale data. It
+// fails the test if the server does not come back within about
 // 5 seconds, so call it from the test goroutine.
 func (s *Server) Restart() {
 	s.t.Helper()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.stopLocked()
+	if err := os.Remove(filepath.Join(s.dir, "dump.rdb")); err != nil && !errors.Is(err, os.ErrNotExist) {
+		s.t.Fatalf("redistest: restart %s: %v", s.addr, err)
+	}
 	fmt.Fprintf(&s.log, "--- redistest: restarting ---\n")
 	var err error
 	for try := 0; try < 50; try++ {
@@ -309,6 +328,33 @@ func (s *Server) Restart() {
 	if err != nil {
 		s.t.Fatalf("redistest: restart %s: %v\nserver log:\n%s", s.addr, err, logTail(s.Log()))
 	}
+}
+
+// Pause stops the server process with SIGSTOP, as a hung host would: its
+// sockets stay open and nothing answers. Resume, Stop, Kill and the test's
+// cleanup undo it. Pausing a stopped server does nothing.
+func (s *Server) Pause() { s.signal(syscall.SIGSTOP) }
+
+// Resume continues a paused server with SIGCONT.
+func (s *Server) Resume() { s.signal(syscall.SIGCONT) }
+
+func (s *Server) signal(sig syscall.Signal) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.proc != nil {
+		s.proc.cmd.Process.Signal(sig) //nolint:errcheck // it may have exited already
+	}
+}
+
+// Pid returns the process id of the running server, or 0 while it is
+// stopped.
+func (s *Server) Pid() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.proc == nil {
+		return 0
+	}
+	return s.proc.cmd.Process.Pid
 }
 
 // Running reports whether the server process is running.
