@@ -14,8 +14,8 @@ package redispool
 //     reach (INFO, TIME, DBSIZE, RANDOMKEY, SCAN, KEYS, FLUSHALL, FLUSHDB,
 //     CONFIG, COMMAND, ACL, CLUSTER, LATENCY, SLOWLOG, MODULE, MONITOR,
 //     ROLE, LASTSAVE, SAVE, BGSAVE, BGREWRITEAOF, SHUTDOWN, SWAPDB,
-//     FAILOVER, REPLICAOF, SLAVEOF, SYNC, PSYNC, REPLCONF, DEBUG, LOLWUT, WAIT,
-//     WAITAOF, PFSELFTEST) — SCAN, KEYS, DBSIZE and FLUSHALL see that one
+//     FAILOVER, REPLICAOF, SLAVEOF, SYNC, PSYNC, REPLCONF, DEBUG, LOLWUT,
+//     WAIT, WAITAOF, PFSELFTEST) — SCAN, KEYS, DBSIZE and FLUSHALL see that one
 //     node only, so whoever needs the whole keyspace must ask each master;
 //     scripting and functions management (SCRIPT, FUNCTION); and classic
 //     pub/sub (PUBLISH, PUBSUB, SUBSCRIBE, UNSUBSCRIBE, PSUBSCRIBE,
@@ -49,8 +49,11 @@ package redispool
 // the other lives elsewhere the server answers CROSSSLOT, which is the
 // right outcome, only one round trip later.
 //
-// The lists were checked against redis-server 7.0's COMMAND GETKEYS (see
-// TestCommandKeysMatchServer).
+// The lists are checked against redis-server: every case of the table test
+// against COMMAND GETKEYS (TestCommandKeysMatchServer), and the table
+// against the key positions and flags COMMAND gives for every command the
+// server knows (TestCommandTableMatchesServer), so a command a new Redis
+// adds with its key elsewhere than first fails that test.
 
 // keyRule says where a command's keys are.
 type keyRule uint8
@@ -59,7 +62,7 @@ const (
 	keyFirst   keyRule = iota // args[0], the default
 	keyNone                   // no key
 	keyRange                  // args[first], args[first+step], ... args[last]
-	keyNumkeys                // args[num] is a count of keys that follow it
+	keyNumkeys                // args[first] is a count of keys that follow it
 	keyStreams                // keys follow the STREAMS keyword
 	keyMigrate                // MIGRATE's own rule
 )

@@ -36,6 +36,7 @@ type Server struct {
 	network string   // "tcp" or "unix"
 	addr    string   // host:port, or the socket path
 	port    int      // 0 for unix servers
+	busPort int      // --cluster-port of a cluster node, or 0
 	socket  string   // "" for TCP servers
 	dir     string   // --dir, the server's working directory
 	args    []string // command line after the binary
@@ -82,6 +83,19 @@ func StartUnixServer(t testing.TB, args ...string) *Server {
 
 func startServer(t testing.TB, network string, certs *TLSCerts, args []string) *Server {
 	t.Helper()
+	return startServerWith(t, serverSetup{network: network, certs: certs}, args)
+}
+
+// serverSetup says how startServerWith makes a server listen.
+type serverSetup struct {
+	network string    // "tcp" or "unix"
+	certs   *TLSCerts // for a TLS server, or nil
+	cluster bool      // a cluster node: data and bus port from FreeLowPort
+}
+
+func startServerWith(t testing.TB, setup serverSetup, args []string) *Server {
+	t.Helper()
+	network, certs := setup.network, setup.certs
 	s := &Server{
 		t:       t,
 		path:    lookupServer(t),
@@ -115,6 +129,11 @@ func startServer(t testing.TB, network string, certs *TLSCerts, args []string) *
 				"--tls-ca-cert-file", certs.CACertFile,
 				"--tls-auth-clients", "no",
 			}
+		case setup.cluster:
+			// Both ports below the ephemeral range: see FreeLowPort.
+			s.port, s.busPort = FreeLowPort(t), FreeLowPort(t)
+			s.addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port))
+			listen = []string{"--port", strconv.Itoa(s.port), "--cluster-port", strconv.Itoa(s.busPort)}
 		default:
 			s.port = FreePort(t)
 			s.addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port))
@@ -236,6 +255,10 @@ func (s *Server) Network() string { return s.network }
 // Port returns the TCP port (the TLS port of a TLS server), or 0 for a unix
 // server. It does not change on Restart.
 func (s *Server) Port() int { return s.port }
+
+// BusPort returns the cluster bus port (--cluster-port) of a node started
+// by StartCluster, or 0 for other servers.
+func (s *Server) BusPort() int { return s.busPort }
 
 // SocketPath returns the unix socket path, or "" for a TCP server.
 func (s *Server) SocketPath() string { return s.socket }
