@@ -259,12 +259,24 @@ func atOutsideAuthority(raw string) bool {
 // Errors never contain the password.
 func ParseClusterURL(rawURL string) (ClusterConfig, error) {
 	var cfg ClusterConfig
-	u, err := parseRawURL(rawURL)
+	// net/url takes one host; the seed list takes its place while the
+	// rest is parsed as a Redis URL.
+	seeds, rest := "", rawURL
+	if i := strings.Index(rawURL, "://"); i >= 0 {
+		auth := rawURL[i+3:]
+		if end := strings.IndexAny(auth, "/?#"); end >= 0 {
+			auth = auth[:end]
+		}
+		at := strings.LastIndex(auth, "@") + 1
+		seeds = auth[at:]
+		rest = rawURL[:i+3] + auth[:at] + "seeds" + rawURL[i+3+len(auth):]
+	}
+	u, err := parseRawURL(rest)
 	if err != nil {
 		return cfg, err
 	}
 	bad := func(format string, args ...any) (ClusterConfig, error) {
-		return ClusterConfig{}, fmt.Errorf("redispool: invalid URL %q: "+format, append([]any{u.Redacted()}, args...)...)
+		return ClusterConfig{}, fmt.Errorf("redispool: invalid URL %q: "+format, append([]any{redactURL(rawURL)}, args...)...)
 	}
 	switch u.Scheme {
 	case "redis+cluster", "rediss+cluster":
@@ -273,7 +285,7 @@ func ParseClusterURL(rawURL string) (ClusterConfig, error) {
 	default:
 		return bad("scheme %q: want redis+cluster or rediss+cluster", u.Scheme)
 	}
-	if u.Opaque != "" || u.Host == "" {
+	if u.Opaque != "" || seeds == "" {
 		return bad("no seed node: want %s://host:port[,host:port...]", u.Scheme)
 	}
 	node := &cfg.Node
@@ -284,12 +296,12 @@ func ParseClusterURL(rawURL string) (ClusterConfig, error) {
 			return bad("user %q without a password", node.Username)
 		}
 	}
-	for _, h := range strings.Split(u.Host, ",") {
+	for _, h := range strings.Split(seeds, ",") {
 		host, port, err := net.SplitHostPort(h)
 		if err != nil {
-			host, port = h, "6379" // no port
+			host, port = strings.TrimSuffix(strings.TrimPrefix(h, "["), "]"), "6379" // no port
 		}
-		if host == "" || strings.ContainsAny(host, ":") && !strings.HasPrefix(h, "[") {
+		if n, err := strconv.Atoi(port); host == "" || strings.ContainsAny(host, "[]/ ") || err != nil || n < 1 || n > 65535 {
 			return bad("seed %q: want host:port", h)
 		}
 		cfg.Addrs = append(cfg.Addrs, net.JoinHostPort(host, port))
