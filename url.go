@@ -30,28 +30,11 @@ import (
 // password.
 func ParseURL(rawURL string) (Config, error) {
 	var cfg Config
-	u, err := url.Parse(rawURL)
+	u, err := parseRawURL(rawURL)
 	if err != nil {
-		var uerr *url.Error
-		if errors.As(err, &uerr) {
-			err = uerr.Err // url.Error repeats the raw URL, password and all
-		}
-		if strings.Contains(rawURL, "@") {
-			// net/url's own message may quote the user info, as in
-			// invalid port ":pa" for "redis://u:pa/ss@host".
-			return cfg, fmt.Errorf("redispool: invalid URL %q: cannot parse it "+
-				"(percent-encode '%%', '/', '?', '#' and '@' in the user name and password)", redactURL(rawURL))
-		}
-		return cfg, fmt.Errorf("redispool: invalid URL %q: %v", redactURL(rawURL), err)
+		return cfg, err
 	}
 	safe := u.Redacted()
-	if u.User == nil && strings.Contains(rawURL, "@") || atOutsideAuthority(rawURL) || strings.Contains(rawURL, "#") {
-		// A password with an unescaped '/', '?' or '#' moves its '@'
-		// out of the user info, and the rest of it into the path, query
-		// or fragment: say nothing of them.
-		return cfg, fmt.Errorf("redispool: invalid URL %q: an '@' outside the user info, or a '#' "+
-			"(percent-encode '%%', '/', '?', '#' and '@' in the user name and password)", redactURL(rawURL))
-	}
 	bad := func(format string, args ...any) (Config, error) {
 		return Config{}, fmt.Errorf("redispool: invalid URL %q: "+format, append([]any{safe}, args...)...)
 	}
@@ -100,17 +83,54 @@ func ParseURL(rawURL string) (Config, error) {
 		return bad("scheme %q: want redis, rediss or unix", u.Scheme)
 	}
 
-	query := u.Query()
-	for _, name := range slices.Sorted(maps.Keys(query)) { // the same error every time
-		values := query[name]
-		if len(values) != 1 {
-			return bad("parameter %q given %d times", name, len(values))
-		}
-		if err := setParam(&cfg, u.Scheme, name, values[0]); err != nil {
-			return bad("parameter %s: %v", name, err)
-		}
+	if err := eachParam(u, func(name, v string) error { return setParam(&cfg, u.Scheme, name, v) }); err != nil {
+		return bad("%v", err)
 	}
 	return cfg, nil
+}
+
+// parseRawURL parses a Redis URL. Its errors never contain the password,
+// however the URL is malformed.
+func parseRawURL(rawURL string) (*url.URL, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		var uerr *url.Error
+		if errors.As(err, &uerr) {
+			err = uerr.Err // url.Error repeats the raw URL, password and all
+		}
+		if strings.Contains(rawURL, "@") {
+			// net/url's own message may quote the user info, as in
+			// invalid port ":pa" for "redis://u:pa/ss@host".
+			return nil, fmt.Errorf("redispool: invalid URL %q: cannot parse it "+
+				"(percent-encode '%%', '/', '?', '#' and '@' in the user name and password)", redactURL(rawURL))
+		}
+		return nil, fmt.Errorf("redispool: invalid URL %q: %v", redactURL(rawURL), err)
+	}
+	if u.User == nil && strings.Contains(rawURL, "@") || atOutsideAuthority(rawURL) || strings.Contains(rawURL, "#") {
+		// A password with an unescaped '/', '?' or '#' moves its '@'
+		// out of the user info, and the rest of it into the path, query
+		// or fragment: say nothing of them.
+		return nil, fmt.Errorf("redispool: invalid URL %q: an '@' outside the user info, or a '#' "+
+			"(percent-encode '%%', '/', '?', '#' and '@' in the user name and password)", redactURL(rawURL))
+	}
+	return u, nil
+}
+
+// eachParam calls set with each query parameter of u, in name order so
+// that a URL gives the same error every time. A parameter given twice
+// is an error.
+func eachParam(u *url.URL, set func(name, value string) error) error {
+	query := u.Query()
+	for _, name := range slices.Sorted(maps.Keys(query)) {
+		values := query[name]
+		if len(values) != 1 {
+			return fmt.Errorf("parameter %q given %d times", name, len(values))
+		}
+		if err := set(name, values[0]); err != nil {
+			return fmt.Errorf("parameter %s: %v", name, err)
+		}
+	}
+	return nil
 }
 
 func setParam(cfg *Config, scheme, name, v string) error {
@@ -224,4 +244,105 @@ func atOutsideAuthority(raw string) bool {
 	after := raw[i+2:]
 	end := strings.IndexAny(after, "/?#")
 	return end >= 0 && strings.LastIndex(after, "@") > end
+}
+
+// ParseClusterURL parses a Redis Cluster URL into a ClusterConfig:
+//
+//	redis+cluster://[[user]:password@]host1:port1[,host2:port2...][?param=value&...]
+//	rediss+cluster://...                    (TLS, the server name checked per node)
+//
+// The hosts are the seeds (Addrs); a port defaults to 6379. ParseURL's
+// query parameters set ClusterConfig.Node, except db: a cluster has
+// only database 0, and a path other than /0 is an error. The cluster's
+// own parameters are max_redirects (an integer), retry_timeout and
+// refresh_interval (durations) and read_from_replicas (a boolean).
+// Errors never contain the password.
+func ParseClusterURL(rawURL string) (ClusterConfig, error) {
+	var cfg ClusterConfig
+	// net/url takes one host; the seed list takes its place while the
+	// rest is parsed as a Redis URL.
+	seeds, rest := "", rawURL
+	if i := strings.Index(rawURL, "://"); i >= 0 {
+		auth := rawURL[i+3:]
+		if end := strings.IndexAny(auth, "/?#"); end >= 0 {
+			auth = auth[:end]
+		}
+		at := strings.LastIndex(auth, "@") + 1
+		seeds = auth[at:]
+		rest = rawURL[:i+3] + auth[:at] + "seeds" + rawURL[i+3+len(auth):]
+	}
+	u, err := parseRawURL(rest)
+	if err != nil {
+		return cfg, err
+	}
+	bad := func(format string, args ...any) (ClusterConfig, error) {
+		return ClusterConfig{}, fmt.Errorf("redispool: invalid URL %q: "+format, append([]any{redactURL(rawURL)}, args...)...)
+	}
+	switch u.Scheme {
+	case "redis+cluster", "rediss+cluster":
+	case "":
+		return bad("no scheme: want redis+cluster:// or rediss+cluster://")
+	default:
+		return bad("scheme %q: want redis+cluster or rediss+cluster", u.Scheme)
+	}
+	if u.Opaque != "" || seeds == "" {
+		return bad("no seed node: want %s://host:port[,host:port...]", u.Scheme)
+	}
+	node := &cfg.Node
+	if u.User != nil {
+		node.Username = u.User.Username()
+		node.Password, _ = u.User.Password()
+		if node.Username != "" && node.Password == "" {
+			return bad("user %q without a password", node.Username)
+		}
+	}
+	for _, h := range strings.Split(seeds, ",") {
+		host, port, err := net.SplitHostPort(h)
+		if err != nil {
+			host, port = strings.TrimSuffix(strings.TrimPrefix(h, "["), "]"), "6379" // no port
+		}
+		if n, err := strconv.Atoi(port); host == "" || strings.ContainsAny(host, "[]/ ") || err != nil || n < 1 || n > 65535 {
+			return bad("seed %q: want host:port", h)
+		}
+		cfg.Addrs = append(cfg.Addrs, net.JoinHostPort(host, port))
+	}
+	if p := strings.TrimPrefix(u.Path, "/"); p != "" && p != "0" {
+		return bad("database %q in the path: a cluster has only database 0", p)
+	}
+	if u.Scheme == "rediss+cluster" {
+		// No ServerName: each node's pool checks its own host.
+		node.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	err = eachParam(u, func(name, v string) error {
+		switch name {
+		case "max_redirects":
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				return fmt.Errorf("%q is not an integer", v)
+			}
+			cfg.MaxRedirects = n
+			return nil
+		case "retry_timeout":
+			return parseDuration(v, &cfg.RetryTimeout)
+		case "refresh_interval":
+			return parseDuration(v, &cfg.RefreshInterval)
+		case "read_from_replicas":
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return fmt.Errorf("%q is not a boolean", v)
+			}
+			cfg.ReadFromReplicas = b
+			return nil
+		case "db":
+			if v != "0" {
+				return errors.New("a cluster has only database 0")
+			}
+			return nil
+		}
+		return setParam(node, "redis", name, v)
+	})
+	if err != nil {
+		return bad("%v", err)
+	}
+	return cfg, nil
 }

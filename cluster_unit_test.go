@@ -1,0 +1,285 @@
+package redispool
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gomodule/redigo/redis"
+)
+
+func TestClusterSatisfiesRedigoPoolInterface(t *testing.T) {
+	var _ interface {
+		Get() redis.Conn
+		GetContext(context.Context) (redis.Conn, error)
+	} = (*Cluster)(nil)
+}
+
+func TestParseRedirect(t *testing.T) {
+	for _, tt := range []struct {
+		reply, from string
+		want        RedirectError
+	}{
+		{"MOVED 3999 127.0.0.1:6381", "127.0.0.1:6379", RedirectError{Slot: 3999, Addr: "127.0.0.1:6381"}},
+		{"ASK 0 10.0.0.2:7000", "10.0.0.1:7000", RedirectError{Ask: true, Slot: 0, Addr: "10.0.0.2:7000"}},
+		{"MOVED 16383 :7002", "10.0.0.1:7000", RedirectError{Slot: 16383, Addr: "10.0.0.1:7002"}},
+		{"MOVED 12 [::1]:7002", "[::1]:7000", RedirectError{Slot: 12, Addr: "[::1]:7002"}},
+	} {
+		got, err := parseRedirect(redis.Error(tt.reply), tt.from)
+		if err != nil || *got != tt.want {
+			t.Errorf("parseRedirect(%q) = %+v, %v; want %+v", tt.reply, got, err, tt.want)
+		}
+	}
+	for _, bad := range []string{"MOVED", "MOVED x 1.2.3.4:5", "MOVED 16384 h:1", "ASK 1 nohostport", "MOVED 1 h:1 extra"} {
+		if _, err := parseRedirect(redis.Error(bad), "h:1"); err == nil {
+			t.Errorf("parseRedirect(%q): no error", bad)
+		}
+	}
+}
+
+func TestClassifyReply(t *testing.T) {
+	for _, tt := range []struct {
+		err  error
+		want replyKind
+	}{
+		{nil, replyOther},
+		{errors.New("MOVED 1 h:1"), replyOther}, // not a server reply
+		{redis.Error("MOVED 1 h:1"), replyMoved},
+		{redis.Error("ASK 1 h:1"), replyAsk},
+		{redis.Error("TRYAGAIN Multiple keys request during rehashing of slot"), replyTryAgain},
+		{redis.Error("CLUSTERDOWN The cluster is down"), replyClusterDown},
+		{redis.Error("CLUSTERDOWN Hash slot not served"), replyClusterDown},
+		{redis.Error("LOADING Redis is loading the dataset in memory"), replyLoading},
+		{redis.Error("READONLY You can't write against a read only replica."), replyReadOnly},
+		{redis.Error("CROSSSLOT Keys in request don't hash to the same slot"), replyCrossSlot},
+		{redis.Error("ERR wrong number of arguments"), replyOther},
+		{redis.Error("MOVEDX"), replyOther},
+	} {
+		if got, _ := classifyReply(tt.err); got != tt.want {
+			t.Errorf("classifyReply(%v) = %d; want %d", tt.err, got, tt.want)
+		}
+	}
+}
+
+func TestCrossSlotErrorIsBothRedisErrorAndErrCrossSlot(t *testing.T) {
+	const text = "CROSSSLOT Keys in request don't hash to the same slot"
+	err := clusterReplyError(redis.Error(text))
+	if !errors.Is(err, ErrCrossSlot) {
+		t.Errorf("errors.Is(%v, ErrCrossSlot) = false", err)
+	}
+	var rerr redis.Error
+	if !errors.As(err, &rerr) || string(rerr) != text {
+		t.Errorf("errors.As(%v, *redis.Error) = %q; want %q", err, rerr, text)
+	}
+	if err.Error() != text {
+		t.Errorf("Error() = %q; want the server's text %q", err.Error(), text)
+	}
+	wrapped := fmt.Errorf("pipeline: %w", err)
+	if !errors.Is(wrapped, ErrCrossSlot) || !errors.As(wrapped, &rerr) {
+		t.Errorf("wrapped CROSSSLOT error lost ErrCrossSlot or redis.Error")
+	}
+	if other := clusterReplyError(redis.Error("ERR x")); errors.Is(other, ErrCrossSlot) {
+		t.Errorf("ERR x is ErrCrossSlot")
+	}
+}
+
+func TestNewClusterRejectsInvalidConfig(t *testing.T) {
+	for _, tt := range []struct {
+		cfg  ClusterConfig
+		want string // in the error
+	}{
+		{ClusterConfig{}, "Addrs"},
+		{ClusterConfig{Addrs: []string{"nohostport"}}, `"nohostport"`},
+		{ClusterConfig{Addrs: []string{"h:99999"}}, `"h:99999"`},
+		{ClusterConfig{Addrs: []string{"h:1"}, Node: Config{Addr: "h:2"}}, "Node.Addr"},
+		{ClusterConfig{Addrs: []string{"h:1"}, Node: Config{DB: 1}}, "Node.DB"},
+		{ClusterConfig{Addrs: []string{"h:1"}, Node: Config{Network: "unix"}}, "Node.Network"},
+		{ClusterConfig{Addrs: []string{"h:1"}, Node: Config{MaxTotal: -1}}, "MaxTotal"},
+		{ClusterConfig{Addrs: []string{"h:1"}, Node: Config{Username: "u"}}, "Username"},
+	} {
+		c, err := NewCluster(context.Background(), tt.cfg)
+		if err == nil {
+			c.Close()
+			t.Errorf("NewCluster(%+v): no error", tt.cfg)
+			continue
+		}
+		if !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("NewCluster(%+v) = %v; want ErrInvalidConfig naming %s", tt.cfg, err, tt.want)
+		}
+	}
+}
+
+func TestClusterErrorsNeverShowThePassword(t *testing.T) {
+	c, err := NewCluster(context.Background(), ClusterConfig{
+		Addrs: []string{"127.0.0.1:1"},
+		Node:  Config{Password: "hunter2", DB: 3},
+	})
+	if err == nil || strings.Contains(err.Error(), "hunter2") {
+		t.Fatalf("NewCluster: %v", err)
+	}
+	c, err = NewCluster(context.Background(), ClusterConfig{Addrs: []string{"127.0.0.1:1"}, Node: Config{Password: "hunter2"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for _, s := range []string{c.String(), fmt.Sprintf("%v %+v %#v", c, c, c)} {
+		if strings.Contains(s, "hunter2") {
+			t.Errorf("printed cluster shows the password: %s", s)
+		}
+	}
+}
+
+func TestClusterNoSeedReachableNamesTheSeeds(t *testing.T) {
+	// Two ports that refuse connections: listeners opened and closed.
+	a, b := closedPort(t), closedPort(t)
+	c, err := NewCluster(context.Background(), ClusterConfig{Addrs: []string{a, b}, RetryTimeout: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for name, f := range map[string]func() error{
+		"Ping":    func() error { return c.Ping(ctx) },
+		"Do":      func() error { _, err := c.Do(ctx, "GET", "k"); return err },
+		"Refresh": func() error { return c.Refresh(ctx) },
+		"conn.Do": func() error {
+			conn := c.Get()
+			defer conn.Close()
+			_, err := conn.Do("GET", "k")
+			return err
+		},
+	} {
+		err := f()
+		if err == nil || !strings.Contains(err.Error(), a) || !strings.Contains(err.Error(), b) {
+			t.Errorf("%s = %v; want an error naming both seeds %s and %s", name, err, a, b)
+		}
+	}
+	if s := c.Stats(); s.RefreshErrors == 0 {
+		t.Errorf("Stats().RefreshErrors = 0 after failed loads")
+	}
+}
+
+func TestClusterClosed(t *testing.T) {
+	c, err := NewCluster(context.Background(), ClusterConfig{Addrs: []string{closedPort(t)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	unbound := c.Get()
+	c.Close()
+	c.Close() // idempotent
+	ctx := context.Background()
+	if _, err := c.Do(ctx, "GET", "k"); !errors.Is(err, ErrPoolClosed) {
+		t.Errorf("Do after Close = %v; want ErrPoolClosed", err)
+	}
+	if _, err := c.GetContext(ctx); !errors.Is(err, ErrPoolClosed) {
+		t.Errorf("GetContext after Close = %v; want ErrPoolClosed", err)
+	}
+	if _, err := c.GetForKeys(ctx, "k"); !errors.Is(err, ErrPoolClosed) {
+		t.Errorf("GetForKeys after Close = %v; want ErrPoolClosed", err)
+	}
+	for name, conn := range map[string]redis.Conn{"Get after Close": c.Get(), "Get before Close": unbound} {
+		if _, err := conn.Do("GET", "k"); !errors.Is(err, ErrPoolClosed) {
+			t.Errorf("%s: Do = %v; want ErrPoolClosed", name, err)
+		}
+		if err := conn.Send("GET", "k"); !errors.Is(err, ErrPoolClosed) {
+			t.Errorf("%s: Send = %v; want ErrPoolClosed", name, err)
+		}
+		if err := conn.Err(); !errors.Is(err, ErrPoolClosed) {
+			t.Errorf("%s: Err = %v; want ErrPoolClosed", name, err)
+		}
+		conn.Close()
+	}
+	if err := c.Ping(ctx); !errors.Is(err, ErrPoolClosed) {
+		t.Errorf("Ping after Close = %v; want ErrPoolClosed", err)
+	}
+}
+
+func TestGetForKeysCrossSlotBeforeIO(t *testing.T) {
+	// No server: the error must come before any dial.
+	c, err := NewCluster(context.Background(), ClusterConfig{Addrs: []string{closedPort(t)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_, err = c.GetForKeys(context.Background(), "a", "b")
+	if !errors.Is(err, ErrCrossSlot) {
+		t.Fatalf("GetForKeys(a, b) = %v; want ErrCrossSlot", err)
+	}
+	if s := c.Stats(); s.Refreshes+s.RefreshErrors != 0 {
+		t.Errorf("GetForKeys(a, b) loaded the slot map: %+v", s)
+	}
+}
+
+func TestParseClusterURL(t *testing.T) {
+	for _, tt := range []struct {
+		url  string
+		want ClusterConfig
+		tls  bool
+	}{
+		{"redis+cluster://h1:7000", ClusterConfig{Addrs: []string{"h1:7000"}}, false},
+		{"redis+cluster://:pw@h1:7000,h2:7001,h3/0", ClusterConfig{
+			Addrs: []string{"h1:7000", "h2:7001", "h3:6379"}, Node: Config{Password: "pw"},
+		}, false},
+		{"rediss+cluster://app:pw@[::1]:7000,10.0.0.2:7000", ClusterConfig{
+			Addrs: []string{"[::1]:7000", "10.0.0.2:7000"}, Node: Config{Username: "app", Password: "pw"},
+		}, true},
+		{"redis+cluster://h:1?max_redirects=-1&retry_timeout=10s&refresh_interval=-1&read_from_replicas=true" +
+			"&max_total=8&read_timeout=250ms&client_name=svc", ClusterConfig{
+			Addrs: []string{"h:1"}, MaxRedirects: -1, RetryTimeout: 10 * time.Second, RefreshInterval: -time.Second,
+			ReadFromReplicas: true, Node: Config{MaxTotal: 8, ReadTimeout: 250 * time.Millisecond, ClientName: "svc"},
+		}, false},
+	} {
+		got, err := ParseClusterURL(tt.url)
+		if err != nil {
+			t.Errorf("ParseClusterURL(%q): %v", tt.url, err)
+			continue
+		}
+		if (got.Node.TLSConfig != nil) != tt.tls {
+			t.Errorf("ParseClusterURL(%q): TLS %v; want %v", tt.url, got.Node.TLSConfig != nil, tt.tls)
+		}
+		if got.Node.TLSConfig != nil && got.Node.TLSConfig.ServerName != "" {
+			t.Errorf("ParseClusterURL(%q): ServerName %q; want empty (set per node)", tt.url, got.Node.TLSConfig.ServerName)
+		}
+		got.Node.TLSConfig = nil
+		if fmt.Sprint(got.Addrs) != fmt.Sprint(tt.want.Addrs) || got.Node.String() != tt.want.Node.String() ||
+			got.Node.Password != tt.want.Node.Password || got.MaxRedirects != tt.want.MaxRedirects ||
+			got.RetryTimeout != tt.want.RetryTimeout || got.RefreshInterval != tt.want.RefreshInterval ||
+			got.ReadFromReplicas != tt.want.ReadFromReplicas {
+			t.Errorf("ParseClusterURL(%q)\n got %+v\nwant %+v", tt.url, got, tt.want)
+		}
+	}
+	for _, tt := range []struct{ url, want string }{
+		{"redis://h:1", "scheme"},
+		{"redis+cluster://", "seed"},
+		{"redis+cluster://h:1/2", "database"},
+		{"redis+cluster://h:1?db=1", "database 0"},
+		{"redis+cluster://h:1?max_redirects=x", "max_redirects"},
+		{"redis+cluster://h:1?retry_timeout=x", "retry_timeout"},
+		{"redis+cluster://h:1?bogus=1", "unknown parameter"},
+		{"redis+cluster://u:secret@h:1/5", "database"},
+		{"redis+cluster://u:sec/ret@h:1", "percent-encode"},
+	} {
+		_, err := ParseClusterURL(tt.url)
+		if err == nil || !strings.Contains(err.Error(), tt.want) || strings.Contains(err.Error(), "secret") || strings.Contains(err.Error(), "ret@") {
+			t.Errorf("ParseClusterURL(%q) = %v; want an error about %s, without the password", tt.url, err, tt.want)
+		}
+	}
+}
+
+// closedPort returns a loopback address that refuses connections: a
+// listener's, opened and closed.
+func closedPort(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
