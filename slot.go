@@ -80,18 +80,22 @@ var crc16Table = func() (t [256]uint16) {
 // booleans and nil, nor for a redis.Argument whose RedisArg returns one of
 // them without allocating; only the fmt.Sprint case does.
 func argSlot(arg any) int {
-	if a, ok := arg.(redis.Argument); ok {
-		// redigo unwraps one level, then formats what it got.
-		arg = a.RedisArg()
-		if _, again := arg.(redis.Argument); again {
-			return Slot(fmt.Sprint(arg))
-		}
-	}
 	switch a := arg.(type) {
-	case string:
+	case string: // the common cases first: no interface assertion
 		return Slot(a)
 	case []byte:
 		return slotBytes(a)
+	case redis.Argument:
+		// redigo unwraps one level, then formats what it got.
+		arg = a.RedisArg()
+		switch a := arg.(type) {
+		case string:
+			return Slot(a)
+		case []byte:
+			return slotBytes(a)
+		case redis.Argument:
+			return Slot(fmt.Sprint(a))
+		}
 	}
 	var buf [32]byte // room for any int64, uint64 or float64
 	if b, ok := appendArg(buf[:0], arg); ok {
