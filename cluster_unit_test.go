@@ -283,3 +283,28 @@ func closedPort(t testing.TB) string {
 	ln.Close()
 	return addr
 }
+
+func TestClusterSlotWithoutOwnerFailsFast(t *testing.T) {
+	c, err := NewCluster(context.Background(), ClusterConfig{Addrs: []string{closedPort(t)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// A map in which no slot has an owner, as if CLUSTER SLOTS had
+	// listed none of them.
+	c.table.Store(&slotTable{shards: make([]shard, 1), from: "test"})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err = c.Do(ctx, "GET", "k")
+	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("slot %d has no owner", Slot("k"))) {
+		t.Errorf("Do GET k = %v; want an error saying slot %d has no owner", err, Slot("k"))
+	}
+	conn := c.Get()
+	defer conn.Close()
+	if _, err := conn.Do("GET", "k"); err == nil || !strings.Contains(err.Error(), "no owner") {
+		t.Errorf("conn.Do GET k = %v; want an error saying the slot has no owner", err)
+	}
+	if ctx.Err() != nil {
+		t.Errorf("the errors took until the deadline")
+	}
+}
