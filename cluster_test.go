@@ -588,6 +588,7 @@ func TestClusterHotSlotMigrationUnderLoad(t *testing.T) {
 		}
 		close(begin)
 		wg.Wait()
+		time.Sleep(2 * refreshCooldown) // the reload the MOVEDs asked for
 		var calls int64
 		for _, n := range rc.Masters(t) {
 			calls += clusterSlotsCalls(t, n)
