@@ -663,14 +663,20 @@ func (c *Cluster) Refresh(ctx context.Context) error {
 // a load wait for its result.
 func (c *Cluster) reload(ctx context.Context) error {
 	c.loadMu.Lock()
-	if call := c.loading; call != nil {
+	for c.loading != nil {
+		call := c.loading
 		c.loadMu.Unlock()
 		select {
 		case <-call.done:
-			return call.err
 		case <-ctx.Done():
 			return fmt.Errorf("redispool: cluster: load slot map: %w", ctx.Err())
 		}
+		if call.err == nil || !errors.Is(call.err, context.Canceled) && !errors.Is(call.err, context.DeadlineExceeded) {
+			return call.err
+		}
+		// The load ended with its leader's context, not ours: lead the
+		// next one.
+		c.loadMu.Lock()
 	}
 	call := &loadCall{done: make(chan struct{})}
 	c.loading = call
