@@ -15,6 +15,14 @@
 //	go test -run '^$' -bench BorrowReturn -benchtime 1s
 //	go test -run '^$' -bench 'EndToEnd/Workload=GET/Conc=64'
 //
+// BenchmarkCluster GETs 1,024 keys spread over the slots of a 3-master
+// Redis Cluster that it starts on loopback ports (redis-server and
+// redis-cli --cluster create), through redispool's Cluster.Do, through a
+// connection from Cluster.Get bound by its GET, and through go-redis's
+// ClusterClient, all with 16 connections per node:
+//
+//	go test -run '^$' -bench 'Cluster/Workload=GET/Conc=16'
+//
 // Sub-benchmarks are named by parameter (Conc=16/Pool=redispool), so
 // benchstat can compare them across runs.
 //

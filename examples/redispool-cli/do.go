@@ -32,7 +32,7 @@ exit status 1 when the server is unreachable or rejects the credentials.`,
 			}
 			defer s.close()
 			start := time.Now()
-			if err := s.pool.Ping(ctx); err != nil {
+			if err := s.Ping(ctx); err != nil {
 				return fmt.Errorf("cannot reach %s: %w", s.where, err)
 			}
 			if e.json {
@@ -71,7 +71,7 @@ With --json the reply is printed as {"reply": ...} or {"error": "..."}.`,
 			for i, a := range args[1:] {
 				cmdArgs[i] = a
 			}
-			reply, err := s.pool.Do(ctx, args[0], cmdArgs...)
+			reply, err := s.Do(ctx, args[0], cmdArgs...)
 			var rerr redis.Error
 			if err != nil && !errors.As(err, &rerr) {
 				return fmt.Errorf("%s: %w", s.where, err)
