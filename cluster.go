@@ -132,9 +132,10 @@ type clusterNode struct {
 	addr string
 	pool *Pool
 	// redirected is when a redirect last named the node (UnixNano), so
-	// that a reload that does not list it leaves its pool open for
-	// redirectGrace.
+	// that a reload that does not list a node known only from redirects
+	// leaves its pool open for redirectGrace.
 	redirected atomic.Int64
+	listed     atomic.Bool // a reload has listed the node
 }
 
 // slotTable is the slot map: which node serves each slot. It is never
@@ -662,14 +663,20 @@ func (c *Cluster) Refresh(ctx context.Context) error {
 // a load wait for its result.
 func (c *Cluster) reload(ctx context.Context) error {
 	c.loadMu.Lock()
-	if call := c.loading; call != nil {
+	for c.loading != nil {
+		call := c.loading
 		c.loadMu.Unlock()
 		select {
 		case <-call.done:
-			return call.err
 		case <-ctx.Done():
 			return fmt.Errorf("redispool: cluster: load slot map: %w", ctx.Err())
 		}
+		if call.err == nil || !errors.Is(call.err, context.Canceled) && !errors.Is(call.err, context.DeadlineExceeded) {
+			return call.err
+		}
+		// The load ended with its leader's context, not ours: lead the
+		// next one.
+		c.loadMu.Lock()
 	}
 	call := &loadCall{done: make(chan struct{})}
 	c.loading = call
@@ -811,8 +818,9 @@ func slotNodeAddr(entry any, fromHost string) (string, bool) {
 	return net.JoinHostPort(host, fmt.Sprint(port)), true
 }
 
-// retire closes the pools of nodes that t does not list, except those a
-// redirect named recently.
+// retire closes the pools of nodes that t does not list, except those
+// known only from a recent redirect: a master importing its first slot
+// is named by ASK replies before CLUSTER SLOTS lists it.
 func (c *Cluster) retire(t *slotTable) {
 	listed := make(map[*clusterNode]bool)
 	for _, sh := range t.shards[1:] {
@@ -821,11 +829,14 @@ func (c *Cluster) retire(t *slotTable) {
 			listed[r] = true
 		}
 	}
+	for n := range listed {
+		n.listed.Store(true)
+	}
 	recent := time.Now().Add(-redirectGrace).UnixNano()
 	var gone []*clusterNode
 	c.nodesMu.Lock()
 	for addr, n := range c.nodes {
-		if !listed[n] && n.redirected.Load() < recent {
+		if !listed[n] && (n.listed.Load() || n.redirected.Load() < recent) {
 			delete(c.nodes, addr)
 			gone = append(gone, n)
 		}

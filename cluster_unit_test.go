@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -282,4 +283,66 @@ func closedPort(t testing.TB) string {
 	addr := ln.Addr().String()
 	ln.Close()
 	return addr
+}
+
+func TestClusterSlotWithoutOwnerFailsFast(t *testing.T) {
+	c, err := NewCluster(context.Background(), ClusterConfig{Addrs: []string{closedPort(t)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// A map in which no slot has an owner, as if CLUSTER SLOTS had
+	// listed none of them.
+	c.table.Store(&slotTable{shards: make([]shard, 1), from: "test"})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err = c.Do(ctx, "GET", "k")
+	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("slot %d has no owner", Slot("k"))) {
+		t.Errorf("Do GET k = %v; want an error saying slot %d has no owner", err, Slot("k"))
+	}
+	conn := c.Get()
+	defer conn.Close()
+	if _, err := conn.Do("GET", "k"); err == nil || !strings.Contains(err.Error(), "no owner") {
+		t.Errorf("conn.Do GET k = %v; want an error saying the slot has no owner", err)
+	}
+	if ctx.Err() != nil {
+		t.Errorf("the errors took until the deadline")
+	}
+}
+
+// BenchmarkClusterRouting is what Cluster.Do adds before the node's pool
+// is asked for a connection: finding the key, its slot and its node.
+func BenchmarkClusterRouting(b *testing.B) {
+	var next atomic.Uint32
+	t := &slotTable{shards: make([]shard, 1), from: "bench"}
+	for i := 0; i < 3; i++ {
+		n := &clusterNode{addr: fmt.Sprintf("127.0.0.1:%d", 7000+i)}
+		t.shards = append(t.shards, shard{master: n})
+		t.masters = append(t.masters, n)
+	}
+	for s := range t.slots {
+		t.slots[s] = uint16(1 + s*3/numSlots)
+	}
+	for _, bc := range []struct {
+		name string
+		cmd  string
+		args []any
+	}{
+		{"GET", "GET", []any{"user:1000:profile"}},
+		{"EVALSHA", "EVALSHA", []any{"e0e1f9fabfc9d4800c877a703b823ac0578ff831", 1, "{lock}:resource", "token", 30000}},
+		{"PING", "PING", nil},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				slot, keyed, _ := commandSlot(bc.cmd, bc.args)
+				if !keyed {
+					slot = -1
+				}
+				if _, err := t.route(slot, false, &next); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }
