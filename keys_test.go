@@ -2,8 +2,10 @@ package redispool
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -413,4 +415,158 @@ func BenchmarkCommandKey(b *testing.B) {
 			_ = sink
 		})
 	}
+}
+
+// TestCommandKeysMatchServerOnRandomCommands builds random well-formed
+// command lines for the commands whose keys are found by rule rather than
+// by position — numkeys, STREAMS, MIGRATE's KEYS, BLPOP's timeout, MSET's
+// pairs — with keys, groups and passwords that look like keywords, and
+// checks each against COMMAND GETKEYS. (For malformed commands the two may
+// differ: Redis 7 finds STREAMS from the end, for instance. It does not
+// matter where a command the server rejects is sent.)
+func TestCommandKeysMatchServerOnRandomCommands(t *testing.T) {
+	t.Parallel()
+	srv := redistest.StartServer(t)
+	rng := rand.New(rand.NewPCG(3, 4))
+	words := []string{"k", "a", "{t}x", "STREAMS", "streams", "COUNT", "BLOCK", "GROUP", "NOACK",
+		"KEYS", "keys", "AUTH", "AUTH2", "COPY", "REPLACE", "0", "1", "2", "LEFT", "MIN", "WITHSCORES"}
+	word := func() any { return words[rng.IntN(len(words))] }
+	some := func(min, max int) []any {
+		out := make([]any, min+rng.IntN(max-min+1))
+		for i := range out {
+			out[i] = word()
+		}
+		return out
+	}
+	cat := func(parts ...[]any) []any { return slices.Concat(parts...) }
+	one := func(v ...any) []any { return v }
+	num := func(n int) any {
+		if rng.IntN(2) == 0 {
+			return n
+		}
+		return strconv.Itoa(n)
+	}
+	gens := map[string]func() []any{
+		"EVAL": func() []any { k := some(0, 3); return cat(one("return 1", num(len(k))), k, some(0, 2)) },
+		"EVALSHA": func() []any {
+			k := some(0, 3)
+			return cat(one("0123456789abcdef0123456789abcdef01234567", num(len(k))), k, some(0, 2))
+		},
+		"FCALL_RO":    func() []any { k := some(0, 3); return cat(one("f", num(len(k))), k, some(0, 2)) },
+		"ZUNION":      func() []any { k := some(1, 3); return cat(one(num(len(k))), k, one("WITHSCORES")) },
+		"SINTERCARD":  func() []any { k := some(1, 3); return cat(one(num(len(k))), k, one("LIMIT", 1)) },
+		"LMPOP":       func() []any { k := some(1, 3); return cat(one(num(len(k))), k, one("LEFT")) },
+		"BZMPOP":      func() []any { k := some(1, 3); return cat(one(0, num(len(k))), k, one("MIN")) },
+		"ZUNIONSTORE": func() []any { k := some(1, 3); return cat(one(word(), num(len(k))), k) },
+		"XREAD": func() []any {
+			var opts []any
+			if rng.IntN(2) == 0 {
+				opts = append(opts, "COUNT", 10)
+			}
+			if rng.IntN(2) == 0 {
+				opts = append(opts, "BLOCK", 100)
+			}
+			k := some(1, 3)
+			return cat(opts, one("STREAMS"), k, slices.Repeat(one("0"), len(k)))
+		},
+		"XREADGROUP": func() []any {
+			opts := one("GROUP", word(), word())
+			if rng.IntN(2) == 0 {
+				opts = append(opts, "COUNT", 10)
+			}
+			if rng.IntN(2) == 0 {
+				opts = append(opts, "NOACK")
+			}
+			k := some(1, 3)
+			return cat(opts, one("STREAMS"), k, slices.Repeat(one(">"), len(k)))
+		},
+		"MIGRATE": func() []any {
+			var opts []any
+			if rng.IntN(2) == 0 {
+				opts = append(opts, "COPY")
+			}
+			switch rng.IntN(3) {
+			case 1:
+				opts = append(opts, "AUTH", word())
+			case 2:
+				opts = append(opts, "AUTH2", word(), word())
+			}
+			if rng.IntN(2) == 0 {
+				return cat(one("127.0.0.1", 1, word(), 0, 100), opts)
+			}
+			return cat(one("127.0.0.1", 1, "", 0, 100), opts, one("KEYS"), some(1, 3))
+		},
+		"BLPOP": func() []any { return cat(some(1, 3), one(0)) },
+		"MSET": func() []any {
+			var kv []any
+			for range 1 + rng.IntN(3) {
+				kv = append(kv, word(), word())
+			}
+			return kv
+		},
+		"BITOP": func() []any { return cat(one("AND", word()), some(1, 3)) },
+	}
+	for cmd, gen := range gens {
+		for range 100 {
+			args := gen()
+			want := serverKeys(t, srv, cmd, args)
+			var got []string
+			commandKeys(cmd, args, func(i int) bool {
+				got = append(got, argString(args[i]))
+				return true
+			})
+			if !slices.Equal(got, want) {
+				t.Errorf("%s %q: commandKeys %q; COMMAND GETKEYS %q", cmd, args, got, want)
+			}
+		}
+	}
+}
+
+// FuzzCommandKeys checks that key extraction never panics on any command
+// line and that its functions agree: indexes in range and increasing,
+// commandKeyIndex the first of commandKeys, commandSlot's slot that of
+// the first key and crossSlot true exactly when another key's slot
+// differs. Arguments are the fields of args split at '|'.
+//
+//	go test -run '^$' -fuzz '^FuzzCommandKeys$' -fuzztime 30s .
+func FuzzCommandKeys(f *testing.F) {
+	for _, tc := range keyCases {
+		var parts []string
+		for _, a := range tc.args {
+			parts = append(parts, argString(a))
+		}
+		f.Add(tc.cmd, strings.Join(parts, "|"))
+	}
+	f.Fuzz(func(t *testing.T, cmd, joined string) {
+		var args []any
+		if joined != "" {
+			for _, s := range strings.Split(joined, "|") {
+				args = append(args, s)
+			}
+		}
+		idx := collectKeys(cmd, args)
+		for n, i := range idx {
+			if i < 0 || i >= len(args) || (n > 0 && i <= idx[n-1]) {
+				t.Fatalf("%s %q: key indexes %v out of range or order", cmd, args, idx)
+			}
+		}
+		first, ok := commandKeyIndex(cmd, args)
+		slot, keyed, cross := commandSlot(cmd, args)
+		if len(idx) == 0 {
+			if ok || keyed || cross {
+				t.Fatalf("%s %q: no keys, but commandKeyIndex %d, %v and commandSlot %d, %v, %v", cmd, args, first, ok, slot, keyed, cross)
+			}
+			return
+		}
+		if !ok || first != idx[0] || !keyed || slot != argSlot(args[idx[0]]) {
+			t.Fatalf("%s %q: keys %v, but commandKeyIndex %d, %v and commandSlot %d, %v", cmd, args, idx, first, ok, slot, keyed)
+		}
+		wantCross := false
+		for _, i := range idx[1:] {
+			wantCross = wantCross || argSlot(args[i]) != slot
+		}
+		if cross != wantCross {
+			t.Fatalf("%s %q: crossSlot %v; want %v", cmd, args, cross, wantCross)
+		}
+	})
 }
