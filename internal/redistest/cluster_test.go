@@ -1,7 +1,10 @@
 package redistest_test
 
 import (
+	"errors"
+	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -175,26 +178,47 @@ func TestClusterLauncher(t *testing.T) {
 
 // TestClusterWithPasswordAndNoReplicas starts the smallest cluster with a
 // password: redis-cli, the readiness checks and MIGRATE must all
-// authenticate.
+// authenticate. When the subtest that owns the cluster ends, every node's
+// process is gone.
 func TestClusterWithPasswordAndNoReplicas(t *testing.T) {
 	t.Parallel()
-	c := redistest.StartCluster(t, redistest.ClusterOptions{Masters: 3, Replicas: -1, Args: []string{"--requirepass", "s3cret"}})
-	if got := len(c.Replicas(t)); got != 0 {
-		t.Fatalf("got %d replicas; want 0", got)
+	var pids []int
+	t.Run("cluster", func(t *testing.T) {
+		c := redistest.StartCluster(t, redistest.ClusterOptions{Masters: 3, Replicas: -1, Args: []string{"--requirepass", "s3cret"}})
+		for _, n := range c.Nodes() {
+			pids = append(pids, n.PID())
+		}
+		if got := len(c.Replicas(t)); got != 0 {
+			t.Fatalf("got %d replicas; want 0", got)
+		}
+		for _, n := range c.Nodes() {
+			if n.Password() != "s3cret" {
+				t.Errorf("%s: Password %q; want s3cret", n, n.Password())
+			}
+		}
+		const slot = 16383
+		keys := redistest.KeysInSlot(slot, 3)
+		from := c.MasterOf(t, slot)
+		for _, k := range keys {
+			from.Do(t, "SET", k, "v")
+		}
+		to := c.Masters(t)[0]
+		c.MigrateSlot(t, slot, to)
+		wantReply(t, to, "v", "GET", keys[2])
+		wantReply(t, from, "MOVED *", "GET", keys[2])
+	})
+	if len(pids) != 3 {
+		t.Fatalf("got %d PIDs; want 3", len(pids))
 	}
-	for _, n := range c.Nodes() {
-		if n.Password() != "s3cret" {
-			t.Errorf("%s: Password %q; want s3cret", n, n.Password())
+	for _, pid := range pids {
+		// Signal 0 checks that the process exists; the cleanup has waited
+		// for it, so it is not even a zombie.
+		p, err := os.FindProcess(pid)
+		if err == nil {
+			err = p.Signal(syscall.Signal(0))
+		}
+		if !errors.Is(err, os.ErrProcessDone) && !errors.Is(err, syscall.ESRCH) {
+			t.Errorf("node process %d after the test: signal 0 says %v; want it gone", pid, err)
 		}
 	}
-	const slot = 16383
-	keys := redistest.KeysInSlot(slot, 3)
-	from := c.MasterOf(t, slot)
-	for _, k := range keys {
-		from.Do(t, "SET", k, "v")
-	}
-	to := c.Masters(t)[0]
-	c.MigrateSlot(t, slot, to)
-	wantReply(t, to, "v", "GET", keys[2])
-	wantReply(t, from, "MOVED *", "GET", keys[2])
 }

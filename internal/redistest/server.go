@@ -334,6 +334,17 @@ func (s *Server) Restart() {
 	}
 }
 
+// PID returns the process ID of the running server, or 0 when it is
+// stopped.
+func (s *Server) PID() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.proc == nil {
+		return 0
+	}
+	return s.proc.cmd.Process.Pid
+}
+
 // Running reports whether the server process is running.
 func (s *Server) Running() bool {
 	s.mu.Lock()
