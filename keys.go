@@ -235,10 +235,10 @@ type keyIter struct {
 	pre  int // for keyNumkeys with a destination: args[0] not yet given (1), or given (0)
 }
 
-// commandKeyIter returns an iterator over cmd's keys in args.
-func commandKeyIter(cmd string, args []any) keyIter {
+// commandKeyIter returns an iterator over the keys in args of a command
+// whose table entry is info.
+func commandKeyIter(info cmdInfo, args []any) keyIter {
 	it := keyIter{args: args, next: -1, step: 1}
-	info := lookupCommand(cmd)
 	switch info.rule {
 	case keyFirst:
 		if len(args) > 0 {
@@ -349,7 +349,11 @@ func streamsIndex(args []any) int {
 // keyless command, or one whose arguments hold no key (GET with none,
 // EVAL with numkeys 0). It does not allocate.
 func commandKeyIndex(cmd string, args []any) (i int, ok bool) {
-	it := commandKeyIter(cmd, args)
+	info := lookupCommand(cmd)
+	if info.rule == keyFirst { // most commands: no iterator
+		return 0, len(args) > 0
+	}
+	it := commandKeyIter(info, args)
 	return it.Next()
 }
 
@@ -370,7 +374,7 @@ func commandKey(cmd string, args []any) (key string, ok bool) {
 // cluster uses it to report, say, which keys of an MSET live where;
 // commandSlot is the cheaper check that they all share a slot.
 func commandKeys(cmd string, args []any, fn func(i int) bool) {
-	it := commandKeyIter(cmd, args)
+	it := commandKeyIter(lookupCommand(cmd), args)
 	for i, ok := it.Next(); ok; i, ok = it.Next() {
 		if !fn(i) {
 			return
@@ -385,7 +389,14 @@ func commandKeys(cmd string, args []any, fn func(i int) bool) {
 // I/O. It does not allocate for keys given as strings, byte slices or
 // numbers.
 func commandSlot(cmd string, args []any) (slot int, keyed, crossSlot bool) {
-	it := commandKeyIter(cmd, args)
+	info := lookupCommand(cmd)
+	if info.rule == keyFirst { // most commands: no iterator
+		if len(args) == 0 {
+			return 0, false, false
+		}
+		return argSlot(args[0]), true, false
+	}
+	it := commandKeyIter(info, args)
 	i, ok := it.Next()
 	if !ok {
 		return 0, false, false
