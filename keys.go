@@ -105,8 +105,8 @@ var (
 	keysMigrate   = cmdInfo{rule: keyMigrate}                    // MIGRATE
 )
 
-// commandTable lists every command whose keys are not just its first argument,
-// and every read-only command, by its name in upper case.
+// commandTable lists every command whose keys are not just its first
+// argument, and every read-only command, by its name in upper case.
 var commandTable = map[string]cmdInfo{
 	// Keyless. See the comment at the top of the file for why each is.
 	"PING": keysNone, "ECHO": keysNone, "SELECT": keysNone, "AUTH": keysNone, "HELLO": keysNone,
@@ -221,8 +221,8 @@ func lookupCommand(cmd string) cmdInfo {
 // — and not keyless ones (SCAN, KEYS, DBSIZE, RANDOMKEY), which go to any
 // master anyway, nor TOUCH, whose point is to update the master's access
 // times. A command not listed, including every module command, is treated
-// as a write. TestReadOnlyCommandsMatchServer checks the list
-// against COMMAND INFO.
+// as a write. TestCommandTableMatchesServer checks the list against the
+// flags COMMAND gives.
 func isReadOnlyCommand(cmd string) bool { return lookupCommand(cmd).readOnly }
 
 // keyIter walks the keys of one command, as indexes into its arguments.
