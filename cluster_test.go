@@ -324,6 +324,15 @@ func TestClusterShared(t *testing.T) {
 		}
 	})
 
+	t.Run("PeriodicRefresh", func(t *testing.T) {
+		pr := newTestCluster(t, rc, ClusterConfig{RefreshInterval: 100 * time.Millisecond})
+		before := pr.Stats().Refreshes
+		time.Sleep(700 * time.Millisecond)
+		if got := pr.Stats().Refreshes - before; got < 3 {
+			t.Errorf("%d reloads in 700ms with RefreshInterval 100ms; want several", got)
+		}
+	})
+
 	t.Run("CloseUnderLoad", func(t *testing.T) {
 		cl := newTestCluster(t, rc, ClusterConfig{Node: Config{ClientName: "closing"}})
 		var wg sync.WaitGroup
