@@ -129,7 +129,8 @@ func TestClusterErrorsNeverShowThePassword(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	for _, s := range []string{c.String(), fmt.Sprintf("%v %+v %#v", c, c, c)} {
+	cfg := ClusterConfig{Addrs: []string{"h:1"}, Node: Config{Password: "hunter2"}}
+	for _, s := range []string{c.String(), fmt.Sprintf("%v %+v %#v", c, c, c), fmt.Sprintf("%v %+v %#v", cfg, cfg, cfg)} {
 		if strings.Contains(s, "hunter2") {
 			t.Errorf("printed cluster shows the password: %s", s)
 		}
