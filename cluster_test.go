@@ -543,12 +543,16 @@ func TestClusterHotSlotMigrationUnderLoad(t *testing.T) {
 	connsBefore := infoField(t, to, "stats", "total_connections_received")
 	start := time.Now()
 	m := rc.BeginMigration(t, slot, to)
-	// Keys move in small batches; once all have moved, every write to
-	// the slot is answered with ASK until the migration ends, 2s in.
-	for time.Since(start) < 2*time.Second {
-		m.MoveKeys(t, 8)
+	// Keys move in small batches for 500ms (the MGETs meet TRYAGAIN
+	// while some of their keys have moved and some not), then the rest
+	// at once; from then on every write to the slot is answered with
+	// ASK until the migration ends, 2s in.
+	for time.Since(start) < 500*time.Millisecond && m.MoveKeys(t, 8) > 0 {
 		time.Sleep(20 * time.Millisecond)
 	}
+	for m.MoveKeys(t, 64) > 0 {
+	}
+	time.Sleep(2*time.Second - time.Since(start))
 	m.Finish(t)
 	took := time.Since(start)
 	time.Sleep(300 * time.Millisecond)
@@ -610,6 +614,43 @@ func TestClusterHotSlotMigrationUnderLoad(t *testing.T) {
 		}
 		if calls > 5 {
 			t.Errorf("%d CLUSTER SLOTS calls; want a handful", calls)
+		}
+	})
+
+	t.Run("MGETDuringMigrationRetriesTryAgain", func(t *testing.T) {
+		mc := newTestCluster(t, rc, ClusterConfig{RetryTimeout: 10 * time.Second})
+		mslot := Slot("{mg}")
+		mfrom := rc.MasterOf(t, mslot)
+		var mto *redistest.ClusterNode
+		for _, n := range rc.Masters(t) {
+			if n != mfrom {
+				mto = n
+				break
+			}
+		}
+		mc.Do(ctx, "MSET", "{mg}a", "1", "{mg}b", "2")
+		mig := rc.BeginMigration(t, mslot, mto)
+		// One key moved, one not: the source answers MGET with TRYAGAIN.
+		if got := mfrom.Do(t, "MIGRATE", "127.0.0.1", mto.Port(), "{mg}a", 0, 5000); got != "OK" {
+			t.Fatalf("MIGRATE {mg}a: %v", got)
+		}
+		done := make(chan error, 1)
+		go func() {
+			v, err := redis.Strings(mc.Do(ctx, "MGET", "{mg}a", "{mg}b"))
+			if err == nil && (len(v) != 2 || v[0] != "1" || v[1] != "2") {
+				err = fmt.Errorf("got %q; want [1 2]", v)
+			}
+			done <- err
+		}()
+		time.Sleep(300 * time.Millisecond)
+		mig.Finish(t)
+		if err := <-done; err != nil {
+			t.Errorf("MGET across a migration: %v", err)
+		}
+		if s := mc.Stats(); s.TryAgain == 0 || s.Retries == 0 {
+			t.Errorf("TryAgain %d, Retries %d; want both > 0", s.TryAgain, s.Retries)
+		} else {
+			t.Logf("MGET during migration: %d TRYAGAIN, %d retries, then served", s.TryAgain, s.Retries)
 		}
 	})
 
