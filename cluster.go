@@ -136,7 +136,14 @@ type clusterNode struct {
 	// leaves its pool open for redirectGrace.
 	redirected atomic.Int64
 	listed     atomic.Bool // a reload has listed the node
+	// suspect is when (UnixNano) the window that follows an I/O error
+	// on one of the node's connections ends; see Cluster.get.
+	suspect atomic.Int64
 }
+
+// suspectWindow is how long after an I/O error on a node's connection
+// every connection borrowed from its pool is checked first.
+const suspectWindow = 100 * time.Millisecond
 
 // slotTable is the slot map: which node serves each slot. It is never
 // changed once published; a reload or a MOVED publishes a new one, so
@@ -367,7 +374,7 @@ func (c *Cluster) do(ctx context.Context, timeout time.Duration, slot int, readO
 				return nil, err
 			}
 		}
-		pc, err := n.pool.get(ctx)
+		pc, err := c.get(ctx, n)
 		if err != nil {
 			if !c.retryableBorrow(ctx, err) {
 				return nil, err
@@ -378,7 +385,7 @@ func (c *Cluster) do(ctx context.Context, timeout time.Duration, slot int, readO
 			n, asking = nil, false
 			continue
 		}
-		reply, err := c.send(ctx, n.pool, pc, timeout, asking, cmd, args)
+		reply, err := c.send(ctx, n, pc, timeout, asking, cmd, args)
 		asking = false
 		kind, rerr := classifyReply(err)
 		switch kind {
@@ -415,9 +422,40 @@ func (c *Cluster) do(ctx context.Context, timeout time.Duration, slot int, readO
 	}
 }
 
-// send runs cmd on pc, preceded by ASKING when asking, and returns pc to
-// its pool.
-func (c *Cluster) send(ctx context.Context, p *Pool, pc *conn, timeout time.Duration, asking bool, cmd string, args []any) (any, error) {
+// get borrows a connection from n's pool. A node that dies breaks all
+// its connections at once, and under load the next command would go out
+// on one the pool handed back unchecked (returned under peekAfterIdle
+// ago), or on one dialed into the dying listener's backlog (a dial
+// without AUTH or SELECT makes no round trip). So for suspectWindow
+// after an I/O error on one of n's connections, get checks every
+// connection with a PING before the command is sent; one that fails is
+// closed and the error returned as a failed borrow, which Do retries.
+func (c *Cluster) get(ctx context.Context, n *clusterNode) (*conn, error) {
+	pc, err := n.pool.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if s := n.suspect.Load(); s == 0 || time.Now().UnixNano() >= s {
+		return pc, nil
+	}
+	_, err = pc.withContext(ctx, pc.f.cfg.CheckTimeout, func(timeout time.Duration) (any, error) {
+		return pc.rc.DoWithTimeout(timeout, "PING") // leaves no state: not tracked
+	})
+	if err != nil {
+		pc.broken = true
+		n.pool.put(pc)
+		return nil, fmt.Errorf("%w: %s: %w", errCheckFailed, n.addr, err)
+	}
+	return pc, nil
+}
+
+// errCheckFailed is wrapped by the error of a borrow whose connection
+// failed get's check: the command was not sent.
+var errCheckFailed = errors.New("redispool: cluster: connection check failed")
+
+// send runs cmd on pc, a connection of n, preceded by ASKING when
+// asking, and returns pc to its pool.
+func (c *Cluster) send(ctx context.Context, n *clusterNode, pc *conn, timeout time.Duration, asking bool, cmd string, args []any) (any, error) {
 	if asking {
 		// Straight to redigo, not through the tracker: ASKING flags only
 		// the next command, which is ours, so it leaves nothing behind
@@ -427,7 +465,12 @@ func (c *Cluster) send(ctx context.Context, p *Pool, pc *conn, timeout time.Dura
 	reply, err := pc.withContext(ctx, timeout, func(timeout time.Duration) (any, error) {
 		return pc.do(timeout, cmd, args)
 	})
-	p.put(pc)
+	if err != nil && ctx.Err() == nil {
+		if _, ok := err.(redis.Error); !ok {
+			n.suspect.Store(time.Now().Add(suspectWindow).UnixNano())
+		}
+	}
+	n.pool.put(pc)
 	return reply, err
 }
 
@@ -473,8 +516,8 @@ func (c *Cluster) redirectNode(rd *RedirectError) (*clusterNode, error) {
 
 // retryableBorrow reports whether a failed borrow from a node's pool may
 // be retried on a fresh route: the pool was closed by a reload, or the
-// node refused the connection (it may be down while a replica takes
-// over). Exhausted pools, rejected credentials and ended contexts are
+// node refused the connection or failed get's check (it may be down
+// while a replica takes over). Exhausted pools, rejected credentials and ended contexts are
 // not retried.
 func (c *Cluster) retryableBorrow(ctx context.Context, err error) bool {
 	if ctx.Err() != nil || c.isClosed() {
@@ -484,7 +527,7 @@ func (c *Cluster) retryableBorrow(ctx context.Context, err error) bool {
 		return true
 	}
 	var opErr *net.OpError
-	if errors.As(err, &opErr) {
+	if errors.As(err, &opErr) || errors.Is(err, errCheckFailed) {
 		c.requestRefresh()
 		return true
 	}

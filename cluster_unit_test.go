@@ -1,6 +1,7 @@
 package redispool
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gomodule/redigo/redis"
+	"github.com/redispool/redispool/internal/redistest"
 )
 
 func TestClusterSatisfiesRedigoPoolInterface(t *testing.T) {
@@ -127,7 +129,8 @@ func TestClusterErrorsNeverShowThePassword(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	for _, s := range []string{c.String(), fmt.Sprintf("%v %+v %#v", c, c, c)} {
+	cfg := ClusterConfig{Addrs: []string{"h:1"}, Node: Config{Password: "hunter2"}}
+	for _, s := range []string{c.String(), fmt.Sprintf("%v %+v %#v", c, c, c), fmt.Sprintf("%v %+v %#v", cfg, cfg, cfg)} {
 		if strings.Contains(s, "hunter2") {
 			t.Errorf("printed cluster shows the password: %s", s)
 		}
@@ -345,4 +348,130 @@ func BenchmarkClusterRouting(b *testing.B) {
 			}
 		})
 	}
+}
+
+// fakeNode starts a fake cluster node that claims every slot and answers
+// other commands than CLUSTER SLOTS and PING with reply(n, cmd), n being
+// how many such commands it has received, itself included. A nil reply
+// string closes the connection.
+func fakeNode(t testing.TB, reply func(n int64, cmd []string) *string) (addr string, count *atomic.Int64) {
+	t.Helper()
+	count = new(atomic.Int64)
+	var self atomic.Pointer[string]
+	srv := redistest.NewFakeServer(t, func(conn net.Conn) {
+		br := bufio.NewReader(conn)
+		for {
+			cmd, err := redistest.ReadCommand(br)
+			if err != nil || len(cmd) == 0 {
+				return
+			}
+			var out string
+			switch strings.ToUpper(cmd[0]) {
+			case "CLUSTER":
+				host, port, _ := net.SplitHostPort(*self.Load())
+				out = fmt.Sprintf("*1\r\n*3\r\n:0\r\n:16383\r\n*2\r\n$%d\r\n%s\r\n:%s\r\n", len(host), host, port)
+			case "PING":
+				out = "+PONG\r\n"
+			case "ASKING":
+				out = "+OK\r\n"
+			default:
+				r := reply(count.Add(1), cmd)
+				if r == nil {
+					conn.Close()
+					return
+				}
+				out = *r
+			}
+			if _, err := conn.Write([]byte(out)); err != nil {
+				return
+			}
+		}
+	})
+	addr = srv.Addr()
+	self.Store(&addr)
+	return addr, count
+}
+
+func ptr(s string) *string { return &s }
+
+func TestClusterTooManyRedirects(t *testing.T) {
+	var addr atomic.Pointer[string]
+	a, gets := fakeNode(t, func(_ int64, cmd []string) *string {
+		return ptr(fmt.Sprintf("-MOVED %d %s\r\n", Slot(cmd[1]), *addr.Load()))
+	})
+	addr.Store(&a)
+	c, err := NewCluster(context.Background(), ClusterConfig{Addrs: []string{a}, MaxRedirects: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_, err = c.Do(context.Background(), "GET", "k")
+	var rd *RedirectError
+	if !errors.Is(err, ErrTooManyRedirects) || !errors.As(err, &rd) || rd.Addr != a || rd.Slot != Slot("k") {
+		t.Errorf("Do = %v; want ErrTooManyRedirects wrapping MOVED %d %s", err, Slot("k"), a)
+	}
+	if got := gets.Load(); got != 4 {
+		t.Errorf("the node received %d GETs; want 4 (the command and 3 redirects)", got)
+	}
+}
+
+func TestClusterRetriesOnlyWhatDidNotRun(t *testing.T) {
+	ctx := context.Background()
+	t.Run("ClusterDownThenServed", func(t *testing.T) {
+		a, gets := fakeNode(t, func(n int64, _ []string) *string {
+			if n <= 3 {
+				return ptr("-CLUSTERDOWN The cluster is down\r\n")
+			}
+			return ptr("$1\r\nv\r\n")
+		})
+		c, err := NewCluster(ctx, ClusterConfig{Addrs: []string{a}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if v, err := redis.String(c.Do(ctx, "GET", "k")); err != nil || v != "v" {
+			t.Errorf("Do = %q, %v; want v after 3 CLUSTERDOWN", v, err)
+		}
+		if s := c.Stats(); gets.Load() != 4 || s.ClusterDown != 3 || s.Retries != 3 {
+			t.Errorf("%d GETs, ClusterDown %d, Retries %d; want 4, 3, 3", gets.Load(), s.ClusterDown, s.Retries)
+		}
+	})
+	t.Run("TryAgainUntilRetryTimeout", func(t *testing.T) {
+		a, _ := fakeNode(t, func(int64, []string) *string {
+			return ptr("-TRYAGAIN Multiple keys request during rehashing of slot\r\n")
+		})
+		c, err := NewCluster(ctx, ClusterConfig{Addrs: []string{a}, RetryTimeout: 300 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		start := time.Now()
+		_, err = c.Do(ctx, "MGET", "{a}1", "{a}2")
+		took := time.Since(start)
+		var rerr redis.Error
+		if !errors.As(err, &rerr) || !strings.HasPrefix(string(rerr), "TRYAGAIN") {
+			t.Errorf("Do = %v; want the TRYAGAIN reply once RetryTimeout is spent", err)
+		}
+		if took < 250*time.Millisecond || took > 5*time.Second {
+			t.Errorf("gave up after %v; want about RetryTimeout (300ms)", took)
+		}
+		if s := c.Stats(); s.TryAgain < 3 {
+			t.Errorf("TryAgain %d; want several", s.TryAgain)
+		}
+	})
+	t.Run("IOErrorAfterSendIsNotRetried", func(t *testing.T) {
+		a, incrs := fakeNode(t, func(int64, []string) *string { return nil }) // hang up on INCR
+		c, err := NewCluster(ctx, ClusterConfig{Addrs: []string{a}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if _, err := c.Do(ctx, "INCR", "k"); err == nil {
+			t.Fatal("Do INCR succeeded on a node that hangs up")
+		}
+		time.Sleep(50 * time.Millisecond)
+		if got := incrs.Load(); got != 1 {
+			t.Errorf("the node received INCR %d times; want 1: it may have run", got)
+		}
+	})
 }

@@ -210,7 +210,7 @@ func (c *Cluster) borrow(ctx context.Context, slot int) (*clusterNode, *conn, er
 			c.requestRefresh()
 			return nil, nil, err
 		}
-		pc, err := n.pool.get(ctx)
+		pc, err := c.get(ctx, n)
 		if err == nil {
 			return n, pc, nil
 		}
