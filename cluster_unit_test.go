@@ -475,3 +475,33 @@ func TestClusterRetriesOnlyWhatDidNotRun(t *testing.T) {
 		}
 	})
 }
+
+func FuzzParseClusterURL(f *testing.F) {
+	f.Add("redis+cluster://app:s3cr3t@h1:7000,h2:7001/0?max_redirects=3&read_from_replicas=1")
+	f.Add("rediss+cluster://:pw@[::1]:7000,10.0.0.2?max_total=8")
+	f.Fuzz(func(t *testing.T, raw string) {
+		cfg, err := ParseClusterURL(raw)
+		if err == nil {
+			if len(cfg.Addrs) == 0 {
+				t.Errorf("ParseClusterURL(%q): no error and no seed", raw)
+			}
+			c, err := NewCluster(context.Background(), cfg)
+			switch {
+			case err == nil:
+				c.Close()
+			case cfg.Node.Password != "" && strings.Count(raw, cfg.Node.Password) == 1 && strings.Contains(err.Error(), cfg.Node.Password):
+				t.Errorf("NewCluster of ParseClusterURL(%q) = %v: shows the password", raw, err)
+			}
+			return
+		}
+		msg := err.Error()
+		if !strings.HasPrefix(msg, "redispool: ") {
+			t.Errorf("ParseClusterURL(%q) = %q; want an error starting with \"redispool: \"", raw, msg)
+		}
+		if start, end, ok := urlPasswordSpan(raw); ok && end-start >= 4 {
+			if pw := raw[start:end]; strings.Count(raw, pw) == 1 && strings.Contains(msg, pw) {
+				t.Errorf("ParseClusterURL(%q) = %q: shows the password %q", raw, msg, pw)
+			}
+		}
+	})
+}
