@@ -66,6 +66,10 @@ type Config struct {
 	// name.
 	ClientName string
 
+	// dialCmd, if set, is sent on every new connection after AUTH and
+	// SELECT: a Cluster's READONLY, for reads from replicas.
+	dialCmd string
+
 	// TLSConfig, when non-nil, makes every connection use TLS with this
 	// configuration. An empty ServerName is filled in from Addr. Nil
 	// means plaintext.

@@ -75,6 +75,9 @@ func TestConfigLogValueListsEveryField(t *testing.T) {
 	}
 	typ := reflect.TypeOf(Config{})
 	for i := range typ.NumField() {
+		if !typ.Field(i).IsExported() {
+			continue // set by the package itself, as the cluster's dial command
+		}
 		name := typ.Field(i).Name
 		key, ok := renamed[name]
 		if !ok {

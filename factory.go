@@ -141,6 +141,11 @@ func (f *factory) dial(ctx context.Context) (*conn, error) {
 	})
 	opts := append(f.opts[:len(f.opts):len(f.opts)], redis.DialContextFunc(dialRaw))
 	rc, err := redis.DialContext(ctx, f.cfg.Network, f.addr(), opts...)
+	if err == nil && f.cfg.dialCmd != "" {
+		if _, err = rc.Do(f.cfg.dialCmd); err != nil {
+			rc.Close()
+		}
+	}
 	if !stop() && err == nil {
 		// ctx ended as the dial finished; the deadline may be poisoned.
 		rc.Close()

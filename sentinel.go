@@ -123,27 +123,11 @@ func (sc *SentinelConfig) validate(c Config) error {
 		return bad("Username %q needs a Password", sc.Username)
 	}
 	for _, a := range sc.Addrs {
-		if _, err := sentinelAddr(a); err != nil {
+		if _, err := listedAddr("Sentinel address", a, DefaultSentinelPort); err != nil {
 			return bad("%v", err)
 		}
 	}
 	return nil
-}
-
-// sentinelAddr validates a Sentinel address and adds the default port.
-func sentinelAddr(a string) (string, error) {
-	host, port, err := net.SplitHostPort(a)
-	if err != nil {
-		// No port, or a bare IPv6 address.
-		host, port = strings.TrimSuffix(strings.TrimPrefix(a, "["), "]"), DefaultSentinelPort
-	}
-	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-		return "", fmt.Errorf("Sentinel address %q: port %q is not a number from 1 to 65535", a, port)
-	}
-	if host == "" || strings.ContainsAny(host, " /") {
-		return "", fmt.Errorf("Sentinel address %q: invalid host %q", a, host)
-	}
-	return net.JoinHostPort(host, port), nil
 }
 
 // master is where the pool's connections go: the master's address as
@@ -188,7 +172,7 @@ type queryCall struct {
 func newSentinel(sc SentinelConfig, stats *counters, log *slog.Logger, onChange func()) *sentinelClient {
 	sc.Addrs = append([]string(nil), sc.Addrs...)
 	for i, a := range sc.Addrs {
-		sc.Addrs[i], _ = sentinelAddr(a) // validated already
+		sc.Addrs[i], _ = listedAddr("Sentinel address", a, DefaultSentinelPort) // validated already
 	}
 	if sc.Timeout == 0 {
 		sc.Timeout = DefaultSentinelTimeout

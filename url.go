@@ -41,29 +41,15 @@ func ParseURL(rawURL string) (Config, error) {
 	// net/url takes one host; a Sentinel URL lists several, which it
 	// would misread ("s1,s2:26380,s3" has an invalid port). Parse the URL
 	// with a placeholder host and split the list here.
-	rawURL, sentinelHosts := cutSentinelHosts(rawURL)
-	u, err := url.Parse(rawURL)
+	var sentinelHosts string
+	if l := strings.ToLower(rawURL); strings.HasPrefix(l, "redis+sentinel://") || strings.HasPrefix(l, "rediss+sentinel://") {
+		rawURL, sentinelHosts = cutHostList(rawURL)
+	}
+	u, err := parseRawURL(rawURL)
 	if err != nil {
-		var uerr *url.Error
-		if errors.As(err, &uerr) {
-			err = uerr.Err // url.Error repeats the raw URL, password and all
-		}
-		if strings.Contains(rawURL, "@") {
-			// net/url's own message may quote the user info, as in
-			// invalid port ":pa" for "redis://u:pa/ss@host".
-			return cfg, fmt.Errorf("redispool: invalid URL %q: cannot parse it "+
-				"(percent-encode '%%', '/', '?', '#' and '@' in the user name and password)", redactURL(rawURL))
-		}
-		return cfg, fmt.Errorf("redispool: invalid URL %q: %v", redactURL(rawURL), err)
+		return cfg, err
 	}
-	safe := strings.Replace(redactParams(u).Redacted(), sentinelHostsPlaceholder, sentinelHosts, 1)
-	if u.User == nil && strings.Contains(rawURL, "@") || atOutsideAuthority(rawURL) || strings.Contains(rawURL, "#") {
-		// A password with an unescaped '/', '?' or '#' moves its '@'
-		// out of the user info, and the rest of it into the path, query
-		// or fragment: say nothing of them.
-		return cfg, fmt.Errorf("redispool: invalid URL %q: an '@' outside the user info, or a '#' "+
-			"(percent-encode '%%', '/', '?', '#' and '@' in the user name and password)", redactURL(rawURL))
-	}
+	safe := strings.Replace(redactParams(u).Redacted(), hostListPlaceholder, sentinelHosts, 1)
 	bad := func(format string, args ...any) (Config, error) {
 		return Config{}, fmt.Errorf("redispool: invalid URL %q: "+format, append([]any{safe}, args...)...)
 	}
@@ -109,7 +95,7 @@ func ParseURL(rawURL string) (Config, error) {
 			if a == "" {
 				return bad("an empty Sentinel address")
 			}
-			addr, err := sentinelAddr(a)
+			addr, err := listedAddr("Sentinel address", a, DefaultSentinelPort)
 			if err != nil {
 				return bad("%v", err)
 			}
@@ -149,15 +135,8 @@ func ParseURL(rawURL string) (Config, error) {
 		return bad("scheme %q: want redis, rediss, unix, redis+sentinel or rediss+sentinel", u.Scheme)
 	}
 
-	query := u.Query()
-	for _, name := range slices.Sorted(maps.Keys(query)) { // the same error every time
-		values := query[name]
-		if len(values) != 1 {
-			return bad("parameter %q given %d times", name, len(values))
-		}
-		if err := setParam(&cfg, u.Scheme, name, values[0]); err != nil {
-			return bad("parameter %s: %v", name, err)
-		}
+	if err := eachParam(u, func(name, v string) error { return setParam(&cfg, u.Scheme, name, v) }); err != nil {
+		return bad("%v", err)
 	}
 	if sc := cfg.Sentinel; sc != nil && sc.Username != "" && sc.Password == "" {
 		return bad("sentinel_username %q without a sentinel_password", sc.Username)
@@ -165,18 +144,18 @@ func ParseURL(rawURL string) (Config, error) {
 	return cfg, nil
 }
 
-// sentinelHostsPlaceholder stands in for the host list of a Sentinel URL
-// while net/url parses the rest.
-const sentinelHostsPlaceholder = "sentinels.invalid"
+// hostListPlaceholder stands in for the host list of a Sentinel or
+// Cluster URL while net/url parses the rest.
+const hostListPlaceholder = "hosts.invalid"
 
-// cutSentinelHosts replaces the host list of a redis+sentinel:// or
-// rediss+sentinel:// URL with a placeholder, and returns the list.
-func cutSentinelHosts(raw string) (string, string) {
-	lower := strings.ToLower(raw)
-	if !strings.HasPrefix(lower, "redis+sentinel://") && !strings.HasPrefix(lower, "rediss+sentinel://") {
+// cutHostList replaces the host list of a URL ("h1,h2:26380,[::1]") with
+// a placeholder, since net/url takes one host, and returns the list.
+func cutHostList(raw string) (string, string) {
+	i := strings.Index(raw, "://")
+	if i < 0 {
 		return raw, ""
 	}
-	start := strings.Index(raw, "//") + 2
+	start := i + 3
 	end := len(raw)
 	if i := strings.IndexAny(raw[start:], "/?#"); i >= 0 {
 		end = start + i
@@ -184,7 +163,24 @@ func cutSentinelHosts(raw string) (string, string) {
 	if at := strings.LastIndex(raw[start:end], "@"); at >= 0 {
 		start += at + 1
 	}
-	return raw[:start] + sentinelHostsPlaceholder + raw[end:], raw[start:end]
+	return raw[:start] + hostListPlaceholder + raw[end:], raw[start:end]
+}
+
+// listedAddr validates one address of a host list, what it is for
+// naming it in errors, and adds defaultPort when it has none.
+func listedAddr(what, a, defaultPort string) (string, error) {
+	host, port, err := net.SplitHostPort(a)
+	if err != nil {
+		// No port, or a bare IPv6 address.
+		host, port = strings.TrimSuffix(strings.TrimPrefix(a, "["), "]"), defaultPort
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return "", fmt.Errorf("%s %q: port %q is not a number from 1 to 65535", what, a, port)
+	}
+	if host == "" || strings.ContainsAny(host, " /[]") {
+		return "", fmt.Errorf("%s %q: invalid host %q", what, a, host)
+	}
+	return net.JoinHostPort(host, port), nil
 }
 
 // sentinelPasswordParam is the query parameter that carries the
@@ -201,6 +197,50 @@ func redactParams(u *url.URL) *url.URL {
 	r := *u
 	r.RawQuery = q.Encode()
 	return &r
+}
+
+// parseRawURL parses a Redis URL. Its errors never contain the password,
+// however the URL is malformed.
+func parseRawURL(rawURL string) (*url.URL, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		var uerr *url.Error
+		if errors.As(err, &uerr) {
+			err = uerr.Err // url.Error repeats the raw URL, password and all
+		}
+		if strings.Contains(rawURL, "@") {
+			// net/url's own message may quote the user info, as in
+			// invalid port ":pa" for "redis://u:pa/ss@host".
+			return nil, fmt.Errorf("redispool: invalid URL %q: cannot parse it "+
+				"(percent-encode '%%', '/', '?', '#' and '@' in the user name and password)", redactURL(rawURL))
+		}
+		return nil, fmt.Errorf("redispool: invalid URL %q: %v", redactURL(rawURL), err)
+	}
+	if u.User == nil && strings.Contains(rawURL, "@") || atOutsideAuthority(rawURL) || strings.Contains(rawURL, "#") {
+		// A password with an unescaped '/', '?' or '#' moves its '@'
+		// out of the user info, and the rest of it into the path, query
+		// or fragment: say nothing of them.
+		return nil, fmt.Errorf("redispool: invalid URL %q: an '@' outside the user info, or a '#' "+
+			"(percent-encode '%%', '/', '?', '#' and '@' in the user name and password)", redactURL(rawURL))
+	}
+	return u, nil
+}
+
+// eachParam calls set with each query parameter of u, in name order so
+// that a URL gives the same error every time. A parameter given twice
+// is an error.
+func eachParam(u *url.URL, set func(name, value string) error) error {
+	query := u.Query()
+	for _, name := range slices.Sorted(maps.Keys(query)) {
+		values := query[name]
+		if len(values) != 1 {
+			return fmt.Errorf("parameter %q given %d times", name, len(values))
+		}
+		if err := set(name, values[0]); err != nil {
+			return fmt.Errorf("parameter %s: %v", name, err)
+		}
+	}
+	return nil
 }
 
 func setParam(cfg *Config, scheme, name, v string) error {
@@ -333,4 +373,91 @@ func atOutsideAuthority(raw string) bool {
 	after := raw[i+2:]
 	end := strings.IndexAny(after, "/?#")
 	return end >= 0 && strings.LastIndex(after, "@") > end
+}
+
+// ParseClusterURL parses a Redis Cluster URL into a ClusterConfig:
+//
+//	redis+cluster://[[user]:password@]host1:port1[,host2:port2...][?param=value&...]
+//	rediss+cluster://...                    (TLS, the server name checked per node)
+//
+// The hosts are the seeds (Addrs); a port defaults to 6379. ParseURL's
+// query parameters set ClusterConfig.Node, except db: a cluster has
+// only database 0, and a path other than /0 is an error. The cluster's
+// own parameters are max_redirects (an integer), retry_timeout and
+// refresh_interval (durations) and read_from_replicas (a boolean).
+// Errors never contain the password.
+func ParseClusterURL(rawURL string) (ClusterConfig, error) {
+	var cfg ClusterConfig
+	rest, seeds := cutHostList(rawURL)
+	u, err := parseRawURL(rest)
+	if err != nil {
+		return cfg, err
+	}
+	bad := func(format string, args ...any) (ClusterConfig, error) {
+		return ClusterConfig{}, fmt.Errorf("redispool: invalid URL %q: "+format, append([]any{redactURL(rawURL)}, args...)...)
+	}
+	switch u.Scheme {
+	case "redis+cluster", "rediss+cluster":
+	case "":
+		return bad("no scheme: want redis+cluster:// or rediss+cluster://")
+	default:
+		return bad("scheme %q: want redis+cluster or rediss+cluster", u.Scheme)
+	}
+	if u.Opaque != "" || seeds == "" {
+		return bad("no seed node: want %s://host:port[,host:port...]", u.Scheme)
+	}
+	node := &cfg.Node
+	if u.User != nil {
+		node.Username = u.User.Username()
+		node.Password, _ = u.User.Password()
+		if node.Username != "" && node.Password == "" {
+			return bad("user %q without a password", node.Username)
+		}
+	}
+	for _, h := range strings.Split(seeds, ",") {
+		addr, err := listedAddr("seed", h, "6379")
+		if err != nil {
+			return bad("%v", err)
+		}
+		cfg.Addrs = append(cfg.Addrs, addr)
+	}
+	if p := strings.TrimPrefix(u.Path, "/"); p != "" && p != "0" {
+		return bad("database %q in the path: a cluster has only database 0", p)
+	}
+	if u.Scheme == "rediss+cluster" {
+		// No ServerName: each node's pool checks its own host.
+		node.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	err = eachParam(u, func(name, v string) error {
+		switch name {
+		case "max_redirects":
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				return fmt.Errorf("%q is not an integer", v)
+			}
+			cfg.MaxRedirects = n
+			return nil
+		case "retry_timeout":
+			return parseDuration(v, &cfg.RetryTimeout)
+		case "refresh_interval":
+			return parseDuration(v, &cfg.RefreshInterval)
+		case "read_from_replicas":
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return fmt.Errorf("%q is not a boolean", v)
+			}
+			cfg.ReadFromReplicas = b
+			return nil
+		case "db":
+			if v != "0" {
+				return errors.New("a cluster has only database 0")
+			}
+			return nil
+		}
+		return setParam(node, "redis", name, v)
+	})
+	if err != nil {
+		return bad("%v", err)
+	}
+	return cfg, nil
 }

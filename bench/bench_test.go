@@ -54,6 +54,9 @@ func TestMain(m *testing.M) {
 	if server.srv != nil {
 		server.srv.Close()
 	}
+	if clusterServer.c != nil {
+		clusterServer.c.Close()
+	}
 	os.Exit(code)
 }
 

@@ -15,6 +15,15 @@
 //	go test -run '^$' -bench BorrowReturn -benchtime 1s
 //	go test -run '^$' -bench 'EndToEnd/Workload=GET/Conc=64'
 //
+// BenchmarkCluster GETs 1,024 keys spread over the slots of a 3-master
+// Redis Cluster that it starts on loopback ports (redis-server and
+// redis-cli --cluster create; it skips when either is missing): through
+// redispool's Cluster.Do, through a connection from Cluster.GetContext
+// bound by its GET, and through go-redis's ClusterClient, all with 16
+// connections per node.
+//
+//	go test -run '^$' -bench 'Cluster/Workload=GET/Conc=16'
+//
 // Sub-benchmarks are named by parameter (Conc=16/Pool=redispool), so
 // benchstat can compare them across runs.
 //
@@ -23,6 +32,7 @@
 // cmd/poolbench is the full comparison behind docs/BENCHMARKS.md:
 // interleaved rounds of fixed duration, medians, latency percentiles,
 // allocations, the liveness-check cost, recovery after a server restart,
-// and the targets of issue 4 checked as PASS or FAIL. Run it with
+// the cluster comparison, and the targets of issue 4 checked as PASS or
+// FAIL. Run it with
 // make bench (or make bench-quick for CI).
 package bench

@@ -26,6 +26,12 @@ the pool's statistics. An interrupt ends the run early and still reports.
 Keys are "<key-prefix>key:N" and "<key-prefix>counter:N"; the workload
 writes them, so point --url at a server where that is harmless.
 
+With a redis+cluster:// URL the clients borrow from the cluster, whose
+connections bind to the node of their first key, so the keys spread over
+every master; a transaction's or pipeline's keys share a hash tag
+("counter:{N}"). The report adds each node's slots, operations and share,
+and the MOVED, ASK and retry counts.
+
 Exit status 1 if any operation failed.`,
 	flags: func(fs *flag.FlagSet, e *env) func(context.Context, []string) error {
 		var lf loadFlags
@@ -54,19 +60,24 @@ func runBench(ctx context.Context, e *env, lf *loadFlags) error {
 	}
 	defer stop()
 
+	var before *redispool.ClusterStats
+	if s.cluster != nil {
+		cs := s.cluster.Stats()
+		before = &cs
+	}
 	l := w.start(lf.clients, lf.requests)
 	var tick func()
 	var interval time.Duration
 	var p *progress
 	if e.tty && !e.json {
 		p = newProgress(e.stdout, e.width, l, d, lf.requests)
-		tick, interval = func() { p.update(s.pool.Stats()) }, 100*time.Millisecond
+		tick, interval = func() { p.update(s.Stats()) }, 100*time.Millisecond
 	}
 	interrupted := drive(ctx, l, d, interval, tick)
 	if p != nil {
 		p.finish()
 	}
-	st := s.pool.Stats()
+	st := s.Stats()
 
 	r := benchReport{
 		Server:          s.where,
@@ -96,6 +107,9 @@ func runBench(ctx context.Context, e *env, lf *loadFlags) error {
 		f := latencyJSONOf(&l.failHist)
 		r.FailedLatency = &f
 	}
+	if s.cluster != nil {
+		r.Cluster = clusterJSONOf(s.cluster.Stats(), before, l.elapsed)
+	}
 	if e.json {
 		if err := writeJSON(e.stdout, true, r); err != nil {
 			return err
@@ -111,8 +125,12 @@ func runBench(ctx context.Context, e *env, lf *loadFlags) error {
 
 func writeBenchReport(w io.Writer, r *benchReport, l *load, st redispool.Stats) {
 	p := r.Pool
-	fmt.Fprintf(w, "%s: %d clients, pool max-total %d, mix %s, %d-byte values\n\n",
-		r.Server, r.Clients, p.MaxTotal, r.Mix, r.ValueSize)
+	maxTotal := fmt.Sprintf("pool max-total %d", p.MaxTotal)
+	if r.Cluster != nil && len(r.Cluster.Nodes) > 0 {
+		maxTotal = fmt.Sprintf("max-total %d per node", r.Cluster.Nodes[0].Pool.MaxTotal)
+	}
+	fmt.Fprintf(w, "%s: %d clients, %s, mix %s, %d-byte values\n\n",
+		r.Server, r.Clients, maxTotal, r.Mix, r.ValueSize)
 	fmt.Fprintf(w, "Throughput\n  %s ops in %s: %s ops/s, %s errors%s\n",
 		fmtInt(r.Ops), fmtDur(l.elapsed), fmtInt(int64(r.OpsPerSec)), fmtInt(r.Errors), interruptedNote(r.Interrupted))
 	if st := r.LongestStall; st != nil {
@@ -146,6 +164,13 @@ func writeBenchReport(w io.Writer, r *benchReport, l *load, st redispool.Stats) 
 	if f := &l.failHist; f.n > 0 {
 		fmt.Fprintf(w, "\n  The %s failed operations are not counted above. They took:\n  p50 %s, p99 %s, max %s\n",
 			fmtInt(f.n), fmtDur(f.quantile(0.5)), fmtDur(f.quantile(0.99)), fmtDur(f.max))
+	}
+	if r.Cluster != nil {
+		fmt.Fprintf(w, "\nPools (all nodes)\n")
+		writePoolStats(w, st, "")
+		fmt.Fprintf(w, "\nCluster\n")
+		writeClusterStats(w, r.Cluster, true)
+		return
 	}
 	fmt.Fprintf(w, "\nPool\n")
 	writePoolStats(w, st, r.Master)
@@ -188,7 +213,8 @@ type benchReport struct {
 	// failed ones.
 	Latency       latencyJSON  `json:"latency"`
 	FailedLatency *latencyJSON `json:"failed_latency,omitempty"`
-	Pool          poolJSON     `json:"pool"`
+	Pool          poolJSON     `json:"pool"`              // for a cluster, the sum over its nodes
+	Cluster       *clusterJSON `json:"cluster,omitempty"` // for a redis+cluster:// URL
 }
 
 type latencyJSON struct {

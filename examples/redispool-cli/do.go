@@ -33,7 +33,7 @@ exit status 1 when the server is unreachable or rejects the credentials.`,
 			}
 			defer s.close()
 			start := time.Now()
-			if err := s.firstContact(ctx, s.pool.Ping); err != nil {
+			if err := s.firstContact(ctx, s.Ping); err != nil {
 				return fmt.Errorf("cannot reach %s: %w", s.where, err)
 			}
 			if e.json {
@@ -87,7 +87,7 @@ RESP3 (HELLO 3) is refused: redigo, under redispool, speaks RESP2 only.`,
 			}
 			var reply any
 			err = s.firstContact(ctx, func(ctx context.Context) (err error) {
-				reply, err = s.pool.Do(ctx, args[0], cmdArgs...)
+				reply, err = s.Do(ctx, args[0], cmdArgs...)
 				return err
 			})
 			var rerr redis.Error

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
+	"github.com/gomodule/redigo/redis"
 	"github.com/redispool/redispool"
 )
 
@@ -48,7 +49,7 @@ type global struct {
 }
 
 func (g *global) register(fs *flag.FlagSet) {
-	fs.StringVar(&g.url, "url", "", "Redis `URL`: redis://[[user]:password@]host[:port][/db][?param=value&...], rediss://... (TLS), unix:///path/to/socket, or redis+sentinel://[[user]:password@]sentinel1[:port][,sentinel2...]/master_name[/db][?sentinel_password=...]; the query takes the pool parameters of redispool.ParseURL (default: an embedded miniredis)")
+	fs.StringVar(&g.url, "url", "", "Redis `URL`: redis://[[user]:password@]host[:port][/db][?param=value&...], rediss://... (TLS), unix:///path/to/socket, redis+sentinel://[[user]:password@]sentinel1[:port][,sentinel2...]/master_name[/db][?sentinel_password=...], or redis+cluster://host:port[,host:port...] (rediss+cluster:// with TLS) for a Redis Cluster; the query takes the pool parameters of redispool.ParseURL, and for a cluster those of redispool.ParseClusterURL (default: an embedded miniredis)")
 	fs.BoolVar(&g.json, "json", false, "print results as JSON")
 	fs.StringVar(&g.logLevel, "log-level", "", "log the pool's connection events to stderr at this `level`: debug, info, warn or error (default: no logging)")
 	fs.StringVar(&g.cacert, "cacert", "", "verify a rediss:// server against the CA certificates in this PEM `file` instead of the system roots")
@@ -95,10 +96,19 @@ func (g *global) config(addr string) (cfg redispool.Config, where string, err er
 		}
 	}
 
-	set := func(name string) bool { return g.set[name] }
-	if set("db") {
+	if g.set["db"] {
 		cfg.DB = g.db
 	}
+	if err := g.apply(&cfg); err != nil {
+		return cfg, "", err
+	}
+	return cfg, where, nil
+}
+
+// apply sets the pool flags given on the command line, and the TLS
+// flags, in cfg: a single server's Config or a cluster's Node template.
+func (g *global) apply(cfg *redispool.Config) error {
+	set := func(name string) bool { return g.set[name] }
 	if set("client-name") {
 		cfg.ClientName = g.clientName
 	}
@@ -138,16 +148,16 @@ func (g *global) config(addr string) (cfg redispool.Config, where string, err er
 
 	if g.cacert != "" || g.insecure {
 		if cfg.TLSConfig == nil {
-			return cfg, "", usagef("--cacert and --insecure need a rediss:// URL")
+			return usagef("--cacert and --insecure need a rediss:// URL")
 		}
 		if g.cacert != "" {
 			pem, err := os.ReadFile(g.cacert)
 			if err != nil {
-				return cfg, "", usagef("--cacert: %v", err)
+				return usagef("--cacert: %v", err)
 			}
 			roots := x509.NewCertPool()
 			if !roots.AppendCertsFromPEM(pem) {
-				return cfg, "", usagef("--cacert: no PEM certificates in %s", g.cacert)
+				return usagef("--cacert: no PEM certificates in %s", g.cacert)
 			}
 			cfg.TLSConfig.RootCAs = roots
 			if cfg.Sentinel != nil {
@@ -159,7 +169,31 @@ func (g *global) config(addr string) (cfg redispool.Config, where string, err er
 			cfg.Sentinel.TLSConfig.InsecureSkipVerify = g.insecure
 		}
 	}
-	return cfg, where, nil
+	return nil
+}
+
+// clusterConfig builds a cluster's ClusterConfig from a redis+cluster://
+// or rediss+cluster:// --url and the pool flags, which apply to every
+// node's pool. It also returns a description of the cluster that is safe
+// to print: the scheme and the seeds, never the credentials.
+func (g *global) clusterConfig() (cfg redispool.ClusterConfig, where string, err error) {
+	if cfg, err = redispool.ParseClusterURL(g.url); err != nil {
+		return cfg, "", usageError{err} // ParseClusterURL's errors never hold the password
+	}
+	if g.set["db"] && g.db != 0 {
+		return cfg, "", usagef("--db %d: a cluster has only database 0", g.db)
+	}
+	if err := g.apply(&cfg.Node); err != nil {
+		return cfg, "", err
+	}
+	scheme, _, _ := strings.Cut(g.url, "://")
+	return cfg, strings.ToLower(scheme) + "://" + strings.Join(cfg.Addrs, ","), nil
+}
+
+// isClusterURL reports whether --url names a Redis Cluster.
+func isClusterURL(u string) bool {
+	u = strings.ToLower(u)
+	return strings.HasPrefix(u, "redis+cluster://") || strings.HasPrefix(u, "rediss+cluster://")
 }
 
 // logger returns the logger --log-level asks for, or nil.
@@ -182,10 +216,12 @@ func (g *global) logger(e *env) (*slog.Logger, error) {
 	return slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level})), nil
 }
 
-// server is the pool a command runs with, and the embedded miniredis
+// server is the pool a command runs with — a single server's Pool, or a
+// Cluster of them for a redis+cluster:// URL — and the embedded miniredis
 // behind it when there is no --url.
 type server struct {
-	pool     *redispool.Pool
+	pool     *redispool.Pool    // nil for a cluster
+	cluster  *redispool.Cluster // nil for a single server
 	cfg      redispool.Config
 	where    string // the server, safe to print
 	mini     *miniredis.Miniredis
@@ -201,12 +237,78 @@ func (s *server) master() string {
 	return s.pool.Addr()
 }
 
+// GetContext borrows a connection: from the pool, or from the cluster,
+// bound to a node by its first keyed command.
+func (s *server) GetContext(ctx context.Context) (redis.Conn, error) {
+	if s.cluster != nil {
+		return s.cluster.GetContext(ctx)
+	}
+	return s.pool.GetContext(ctx)
+}
+
+// Do runs one command: on a connection of the pool, or routed by the
+// cluster by its key, redirects followed.
+func (s *server) Do(ctx context.Context, cmd string, args ...any) (any, error) {
+	if s.cluster != nil {
+		return s.cluster.Do(ctx, cmd, args...)
+	}
+	return s.pool.Do(ctx, cmd, args...)
+}
+
+// Ping checks that the server answers; for a cluster, it loads the slot
+// map and PINGs every master.
+func (s *server) Ping(ctx context.Context) error {
+	if s.cluster != nil {
+		return s.cluster.Ping(ctx)
+	}
+	return s.pool.Ping(ctx)
+}
+
+// Stats returns the pool's statistics; for a cluster, the sum over its
+// nodes' pools.
+func (s *server) Stats() redispool.Stats {
+	if s.cluster != nil {
+		return sumStats(s.cluster.Stats())
+	}
+	return s.pool.Stats()
+}
+
+// sumStats adds up the statistics of a cluster's node pools.
+func sumStats(cs redispool.ClusterStats) redispool.Stats {
+	var t redispool.Stats
+	for _, n := range cs.Nodes {
+		t.MaxTotal += n.MaxTotal
+		t.Active += n.Active
+		t.Idle += n.Idle
+		t.Waiting += n.Waiting
+		t.Borrows += n.Borrows
+		t.WaitCount += n.WaitCount
+		t.WaitDuration += n.WaitDuration
+		t.Timeouts += n.Timeouts
+		t.Created += n.Created
+		t.DialErrors += n.DialErrors
+		t.Destroyed += n.Destroyed
+		t.DestroyedBroken += n.DestroyedBroken
+		t.DestroyedUnhealthy += n.DestroyedUnhealthy
+		t.DestroyedDirty += n.DestroyedDirty
+		t.DestroyedIdle += n.DestroyedIdle
+		t.DestroyedLifetime += n.DestroyedLifetime
+		t.DestroyedSurplus += n.DestroyedSurplus
+		t.DestroyedClosed += n.DestroyedClosed
+		t.DestroyedFailover += n.DestroyedFailover
+	}
+	return t
+}
+
 // openPool creates the pool the flags describe, starting an embedded
 // miniredis first when there is no --url. The caller must close it.
 func (e *env) openPool(ctx context.Context) (*server, error) {
 	log, err := e.logger(e)
 	if err != nil {
 		return nil, err
+	}
+	if isClusterURL(e.url) {
+		return e.openCluster(ctx, log)
 	}
 	s := &server{}
 	var addr string
@@ -243,9 +345,29 @@ func (e *env) openPool(ctx context.Context) (*server, error) {
 	return s, nil
 }
 
+// openCluster creates the Cluster a redis+cluster:// --url describes.
+func (e *env) openCluster(ctx context.Context, log *slog.Logger) (*server, error) {
+	cfg, where, err := e.clusterConfig()
+	if err != nil {
+		return nil, err
+	}
+	cfg.Node.Logger = log
+	c, err := redispool.NewCluster(ctx, cfg)
+	if err != nil {
+		if errors.Is(err, redispool.ErrInvalidConfig) {
+			return nil, usageError{err}
+		}
+		return nil, err
+	}
+	return &server{cluster: c, where: where}, nil
+}
+
 func (s *server) close() {
 	if s.pool != nil {
 		s.pool.Close()
+	}
+	if s.cluster != nil {
+		s.cluster.Close()
 	}
 	if s.mini != nil {
 		s.mini.Close()
@@ -260,8 +382,13 @@ func (e *env) openLoad(ctx context.Context, lf *loadFlags, w *workload) (s *serv
 	if err != nil {
 		return nil, nil, err
 	}
-	w.pool = s.pool
-	if err := s.firstContact(ctx, s.pool.Ping); err != nil {
+	w.pool = s
+	w.cluster = s.cluster != nil
+	if lf.metricsAddr != "" && s.cluster != nil {
+		s.close()
+		return nil, nil, usagef("--metrics-addr: not supported for a cluster yet")
+	}
+	if err := s.firstContact(ctx, s.Ping); err != nil {
 		s.close()
 		return nil, nil, fmt.Errorf("cannot reach %s: %w", s.where, err)
 	}

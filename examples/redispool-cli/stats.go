@@ -23,6 +23,10 @@ connections at that moment, and rates and averages over the interval.
 Use -c 0 to watch a pool with no workload (with --min-idle, say); the
 workload writes keys, as bench does.
 
+With a redis+cluster:// URL the pool figures are summed over the nodes,
+and a table follows with each node's pool and slots and the cluster's
+redirect counters.
+
 With --json, --watch prints one JSON object per row.`,
 	flags: func(fs *flag.FlagSet, e *env) func(context.Context, []string) error {
 		var lf loadFlags
@@ -59,14 +63,14 @@ func runStats(ctx context.Context, e *env, lf *loadFlags, d time.Duration, watch
 	l := w.start(lf.clients, lf.requests)
 	var tick func()
 	if watch {
-		rows := &statsRows{e: e, l: l, prev: sample{stats: s.pool.Stats()}}
-		tick = func() { rows.print(s.pool.Stats()) }
+		rows := &statsRows{e: e, l: l, prev: sample{stats: s.Stats()}}
+		tick = func() { rows.print(s.Stats()) }
 		if !e.json {
-			fmt.Fprintf(e.stdout, "%s, %d clients, mix %s, pool max-total %d\n", s.where, lf.clients, w.mix, s.pool.Stats().MaxTotal)
+			fmt.Fprintf(e.stdout, "%s, %d clients, mix %s, pool max-total %d\n", s.where, lf.clients, w.mix, s.Stats().MaxTotal)
 		}
 	}
 	interrupted := drive(ctx, l, d, interval, tick)
-	st := s.pool.Stats()
+	st := s.Stats()
 
 	if e.json {
 		if watch {
@@ -82,6 +86,7 @@ func runStats(ctx context.Context, e *env, lf *loadFlags, d time.Duration, watch
 			Errors:          l.errs.Load(),
 			OpsPerSec:       perSec(rate(l.ops.Load(), l.elapsed)),
 			Pool:            poolJSONOf(st),
+			Cluster:         s.clusterJSON(),
 		})
 	}
 	if watch {
@@ -91,9 +96,25 @@ func runStats(ctx context.Context, e *env, lf *loadFlags, d time.Duration, watch
 	}
 	fmt.Fprintf(e.stdout, "%s ops in %s (%s ops/s), %s errors%s\n\n", fmtInt(l.ops.Load()), fmtDur(l.elapsed),
 		fmtInt(int64(rate(l.ops.Load(), l.elapsed))), fmtInt(l.errs.Load()), interruptedNote(interrupted))
+	if c := s.clusterJSON(); c != nil {
+		fmt.Fprintln(e.stdout, "Pools (all nodes)")
+		writePoolStats(e.stdout, st, "")
+		fmt.Fprintln(e.stdout, "\nCluster")
+		writeClusterStats(e.stdout, c, false)
+		return nil
+	}
 	fmt.Fprintln(e.stdout, "Pool")
 	writePoolStats(e.stdout, st, s.master())
 	return nil
+}
+
+// clusterJSON returns the cluster's per-node statistics, or nil for a
+// single server.
+func (s *server) clusterJSON() *clusterJSON {
+	if s.cluster == nil {
+		return nil
+	}
+	return clusterJSONOf(s.cluster.Stats(), nil, 0)
 }
 
 func interruptedNote(interrupted bool) string {
@@ -263,15 +284,16 @@ func poolJSONOf(s redispool.Stats) poolJSON {
 
 // statsReport is the --json output of stats without --watch.
 type statsReport struct {
-	Server          string   `json:"server"`
-	Clients         int      `json:"clients"`
-	Mix             string   `json:"mix"`
-	Interrupted     bool     `json:"interrupted,omitempty"`
-	DurationSeconds float64  `json:"duration_seconds"`
-	Ops             int64    `json:"ops"`
-	Errors          int64    `json:"errors"`
-	OpsPerSec       float64  `json:"ops_per_sec"`
-	Pool            poolJSON `json:"pool"`
+	Server          string       `json:"server"`
+	Clients         int          `json:"clients"`
+	Mix             string       `json:"mix"`
+	Interrupted     bool         `json:"interrupted,omitempty"`
+	DurationSeconds float64      `json:"duration_seconds"`
+	Ops             int64        `json:"ops"`
+	Errors          int64        `json:"errors"`
+	OpsPerSec       float64      `json:"ops_per_sec"`
+	Pool            poolJSON     `json:"pool"` // for a cluster, the sum over its nodes
+	Cluster         *clusterJSON `json:"cluster,omitempty"`
 }
 
 // watchRow is one --json row of stats --watch.

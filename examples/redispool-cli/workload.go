@@ -130,9 +130,16 @@ func (f *loadFlags) register(fs *flag.FlagSet, clients int, duration string) {
 	fs.StringVar(&f.metricsAddr, "metrics-addr", "", "serve Prometheus metrics of the pool at http://`addr`/metrics while running, e.g. :9121")
 }
 
+// getter is what a workload borrows its connections from: a
+// *redispool.Pool, or a *redispool.Cluster, whose connections bind to a
+// node at their first keyed command.
+type getter interface {
+	GetContext(context.Context) (redis.Conn, error)
+}
+
 // workload checks the flags and returns the workload they describe, to
 // run on p.
-func (f *loadFlags) workload(p *redispool.Pool, minClients int) (*workload, error) {
+func (f *loadFlags) workload(p getter, minClients int) (*workload, error) {
 	m, err := parseMix(f.mix)
 	switch {
 	case err != nil:
@@ -163,7 +170,8 @@ func (f *loadFlags) workload(p *redispool.Pool, minClients int) (*workload, erro
 
 // A workload is a command mix to run through a pool.
 type workload struct {
-	pool     *redispool.Pool
+	pool     getter
+	cluster  bool // keys of one operation must share a hash slot
 	mix      mix
 	total    int
 	value    []byte
@@ -178,6 +186,16 @@ func (w *workload) key() string {
 
 func (w *workload) counter() string {
 	return w.prefix + "counter:" + strconv.Itoa(rand.IntN(w.keys))
+}
+
+// tagged returns a key of kind ("key" or "counter") with a random hash
+// tag, "<prefix>kind:{N}", for operations that name several keys on a
+// cluster: there one connection serves one node, and a transaction one
+// slot, so the transaction's two counters ({N} and {N}:2) and the
+// pipeline's GETs ({N}:0, {N}:1 ...) share the tag. N is random, so the
+// operations still spread over every slot.
+func (w *workload) tagged(kind string) string {
+	return w.prefix + kind + ":{" + strconv.Itoa(rand.IntN(w.keys)) + "}"
 }
 
 // do runs one operation on a connection borrowed for it. The borrow
@@ -199,13 +217,26 @@ func (w *workload) do(o op) error {
 	case opPing:
 		_, err = conn.Do("PING")
 	case opMulti:
+		a, b := w.counter(), w.counter()
+		if w.cluster {
+			a = w.tagged("counter")
+			b = a + ":2"
+		}
 		conn.Send("MULTI")
-		conn.Send("INCR", w.counter())
-		conn.Send("INCR", w.counter())
+		conn.Send("INCR", a)
+		conn.Send("INCR", b)
 		_, err = conn.Do("EXEC")
 	case opPipeline:
-		for range w.pipeline {
-			conn.Send("GET", w.key())
+		var tag string
+		if w.cluster {
+			tag = w.tagged("key") + ":"
+		}
+		for i := range w.pipeline {
+			if w.cluster {
+				conn.Send("GET", tag+strconv.Itoa(i))
+			} else {
+				conn.Send("GET", w.key())
+			}
 		}
 		_, err = conn.Do("") // flushes and reads every reply
 	}

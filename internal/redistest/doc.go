@@ -36,6 +36,31 @@
 //	d.Failover(t)
 //	addr := d.WaitMaster(t, old)
 //
+// # Clusters
+//
+// StartCluster runs a Redis Cluster of real processes, 3 masters and 3
+// replicas by default, each node on its own data and bus port below the
+// ephemeral range (Redis refuses cluster mode when the bus port, port +
+// 10000 by default, would pass 65535), created with redis-cli --cluster
+// create and returned once every node serves the full slot map with every
+// replica in CLUSTER SLOTS. Each node is a ClusterNode: a Server with its
+// node ID.
+//
+//	c := redistest.StartCluster(t, redistest.ClusterOptions{})
+//	seeds := c.Addrs()
+//	m := c.BeginMigration(t, slot, c.Masters(t)[1]) // the slot now answers ASK ...
+//	m.MoveKeys(t, 10)
+//	m.Finish(t)                                     // ... and then MOVED
+//	c.Reshard(t, from, to, 1000)                    // redis-cli --cluster reshard
+//	c.Failover(t, c.Replicas(t, master)[0])         // CLUSTER FAILOVER
+//	c.Kill(master); c.WaitMaster(t, replica)        // a crash, and the promotion
+//	n := c.AddNode(t); c.RemoveNode(t, n)
+//
+// Topology, Masters, Replicas, MasterOf and Slots read the live topology
+// from CLUSTER NODES and CLUSTER SLOTS; WaitStable waits until every
+// running node agrees on the slot map. KeySlot, KeyForSlot and KeysInSlot
+// give keys of a chosen slot.
+//
 // # Inspecting the server
 //
 // Each Server owns an admin connection (named AdminName, and never counted or

@@ -737,7 +737,7 @@ func TestStartSentinelFailoverAndPause(t *testing.T) {
 	}
 	// A paused process keeps its port but answers nothing; Resume brings it back.
 	s := d.Sentinels[0]
-	pid := s.Pid()
+	pid := s.PID()
 	s.Pause()
 	c := dial(t, "tcp", s.Addr(), redis.DialReadTimeout(300*time.Millisecond))
 	if _, err := c.Do("PING"); !isTimeout(err) {
@@ -747,7 +747,7 @@ func TestStartSentinelFailoverAndPause(t *testing.T) {
 	if _, err := s.Exec("PING"); err != nil {
 		t.Errorf("resumed Sentinel: %v", err)
 	}
-	if s.Pid() != pid {
-		t.Errorf("pid changed across pause: %d, %d", pid, s.Pid())
+	if s.PID() != pid {
+		t.Errorf("pid changed across pause: %d, %d", pid, s.PID())
 	}
 }

@@ -114,7 +114,7 @@ func StartSentinel(t testing.TB, opts SentinelOptions) *SentinelDeployment {
 		return []string{path, "--sentinel"}
 	}
 	for i := 0; i < opts.Sentinels; i++ {
-		d.Sentinels = append(d.Sentinels, startServerHead(t, "tcp", nil, head, opts.SentinelArgs))
+		d.Sentinels = append(d.Sentinels, startServerWith(t, serverSetup{network: "tcp", head: head}, opts.SentinelArgs))
 	}
 	d.WaitReady(t)
 	return d

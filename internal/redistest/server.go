@@ -36,6 +36,7 @@ type Server struct {
 	network string   // "tcp" or "unix"
 	addr    string   // host:port, or the socket path
 	port    int      // 0 for unix servers
+	busPort int      // --cluster-port of a cluster node, or 0
 	socket  string   // "" for TCP servers
 	dir     string   // --dir, the server's working directory
 	args    []string // command line after the binary
@@ -82,14 +83,23 @@ func StartUnixServer(t testing.TB, args ...string) *Server {
 
 func startServer(t testing.TB, network string, certs *TLSCerts, args []string) *Server {
 	t.Helper()
-	return startServerHead(t, network, certs, nil, args)
+	return startServerWith(t, serverSetup{network: network, certs: certs}, args)
 }
 
-// startServerHead starts a server whose command line begins with what head
-// returns, given the server's directory: a config file written there, and
-// for a Sentinel, "--sentinel". The defaults and args follow it.
-func startServerHead(t testing.TB, network string, certs *TLSCerts, head func(dir string) []string, args []string) *Server {
+// serverSetup says how startServerWith makes a server listen.
+type serverSetup struct {
+	network string    // "tcp" or "unix"
+	certs   *TLSCerts // for a TLS server, or nil
+	cluster bool      // a cluster node: data and bus port from FreeLowPort
+	// head, if not nil, returns what the command line begins with, given
+	// the server's directory: a config file written there, and for a
+	// Sentinel, "--sentinel". The defaults and args follow it.
+	head func(dir string) []string
+}
+
+func startServerWith(t testing.TB, setup serverSetup, args []string) *Server {
 	t.Helper()
+	network, certs, head := setup.network, setup.certs, setup.head
 	s := &Server{
 		t:       t,
 		path:    lookupServer(t),
@@ -123,6 +133,11 @@ func startServerHead(t testing.TB, network string, certs *TLSCerts, head func(di
 				"--tls-ca-cert-file", certs.CACertFile,
 				"--tls-auth-clients", "no",
 			}
+		case setup.cluster:
+			// Both ports below the ephemeral range: see FreeLowPort.
+			s.port, s.busPort = FreeLowPort(t), FreeLowPort(t)
+			s.addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port))
+			listen = []string{"--port", strconv.Itoa(s.port), "--cluster-port", strconv.Itoa(s.busPort)}
 		default:
 			s.port = FreePort(t)
 			s.addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port))
@@ -250,6 +265,10 @@ func (s *Server) Network() string { return s.network }
 // server. It does not change on Restart.
 func (s *Server) Port() int { return s.port }
 
+// BusPort returns the cluster bus port (--cluster-port) of a node started
+// by StartCluster, or 0 for other servers.
+func (s *Server) BusPort() int { return s.busPort }
+
 // SocketPath returns the unix socket path, or "" for a TCP server.
 func (s *Server) SocketPath() string { return s.socket }
 
@@ -346,9 +365,9 @@ func (s *Server) signal(sig syscall.Signal) {
 	}
 }
 
-// Pid returns the process id of the running server, or 0 while it is
+// PID returns the process ID of the running server, or 0 while it is
 // stopped.
-func (s *Server) Pid() int {
+func (s *Server) PID() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.proc == nil {

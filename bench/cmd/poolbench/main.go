@@ -3,8 +3,9 @@
 // loopback port, and prints a markdown report: throughput, latency
 // percentiles and allocations per workload and concurrency, the cost of
 // the liveness check, recovery after a server restart, the
-// network-free borrow-and-return micro-benchmark, and the targets of
-// issue 4 as PASS or FAIL.
+// network-free borrow-and-return micro-benchmark, GET through
+// redispool's Cluster and go-redis's ClusterClient on a 3-master Redis
+// Cluster it starts, and the targets of issue 4 as PASS or FAIL.
 //
 // Every workload and concurrency is a cell. In a cell, each contender
 // is warmed up, then the contenders run in interleaved rounds of a fixed
@@ -35,6 +36,7 @@ import (
 	"time"
 
 	"github.com/redispool/redispool/bench/internal/contender"
+	"github.com/redispool/redispool/bench/internal/rediscluster"
 	"github.com/redispool/redispool/bench/internal/redisserver"
 )
 
@@ -45,6 +47,7 @@ type options struct {
 	concs            []int
 	contenders       []contender.Contender
 	livenessConcs    []int
+	clusterConcs     []int
 	microConcs       []int
 	microRounds      int
 	microBenchtime   time.Duration
@@ -85,7 +88,8 @@ func parseFlags(args []string) (options, error) {
 		contenders     = fs.String("contenders", contenderNames(contender.All), "comma-separated contenders of the end-to-end comparison")
 		livenessConcs  = fs.String("liveness-conc", "1,16,64", "concurrencies of the liveness-check measurement (GET)")
 		microConcs     = fs.String("micro-conc", "1,16,64", "concurrencies of the micro-benchmark")
-		skip           = fs.String("skip", "", "comma-separated parts to leave out: e2e, liveness, recovery, micro")
+		clusterConcs   = fs.String("cluster-conc", "1,16,64", "concurrencies of the cluster comparison (GET on a 3-master cluster)")
+		skip           = fs.String("skip", "", "comma-separated parts to leave out: e2e, liveness, recovery, cluster, micro")
 		duration       = fs.Duration("duration", 80*time.Millisecond, "length of one contender's run in a round")
 		warmup         = fs.Duration("warmup", 100*time.Millisecond, "length of each contender's warm-up run in a cell")
 		rounds         = fs.Int("rounds", 20, "interleaved rounds per cell; the report shows medians over them")
@@ -142,16 +146,19 @@ func parseFlags(args []string) (options, error) {
 	if o.microConcs, err = parseInts("-micro-conc", *microConcs); err != nil {
 		return o, err
 	}
+	if o.clusterConcs, err = parseInts("-cluster-conc", *clusterConcs); err != nil {
+		return o, err
+	}
 	if o.contenders, err = contender.Find(*contenders); err != nil {
 		return o, err
 	}
 	o.skip = map[string]bool{}
 	for _, s := range splitList(*skip) {
 		switch s {
-		case "e2e", "liveness", "recovery", "micro":
+		case "e2e", "liveness", "recovery", "cluster", "micro":
 			o.skip[s] = true
 		default:
-			return o, fmt.Errorf("-skip: unknown part %q: want e2e, liveness, recovery or micro", s)
+			return o, fmt.Errorf("-skip: unknown part %q: want e2e, liveness, recovery, cluster or micro", s)
 		}
 	}
 	return o, nil
@@ -194,7 +201,11 @@ type report struct {
 	cells    []*cell
 	liveness []*cell
 	recovery []recoveryResult
-	micro    [][]microResult // [conc][subject]
+	cluster  []*cell
+	// clusterSkipped says why the cluster comparison did not run
+	// (redis-cli missing), or is "".
+	clusterSkipped string
+	micro          [][]microResult // [conc][subject]
 }
 
 func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
@@ -246,6 +257,11 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
+	if !o.skip["cluster"] {
+		if err := measureCluster(ctx, rep, progress); err != nil {
+			return err
+		}
+	}
 	if !o.skip["micro"] {
 		rep.micro, err = measureMicro(o.microConcs, o.microRounds, o.microBenchtime, progress)
 		if err != nil {
@@ -275,6 +291,37 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	}
 	return nil
 }
+
+// measureCluster starts a 3-master Redis Cluster and runs the cluster
+// contenders on it, GET only, at each of the cluster concurrencies.
+func measureCluster(ctx context.Context, rep *report, progress func(string)) error {
+	c, err := rediscluster.Start(ctx, clusterMasters)
+	if errors.Is(err, rediscluster.ErrNotFound) {
+		rep.clusterSkipped = err.Error()
+		progress("cluster comparison skipped: " + err.Error())
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	seeds := strings.Join(c.Addrs, ",")
+	if err := contender.PrepareCluster(ctx, seeds); err != nil {
+		return err
+	}
+	progress("redis cluster on " + seeds)
+	for _, conc := range rep.opts.clusterConcs {
+		cl, err := measureCell(ctx, seeds, contender.ClusterContenders, contender.Get, conc, rep.opts, progress)
+		if err != nil {
+			return err
+		}
+		rep.cluster = append(rep.cluster, cl)
+	}
+	return nil
+}
+
+// clusterMasters is the size of the cluster of the cluster comparison.
+const clusterMasters = 3
 
 // recoveryContenders are the pooled contenders: a dedicated connection
 // has no pool to recover.

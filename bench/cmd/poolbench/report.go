@@ -229,6 +229,33 @@ func (r *report) write(b *strings.Builder) {
 		fmt.Fprintln(b)
 	}
 
+	if len(r.cluster) > 0 || r.clusterSkipped != "" {
+		fmt.Fprintf(b, "## Cluster\n\n")
+		if r.clusterSkipped != "" {
+			fmt.Fprintf(b, "Not run: %s.\n\n", r.clusterSkipped)
+		}
+	}
+	if len(r.cluster) > 0 {
+		fmt.Fprintf(b, "A Redis Cluster of %d masters (no replicas) on 127.0.0.1, created with `redis-cli --cluster create`. Workload: GET of a %d-byte value, the key chosen round-robin from %d keys spread over every slot, so each op goes to the master of its key's slot. The slot map is loaded before measuring. One op is one GET; for Cluster.Get it includes the borrow and return. Columns as in End to end; × go-redis is the median over rounds of the contender's ops/s divided by go-redis's ClusterClient's in the same round. Also run as `go test -bench Cluster` in bench/.\n\n", clusterMasters, contender.ValueSize, contender.ClusterKeys)
+		for _, c := range contender.ClusterContenders {
+			fmt.Fprintf(b, "- **%s**: %s\n", c.Name, c.Describe)
+		}
+		fmt.Fprintf(b, "\n| Conc | Client | ops/s | × go-redis | p50 | p99 | allocs/op | B/op | CPU/op | errors |\n|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+		for _, c := range r.cluster {
+			base, hasBase := c.get(contender.ClusterBaseline.Name)
+			for _, res := range c.results {
+				ratio := "—"
+				if hasBase {
+					r, _, _ := paired(res, base, opsPerSec)
+					ratio = fmt.Sprintf("%.2f", r)
+				}
+				fmt.Fprintf(b, "| %d | %s | %s | %s | %s | %s | %.1f | %.0f | %s | %s |\n",
+					c.conc, res.name, fmtOps(res.opsPerS), ratio, fmtDur(res.p50), fmtDur(res.p99), res.allocs, res.bytes, fmtDur(res.cpuPerOp), fmtErrs(res))
+			}
+		}
+		fmt.Fprintf(b, "\nWhat routing itself costs — finding the key by the command's rules and hashing it — is measured without the network in the root package: `go test -run '^$' -bench 'Slot|CommandKey' -benchmem .`.\n\n")
+	}
+
 	if len(r.micro) > 0 {
 		fmt.Fprintf(b, "## Micro-benchmark: borrow and return, no network\n\n")
 		fmt.Fprintf(b, "`testing.Benchmark` of one borrow and one return (`b.RunParallel`, `SetParallelism` for the goroutine count), pool size %d, fake dialers; median ns/op over %d interleaved rounds of %v; the × columns are medians of per-round ratios. Also run as `go test -bench BorrowReturn` in bench/.\n\n", micro.PoolSize, r.opts.microRounds, r.opts.microBenchtime)

@@ -1,0 +1,788 @@
+package redispool
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gomodule/redigo/redis"
+	"github.com/redispool/redispool/internal/redistest"
+)
+
+// Integration tests of Cluster on real redis-server processes. The
+// read-only tests share one cluster (TestClusterShared); every scenario
+// that changes the topology starts its own and runs in parallel with the
+// others.
+
+func newTestCluster(t testing.TB, rc *redistest.Cluster, cfg ClusterConfig) *Cluster {
+	t.Helper()
+	cfg.Addrs = rc.Addrs()
+	c, err := NewCluster(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("NewCluster: %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.Ping(ctx); err != nil {
+		t.Fatalf("Ping: %v", err)
+	}
+	return c
+}
+
+// keyOn returns a key, with prefix, whose slot the master m serves.
+func keyOn(t testing.TB, rc *redistest.Cluster, m *redistest.ClusterNode, prefix string) string {
+	t.Helper()
+	for i := 0; i < 100000; i++ {
+		k := prefix + strconv.Itoa(i)
+		if rc.MasterOf(t, Slot(k)) == m {
+			return k
+		}
+	}
+	t.Fatalf("no key on %s", m)
+	return ""
+}
+
+// keysOn returns one key per master, in rc.Masters order.
+func keysOn(t testing.TB, rc *redistest.Cluster, prefix string) []string {
+	t.Helper()
+	slots := rc.Slots(t)
+	var keys []string
+	for _, m := range rc.Masters(t) {
+		for i := 0; ; i++ {
+			k := prefix + strconv.Itoa(i)
+			s := Slot(k)
+			if owner := ownerIn(slots, s); owner == m.Addr() {
+				keys = append(keys, k)
+				break
+			}
+		}
+	}
+	return keys
+}
+
+func ownerIn(slots []redistest.SlotRange, slot int) string {
+	for _, r := range slots {
+		if r.Start <= slot && slot <= r.End {
+			return r.Master
+		}
+	}
+	return ""
+}
+
+// infoField returns a field of INFO section from node n, as an integer.
+func infoField(t testing.TB, n *redistest.ClusterNode, section, field string) int64 {
+	t.Helper()
+	info, _ := n.Do(t, "INFO", section).(string)
+	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(field) + `:(\d+)`).FindStringSubmatch(info)
+	if m == nil {
+		return 0
+	}
+	v, _ := strconv.ParseInt(m[1], 10, 64)
+	return v
+}
+
+// clusterSlotsCalls counts the CLUSTER SLOTS calls n has served since its
+// last CONFIG RESETSTAT.
+func clusterSlotsCalls(t testing.TB, n *redistest.ClusterNode) int64 {
+	t.Helper()
+	info, _ := n.Do(t, "INFO", "commandstats").(string)
+	m := regexp.MustCompile(`cmdstat_cluster\|slots:calls=(\d+)`).FindStringSubmatch(info)
+	if m == nil {
+		return 0
+	}
+	v, _ := strconv.ParseInt(m[1], 10, 64)
+	return v
+}
+
+func TestClusterShared(t *testing.T) {
+	t.Parallel()
+	rc := redistest.StartCluster(t, redistest.ClusterOptions{})
+	c := newTestCluster(t, rc, ClusterConfig{Node: Config{ClientName: "shared"}})
+	ctx := context.Background()
+	masters := rc.Masters(t)
+
+	t.Run("DoRoutesEachKeyToItsMaster", func(t *testing.T) {
+		before := c.Stats()
+		for i := 0; i < 300; i++ {
+			k := "route:" + strconv.Itoa(i)
+			if _, err := c.Do(ctx, "SET", k, i); err != nil {
+				t.Fatalf("SET %s: %v", k, err)
+			}
+			if got, err := redis.Int(c.Do(ctx, "GET", k)); err != nil || got != i {
+				t.Fatalf("GET %s = %d, %v; want %d", k, got, err, i)
+			}
+		}
+		for _, k := range keysOn(t, rc, "route:") {
+			m := rc.MasterOf(t, Slot(k))
+			if got := m.Do(t, "EXISTS", k); got != int64(1) {
+				t.Errorf("%s (slot %d) not on its master %s", k, Slot(k), m)
+			}
+		}
+		if after := c.Stats(); after.Moved != before.Moved || after.Ask != before.Ask {
+			t.Errorf("redirects while routing on a stable cluster: %+v", after)
+		}
+	})
+
+	t.Run("EvalShaRoutedByItsKeyNotItsFirstArgument", func(t *testing.T) {
+		// What redsync sends. The SHA, the first argument, hashes
+		// elsewhere than the key.
+		script := redis.NewScript(1, `return redis.call("INCR", KEYS[1])`)
+		before := c.Stats().Moved
+		for _, k := range keysOn(t, rc, "lock:") {
+			conn := c.Get()
+			for want := 1; want <= 2; want++ { // EVALSHA, NOSCRIPT, EVAL; then EVALSHA
+				if got, err := redis.Int(script.Do(conn, k)); err != nil || got != want {
+					t.Errorf("script on %s: %d, %v; want %d", k, got, err, want)
+				}
+			}
+			conn.Close()
+			if got, err := redis.Int(c.Do(ctx, "EVALSHA", script.Hash(), 1, k)); err != nil || got != 3 {
+				t.Errorf("Do EVALSHA on %s: %d, %v; want 3", k, got, err)
+			}
+		}
+		if moved := c.Stats().Moved - before; moved != 0 {
+			t.Errorf("%d MOVED replies: scripts were routed by their SHA", moved)
+		}
+	})
+
+	t.Run("GetForKeysTransaction", func(t *testing.T) {
+		conn, err := c.GetForKeys(ctx, "{acct}.a", "{acct}.b")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		conn.Do("SET", "{acct}.a", 10)
+		if _, err := conn.Do("WATCH", "{acct}.a", "{acct}.b"); err != nil {
+			t.Fatal(err)
+		}
+		conn.Send("MULTI")
+		conn.Send("DECRBY", "{acct}.a", 3)
+		conn.Send("INCRBY", "{acct}.b", 3)
+		reply, err := redis.Values(conn.Do("EXEC"))
+		if err != nil || len(reply) != 2 || reply[0] != int64(7) || reply[1] != int64(3) {
+			t.Fatalf("EXEC = %v, %v; want [7 3]", reply, err)
+		}
+		if _, err := c.GetForKeys(ctx, "{acct}.a", "other"); !errors.Is(err, ErrCrossSlot) {
+			t.Errorf("GetForKeys over two slots = %v; want ErrCrossSlot", err)
+		}
+	})
+
+	t.Run("CrossSlot", func(t *testing.T) {
+		keys := keysOn(t, rc, "x:")
+		a, b := keys[0], keys[1]
+		check := func(name string, err error) {
+			t.Helper()
+			var rerr redis.Error
+			if !errors.Is(err, ErrCrossSlot) || !errors.As(err, &rerr) || !strings.HasPrefix(string(rerr), "CROSSSLOT") {
+				t.Errorf("%s = %v; want the server's CROSSSLOT, as ErrCrossSlot and redis.Error", name, err)
+			}
+		}
+		_, err := c.Do(ctx, "MGET", a, b)
+		check("Do MGET", err)
+		conn := c.Get()
+		_, err = conn.Do("MSET", a, 1, b, 2)
+		check("conn.Do MSET", err)
+		conn.Send("MGET", a, b)
+		conn.Flush()
+		_, err = conn.Receive()
+		check("conn.Receive of MGET", err)
+		// Bound to a's node: a key served elsewhere fails before I/O,
+		// so with our error, not the server's.
+		for name, err := range map[string]error{
+			"Do":   func() error { _, err := conn.Do("GET", b); return err }(),
+			"Send": conn.Send("GET", b),
+		} {
+			var rerr redis.Error
+			if !errors.Is(err, ErrCrossSlot) || errors.As(err, &rerr) {
+				t.Errorf("%s GET of another node's key on a bound connection = %v; want ErrCrossSlot before I/O", name, err)
+			}
+		}
+		conn.Close()
+	})
+
+	t.Run("LazyConnHeldCommandsGoOutWithTheFirstKey", func(t *testing.T) {
+		for _, k := range keysOn(t, rc, "lazy:") {
+			conn := c.Get()
+			conn.Send("MULTI")
+			conn.Send("SET", k, "v")
+			conn.Send("TIME")
+			reply, err := redis.Values(conn.Do("EXEC"))
+			if err != nil || len(reply) != 2 || reply[0] != "OK" {
+				t.Errorf("MULTI; SET %s; TIME; EXEC = %v, %v", k, reply, err)
+			}
+			// MULTI by Do, before any key.
+			if r, err := conn.Do("MULTI"); err != nil || r != "OK" {
+				t.Errorf("Do MULTI = %v, %v", r, err)
+			}
+			if r, err := conn.Do("GET", k); err != nil || r != "QUEUED" {
+				t.Errorf("GET in MULTI = %v, %v; want QUEUED", r, err)
+			}
+			if r, err := redis.Strings(conn.Do("EXEC")); err != nil || len(r) != 1 || r[0] != "v" {
+				t.Errorf("EXEC = %v, %v; want [v]", r, err)
+			}
+			conn.Close()
+		}
+	})
+
+	t.Run("LazyConnPipelineOfHeldAndKeyed", func(t *testing.T) {
+		k := keysOn(t, rc, "pipe:")[2]
+		conn := c.Get()
+		defer conn.Close()
+		conn.Send("PING")
+		conn.Send("SET", k, "1")
+		conn.Send("INCR", k)
+		if err := conn.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range []any{"PONG", "OK", int64(2)} {
+			if got, err := conn.Receive(); err != nil || got != want {
+				t.Errorf("Receive = %v, %v; want %v", got, err, want)
+			}
+		}
+	})
+
+	t.Run("KeylessDoOnUnboundConnDoesNotBind", func(t *testing.T) {
+		// throttled's redigostore: SELECT 0, then its keyed commands.
+		for _, k := range keysOn(t, rc, "thr:") {
+			conn := c.Get()
+			for _, cmd := range []string{"SELECT", "PING", "TIME"} {
+				var args []any
+				if cmd == "SELECT" {
+					args = []any{0}
+				}
+				if _, err := conn.Do(cmd, args...); err != nil {
+					t.Errorf("%s: %v", cmd, err)
+				}
+			}
+			if _, err := conn.Do("SET", k, 1); err != nil {
+				t.Errorf("SET %s after keyless commands: %v", k, err)
+			}
+			conn.Close()
+		}
+		if r, err := c.Do(ctx, "PING"); err != nil || r != "PONG" {
+			t.Errorf("Cluster.Do PING = %v, %v", r, err)
+		}
+	})
+
+	t.Run("PubSubOnLazyConn", func(t *testing.T) {
+		psc := redis.PubSubConn{Conn: c.Get()}
+		defer psc.Close()
+		if err := psc.Subscribe("news"); err != nil {
+			t.Fatal(err)
+		}
+		if m, ok := psc.Receive().(redis.Subscription); !ok || m.Kind != "subscribe" {
+			t.Fatalf("Receive = %#v; want the subscription", m)
+		}
+		if _, err := c.Do(ctx, "PUBLISH", "news", "hi"); err != nil {
+			t.Fatal(err)
+		}
+		if m, ok := psc.ReceiveWithTimeout(5 * time.Second).(redis.Message); !ok || string(m.Data) != "hi" {
+			t.Fatalf("Receive = %#v; want the message", m)
+		}
+	})
+
+	t.Run("ReadFromReplicas", func(t *testing.T) {
+		rr := newTestCluster(t, rc, ClusterConfig{ReadFromReplicas: true, Node: Config{ClientName: "reader"}})
+		k := keysOn(t, rc, "rep:")[0]
+		conn, err := rr.GetForKeys(ctx, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn.Do("SET", k, "v")
+		if n, err := redis.Int(conn.Do("WAIT", 1, 5000)); err != nil || n != 1 {
+			t.Fatalf("WAIT = %d, %v", n, err)
+		}
+		conn.Close()
+		replica := rc.Replicas(t, rc.MasterOf(t, Slot(k)))[0]
+		before := infoField(t, replica, "commandstats", "cmdstat_get")
+		for i := 0; i < 20; i++ {
+			if v, err := redis.String(rr.Do(ctx, "GET", k)); err != nil || v != "v" {
+				t.Fatalf("GET from replica = %q, %v", v, err)
+			}
+		}
+		if _, err := rr.Do(ctx, "SET", k, "w"); err != nil {
+			t.Fatalf("SET with ReadFromReplicas: %v", err)
+		}
+		info, _ := replica.Do(t, "INFO", "commandstats").(string)
+		m := regexp.MustCompile(`cmdstat_get:calls=(\d+)`).FindStringSubmatch(info)
+		if m == nil {
+			t.Fatalf("replica %s served no GET; before %d", replica, before)
+		}
+		if n, _ := strconv.Atoi(m[1]); n < 20 {
+			t.Errorf("replica %s served %d GETs; want 20", replica, n)
+		}
+		if s := rr.Stats(); s.Moved != 0 {
+			t.Errorf("%d MOVED with ReadFromReplicas", s.Moved)
+		}
+	})
+
+	t.Run("PeriodicRefresh", func(t *testing.T) {
+		pr := newTestCluster(t, rc, ClusterConfig{RefreshInterval: 100 * time.Millisecond})
+		before := pr.Stats().Refreshes
+		time.Sleep(700 * time.Millisecond)
+		if got := pr.Stats().Refreshes - before; got < 3 {
+			t.Errorf("%d reloads in 700ms with RefreshInterval 100ms; want several", got)
+		}
+	})
+
+	t.Run("CloseUnderLoad", func(t *testing.T) {
+		cl := newTestCluster(t, rc, ClusterConfig{Node: Config{ClientName: "closing"}})
+		var wg sync.WaitGroup
+		var ok, closedErrs, other atomic.Int64
+		for g := 0; g < 32; g++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; ; i++ {
+					var err error
+					if i%2 == 0 {
+						_, err = cl.Do(ctx, "INCR", fmt.Sprintf("close:%d", g))
+					} else {
+						conn := cl.Get()
+						_, err = conn.Do("INCR", fmt.Sprintf("close:%d", g))
+						conn.Close()
+					}
+					switch {
+					case err == nil:
+						ok.Add(1)
+					case errors.Is(err, ErrPoolClosed):
+						closedErrs.Add(1)
+						return
+					default:
+						other.Add(1)
+						return
+					}
+				}
+			}()
+		}
+		time.Sleep(200 * time.Millisecond)
+		cl.Close()
+		wg.Wait()
+		if ok.Load() == 0 || closedErrs.Load() == 0 {
+			t.Errorf("%d commands ran, %d got ErrPoolClosed; want both", ok.Load(), closedErrs.Load())
+		}
+		if other.Load() > 0 {
+			t.Errorf("%d goroutines ended with another error than ErrPoolClosed", other.Load())
+		}
+		for _, m := range masters {
+			m.WaitClients(t, 0, func(ci redistest.ClientInfo) bool { return ci.Name == "closing" })
+		}
+	})
+}
+
+// clusterLoad writes sequence numbers with RPUSH from n goroutines, each
+// to keys of its own, and counts what was acknowledged, so that lost
+// writes (acknowledged, absent) and errors can be told apart: SET would
+// hide a lost write under a later one.
+type clusterLoad struct {
+	c    *Cluster
+	stop atomic.Bool
+	wg   sync.WaitGroup
+	ok   atomic.Int64
+
+	mu    sync.Mutex // protects following fields
+	errs  []loadErr
+	acked map[string]int64
+}
+
+type loadErr struct {
+	at     time.Time
+	writer int
+	err    error
+}
+
+// startLoad starts n writers; keyOf(g, i) is the key of writer g's i-th
+// write.
+func startLoad(t testing.TB, c *Cluster, n int, keyOf func(g, i int) string) *clusterLoad {
+	l := &clusterLoad{c: c, acked: make(map[string]int64)}
+	for g := 0; g < n; g++ {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			acked := make(map[string]int64)
+			defer func() {
+				l.mu.Lock()
+				for k, v := range acked {
+					l.acked[k] += v
+				}
+				l.mu.Unlock()
+			}()
+			for i := 0; !l.stop.Load(); i++ {
+				k := keyOf(g, i)
+				ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+				_, err := c.Do(ctx, "RPUSH", k, i)
+				cancel()
+				if err != nil {
+					l.mu.Lock()
+					l.errs = append(l.errs, loadErr{time.Now(), g, err})
+					l.mu.Unlock()
+					continue
+				}
+				acked[k]++
+				l.ok.Add(1)
+			}
+		}()
+	}
+	t.Cleanup(l.halt)
+	return l
+}
+
+func (l *clusterLoad) halt() {
+	l.stop.Store(true)
+	l.wg.Wait()
+}
+
+// finish stops the load and returns its errors and the number of
+// acknowledged writes missing from the lists.
+func (l *clusterLoad) finish(t testing.TB) (errs []loadErr, lost int64) {
+	t.Helper()
+	l.halt()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for k, n := range l.acked {
+		got, err := redis.Int64(l.c.Do(ctx, "LLEN", k))
+		if err != nil {
+			t.Fatalf("LLEN %s: %v", k, err)
+		}
+		if got < n {
+			lost += n - got
+		}
+	}
+	return l.errs, lost
+}
+
+func reportErrs(t testing.TB, errs []loadErr) {
+	t.Helper()
+	for i, e := range errs {
+		if i == 5 {
+			t.Logf("... %d more", len(errs)-5)
+			break
+		}
+		t.Logf("load error at %s: %v", e.at.Format("15:04:05.000"), e.err)
+	}
+}
+
+func spreadKeys(run string) func(g, i int) string {
+	return func(g, i int) string { return fmt.Sprintf("%s:%d:%d", run, g, i%64) }
+}
+
+func TestClusterReshardUnderLoad(t *testing.T) {
+	t.Parallel()
+	rc := redistest.StartCluster(t, redistest.ClusterOptions{Replicas: -1})
+	c := newTestCluster(t, rc, ClusterConfig{RetryTimeout: 10 * time.Second})
+	m := rc.Masters(t)
+	l := startLoad(t, c, 32, spreadKeys("reshard"))
+	time.Sleep(200 * time.Millisecond)
+	start := time.Now()
+	rc.Reshard(t, m[0], m[1], 1000)
+	took := time.Since(start)
+	time.Sleep(300 * time.Millisecond)
+	errs, lost := l.finish(t)
+	s := c.Stats()
+	t.Logf("reshard of 1000 slots in %v: %d writes, %d errors, %d lost; Moved %d, Ask %d, TryAgain %d, Refreshes %d",
+		took.Round(time.Millisecond), l.ok.Load(), len(errs), lost, s.Moved, s.Ask, s.TryAgain, s.Refreshes)
+	reportErrs(t, errs)
+	if len(errs) != 0 || lost != 0 {
+		t.Errorf("got %d errors, %d lost writes; want 0, 0", len(errs), lost)
+	}
+	if s.Moved == 0 {
+		t.Errorf("no MOVED during a reshard under load")
+	}
+	if got := s.Slots[m[1].Addr()]; got < 1000 {
+		t.Errorf("slot map gives %s %d slots; want its share plus 1000", m[1], got)
+	}
+}
+
+func TestClusterHotSlotMigrationUnderLoad(t *testing.T) {
+	t.Parallel()
+	rc := redistest.StartCluster(t, redistest.ClusterOptions{Replicas: -1})
+	const maxTotal = 16
+	c := newTestCluster(t, rc, ClusterConfig{RetryTimeout: 10 * time.Second, Node: Config{MaxTotal: maxTotal}})
+	ctx := context.Background()
+	slot := Slot("{hot}")
+	from := rc.MasterOf(t, slot)
+	var to *redistest.ClusterNode
+	for _, m := range rc.Masters(t) {
+		if m != from {
+			to = m
+			break
+		}
+	}
+	// Prime the lists so the migration has keys to move.
+	for g := 0; g < 32; g++ {
+		for i := 0; i < 8; i++ {
+			c.Do(ctx, "RPUSH", fmt.Sprintf("{hot}:%d:%d", g, i), -1)
+		}
+	}
+	l := startLoad(t, c, 32, func(g, i int) string { return fmt.Sprintf("{hot}:%d:%d", g, i%8) })
+
+	// MGET across keys of the slot: during the migration some are moved
+	// and some not, and the source answers TRYAGAIN.
+	var mgetErrs, mgets atomic.Int64
+	mgetDone := make(chan struct{})
+	go func() {
+		defer close(mgetDone)
+		for !l.stop.Load() {
+			if _, err := c.Do(ctx, "MGET", "{hot}:0:0", "{hot}:1:0", "{hot}:2:0", "{hot}:3:0"); err != nil {
+				mgetErrs.Add(1)
+				t.Logf("MGET: %v", err)
+			}
+			mgets.Add(1)
+		}
+	}()
+
+	time.Sleep(200 * time.Millisecond)
+	connsBefore := infoField(t, to, "stats", "total_connections_received")
+	start := time.Now()
+	m := rc.BeginMigration(t, slot, to)
+	// Keys move in small batches for 500ms (the MGETs meet TRYAGAIN
+	// while some of their keys have moved and some not), then the rest
+	// at once; from then on every write to the slot is answered with
+	// ASK until the migration ends, 2s in.
+	for time.Since(start) < 500*time.Millisecond && m.MoveKeys(t, 8) > 0 {
+		time.Sleep(20 * time.Millisecond)
+	}
+	for m.MoveKeys(t, 64) > 0 {
+	}
+	time.Sleep(2*time.Second - time.Since(start))
+	m.Finish(t)
+	took := time.Since(start)
+	time.Sleep(300 * time.Millisecond)
+	errs, lost := l.finish(t)
+	<-mgetDone
+	connsAfter := infoField(t, to, "stats", "total_connections_received")
+	s := c.Stats()
+	t.Logf("hot slot %d migrated in %v: %d writes, %d errors, %d lost; Ask %d, Moved %d, TryAgain %d, %d MGETs (%d errors); "+
+		"connections received by the importing node: %d",
+		slot, took.Round(time.Millisecond), l.ok.Load(), len(errs), lost, s.Ask, s.Moved, s.TryAgain, mgets.Load(), mgetErrs.Load(),
+		connsAfter-connsBefore)
+	reportErrs(t, errs)
+	if len(errs) != 0 || lost != 0 || mgetErrs.Load() != 0 {
+		t.Errorf("got %d errors, %d lost writes, %d MGET errors; want 0, 0, 0", len(errs), lost, mgetErrs.Load())
+	}
+	if s.Ask < 1000 {
+		t.Errorf("Stats().Ask = %d; want thousands", s.Ask)
+	}
+	// ASKING does not cost the connection: the importing node sees at
+	// most about one pool's worth of new connections (plus the
+	// launcher's own).
+	if n := connsAfter - connsBefore; n > maxTotal+8 {
+		t.Errorf("importing node received %d connections; want about MaxTotal (%d) at most", n, maxTotal)
+	}
+
+	t.Run("ManyGoroutinesOnAJustMovedSlotRefreshOnce", func(t *testing.T) {
+		// A fresh client with the current map; then the slot moves back.
+		c2 := newTestCluster(t, rc, ClusterConfig{})
+		rc.MigrateSlot(t, slot, from)
+		for _, n := range rc.Masters(t) {
+			n.Do(t, "CONFIG", "RESETSTAT")
+		}
+		var wg sync.WaitGroup
+		var errs atomic.Int64
+		begin := make(chan struct{})
+		for g := 0; g < 64; g++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-begin
+				for i := 0; i < 20; i++ {
+					if _, err := c2.Do(ctx, "LLEN", fmt.Sprintf("{hot}:%d:0", g%32)); err != nil {
+						errs.Add(1)
+					}
+				}
+			}()
+		}
+		close(begin)
+		wg.Wait()
+		time.Sleep(2 * refreshCooldown) // the reload the MOVEDs asked for
+		var calls int64
+		for _, n := range rc.Masters(t) {
+			calls += clusterSlotsCalls(t, n)
+		}
+		s := c2.Stats()
+		t.Logf("64 goroutines on a just-moved slot: %d MOVED, %d CLUSTER SLOTS calls, %d errors", s.Moved, calls, errs.Load())
+		if errs.Load() != 0 || s.Moved == 0 {
+			t.Errorf("%d errors, %d MOVED; want 0 errors and some MOVED", errs.Load(), s.Moved)
+		}
+		if calls > 5 {
+			t.Errorf("%d CLUSTER SLOTS calls; want a handful", calls)
+		}
+	})
+
+	t.Run("MGETDuringMigrationRetriesTryAgain", func(t *testing.T) {
+		mc := newTestCluster(t, rc, ClusterConfig{RetryTimeout: 10 * time.Second})
+		mslot := Slot("{mg}")
+		mfrom := rc.MasterOf(t, mslot)
+		var mto *redistest.ClusterNode
+		for _, n := range rc.Masters(t) {
+			if n != mfrom {
+				mto = n
+				break
+			}
+		}
+		mc.Do(ctx, "MSET", "{mg}a", "1", "{mg}b", "2")
+		mig := rc.BeginMigration(t, mslot, mto)
+		// One key moved, one not: the source answers MGET with TRYAGAIN.
+		if got := mfrom.Do(t, "MIGRATE", "127.0.0.1", mto.Port(), "{mg}a", 0, 5000); got != "OK" {
+			t.Fatalf("MIGRATE {mg}a: %v", got)
+		}
+		done := make(chan error, 1)
+		go func() {
+			v, err := redis.Strings(mc.Do(ctx, "MGET", "{mg}a", "{mg}b"))
+			if err == nil && (len(v) != 2 || v[0] != "1" || v[1] != "2") {
+				err = fmt.Errorf("got %q; want [1 2]", v)
+			}
+			done <- err
+		}()
+		time.Sleep(300 * time.Millisecond)
+		mig.Finish(t)
+		if err := <-done; err != nil {
+			t.Errorf("MGET across a migration: %v", err)
+		}
+		if s := mc.Stats(); s.TryAgain == 0 || s.Retries == 0 {
+			t.Errorf("TryAgain %d, Retries %d; want both > 0", s.TryAgain, s.Retries)
+		} else {
+			t.Logf("MGET during migration: %d TRYAGAIN, %d retries, then served", s.TryAgain, s.Retries)
+		}
+	})
+
+	t.Run("RedirectsNotFollowed", func(t *testing.T) {
+		// Clients whose maps are current; then the slot moves again.
+		none := newTestCluster(t, rc, ClusterConfig{MaxRedirects: -1})
+		follows := newTestCluster(t, rc, ClusterConfig{})
+		inTx := follows.Get()
+		defer inTx.Close()
+		rc.MigrateSlot(t, slot, to)
+
+		_, err := none.Do(ctx, "LLEN", "{hot}:0:0")
+		var rd *RedirectError
+		if !errors.As(err, &rd) || rd.Ask || rd.Slot != slot || rd.Addr != to.Addr() {
+			t.Errorf("Do with MaxRedirects -1 = %v; want *RedirectError MOVED %d %s", err, slot, to.Addr())
+		}
+		if got := none.Stats().Slots[to.Addr()]; got == 0 {
+			t.Errorf("slot map not patched by the MOVED")
+		}
+
+		// A transaction is never split: the MOVED to a queued command
+		// is returned, not followed.
+		inTx.Send("MULTI")
+		_, err = inTx.Do("LLEN", "{hot}:0:0")
+		if !errors.As(err, &rd) || rd.Addr != to.Addr() {
+			t.Errorf("MOVED inside MULTI = %v; want *RedirectError to %s", err, to.Addr())
+		}
+		if _, err := inTx.Do("EXEC"); err == nil {
+			t.Errorf("EXEC after a redirected queued command succeeded")
+		}
+
+		// A clean bound connection follows it.
+		clean := follows.Get()
+		defer clean.Close()
+		if _, err := clean.Do("LLEN", "{hot}:1:0"); err != nil {
+			t.Errorf("LLEN on a clean lazily bound connection after the move: %v", err)
+		}
+	})
+}
+
+func TestClusterKillMasterUnderLoad(t *testing.T) {
+	t.Parallel()
+	rc := redistest.StartCluster(t, redistest.ClusterOptions{})
+	c := newTestCluster(t, rc, ClusterConfig{RetryTimeout: 10 * time.Second})
+	const writers = 32
+	l := startLoad(t, c, writers, spreadKeys("kill"))
+	time.Sleep(300 * time.Millisecond)
+	victim := rc.Masters(t)[0]
+	heir := rc.Replicas(t, victim)[0]
+	killed := time.Now()
+	rc.Kill(victim)
+	rc.WaitMaster(t, heir)
+	promoted := time.Now()
+	time.Sleep(time.Second)
+	errs, lost := l.finish(t)
+	s := c.Stats()
+	var after, repeated int
+	perWriter := make(map[int]int)
+	for _, e := range errs {
+		if e.at.After(killed.Add(500 * time.Millisecond)) {
+			after++
+		}
+		if perWriter[e.writer]++; perWriter[e.writer] == 2 {
+			repeated++
+		}
+	}
+	t.Logf("kill -9 of %s: %s promoted after %v; %d writes, %d errors (%d later than 500ms after the kill, %d writers with more than one), %d lost; "+
+		"ClusterDown %d, Retries %d, Refreshes %d",
+		victim, heir, promoted.Sub(killed).Round(time.Millisecond), l.ok.Load(), len(errs), after, repeated, lost,
+		s.ClusterDown, s.Retries, s.Refreshes)
+	reportErrs(t, errs)
+	// Only the commands in flight at the kill may fail: at most one per
+	// writer, and none once the retries take over.
+	if len(errs) > writers || repeated != 0 || after != 0 {
+		t.Errorf("got %d errors, %d writers with more than one, %d later than 500ms after the kill; want at most one per writer, all at the kill",
+			len(errs), repeated, after)
+	}
+	if lost != 0 {
+		t.Errorf("%d acknowledged writes lost", lost)
+	}
+}
+
+func TestClusterFailoverUnderLoad(t *testing.T) {
+	t.Parallel()
+	rc := redistest.StartCluster(t, redistest.ClusterOptions{})
+	c := newTestCluster(t, rc, ClusterConfig{RetryTimeout: 10 * time.Second})
+	l := startLoad(t, c, 32, spreadKeys("failover"))
+	time.Sleep(300 * time.Millisecond)
+	old := rc.Masters(t)[0]
+	heir := rc.Replicas(t, old)[0]
+	start := time.Now()
+	rc.Failover(t, heir)
+	took := time.Since(start)
+	time.Sleep(500 * time.Millisecond)
+	errs, lost := l.finish(t)
+	s := c.Stats()
+	t.Logf("CLUSTER FAILOVER to %s: stable after %v; %d writes, %d errors, %d lost; Moved %d, Retries %d, Refreshes %d",
+		heir, took.Round(time.Millisecond), l.ok.Load(), len(errs), lost, s.Moved, s.Retries, s.Refreshes)
+	reportErrs(t, errs)
+	if len(errs) != 0 || lost != 0 {
+		t.Errorf("got %d errors, %d lost writes; want 0, 0", len(errs), lost)
+	}
+}
+
+func TestClusterAddAndRemoveNodeUnderLoad(t *testing.T) {
+	t.Parallel()
+	rc := redistest.StartCluster(t, redistest.ClusterOptions{Replicas: -1})
+	c := newTestCluster(t, rc, ClusterConfig{RetryTimeout: 10 * time.Second})
+	l := startLoad(t, c, 32, spreadKeys("addremove"))
+	time.Sleep(200 * time.Millisecond)
+	n := rc.AddNode(t)
+	rc.Reshard(t, rc.Masters(t)[0], n, 300)
+	time.Sleep(300 * time.Millisecond)
+	if st, ok := c.Stats().Nodes[n.Addr()]; !ok || st.Created == 0 {
+		t.Errorf("no connections to the added node %s: %+v", n, c.Stats().Nodes)
+	}
+	rc.RemoveNode(t, n)
+	time.Sleep(300 * time.Millisecond)
+	errs, lost := l.finish(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s := c.Stats()
+	t.Logf("node %s added, given 300 slots, removed: %d writes, %d errors, %d lost; Moved %d, Ask %d, Refreshes %d",
+		n, l.ok.Load(), len(errs), lost, s.Moved, s.Ask, s.Refreshes)
+	reportErrs(t, errs)
+	if len(errs) != 0 || lost != 0 {
+		t.Errorf("got %d errors, %d lost writes; want 0, 0", len(errs), lost)
+	}
+	if _, ok := s.Nodes[n.Addr()]; ok {
+		t.Errorf("the removed node's pool is still open: %v", s.Nodes)
+	}
+}

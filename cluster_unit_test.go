@@ -1,0 +1,508 @@
+package redispool
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gomodule/redigo/redis"
+	"github.com/redispool/redispool/internal/redistest"
+)
+
+func TestClusterSatisfiesRedigoPoolInterface(t *testing.T) {
+	var _ interface {
+		Get() redis.Conn
+		GetContext(context.Context) (redis.Conn, error)
+	} = (*Cluster)(nil)
+}
+
+func TestParseRedirect(t *testing.T) {
+	for _, tt := range []struct {
+		reply, from string
+		want        RedirectError
+	}{
+		{"MOVED 3999 127.0.0.1:6381", "127.0.0.1:6379", RedirectError{Slot: 3999, Addr: "127.0.0.1:6381"}},
+		{"ASK 0 10.0.0.2:7000", "10.0.0.1:7000", RedirectError{Ask: true, Slot: 0, Addr: "10.0.0.2:7000"}},
+		{"MOVED 16383 :7002", "10.0.0.1:7000", RedirectError{Slot: 16383, Addr: "10.0.0.1:7002"}},
+		{"MOVED 12 [::1]:7002", "[::1]:7000", RedirectError{Slot: 12, Addr: "[::1]:7002"}},
+	} {
+		got, err := parseRedirect(redis.Error(tt.reply), tt.from)
+		if err != nil || *got != tt.want {
+			t.Errorf("parseRedirect(%q) = %+v, %v; want %+v", tt.reply, got, err, tt.want)
+		}
+	}
+	for _, bad := range []string{"MOVED", "MOVED x 1.2.3.4:5", "MOVED 16384 h:1", "ASK 1 nohostport", "MOVED 1 h:1 extra"} {
+		if _, err := parseRedirect(redis.Error(bad), "h:1"); err == nil {
+			t.Errorf("parseRedirect(%q): no error", bad)
+		}
+	}
+}
+
+func TestClassifyReply(t *testing.T) {
+	for _, tt := range []struct {
+		err  error
+		want replyKind
+	}{
+		{nil, replyOther},
+		{errors.New("MOVED 1 h:1"), replyOther}, // not a server reply
+		{redis.Error("MOVED 1 h:1"), replyMoved},
+		{redis.Error("ASK 1 h:1"), replyAsk},
+		{redis.Error("TRYAGAIN Multiple keys request during rehashing of slot"), replyTryAgain},
+		{redis.Error("CLUSTERDOWN The cluster is down"), replyClusterDown},
+		{redis.Error("CLUSTERDOWN Hash slot not served"), replyClusterDown},
+		{redis.Error("LOADING Redis is loading the dataset in memory"), replyLoading},
+		{redis.Error("READONLY You can't write against a read only replica."), replyReadOnly},
+		{redis.Error("CROSSSLOT Keys in request don't hash to the same slot"), replyCrossSlot},
+		{redis.Error("ERR wrong number of arguments"), replyOther},
+		{redis.Error("MOVEDX"), replyOther},
+	} {
+		if got, _ := classifyReply(tt.err); got != tt.want {
+			t.Errorf("classifyReply(%v) = %d; want %d", tt.err, got, tt.want)
+		}
+	}
+}
+
+func TestCrossSlotErrorIsBothRedisErrorAndErrCrossSlot(t *testing.T) {
+	const text = "CROSSSLOT Keys in request don't hash to the same slot"
+	err := clusterReplyError(redis.Error(text))
+	if !errors.Is(err, ErrCrossSlot) {
+		t.Errorf("errors.Is(%v, ErrCrossSlot) = false", err)
+	}
+	var rerr redis.Error
+	if !errors.As(err, &rerr) || string(rerr) != text {
+		t.Errorf("errors.As(%v, *redis.Error) = %q; want %q", err, rerr, text)
+	}
+	if err.Error() != text {
+		t.Errorf("Error() = %q; want the server's text %q", err.Error(), text)
+	}
+	wrapped := fmt.Errorf("pipeline: %w", err)
+	if !errors.Is(wrapped, ErrCrossSlot) || !errors.As(wrapped, &rerr) {
+		t.Errorf("wrapped CROSSSLOT error lost ErrCrossSlot or redis.Error")
+	}
+	if other := clusterReplyError(redis.Error("ERR x")); errors.Is(other, ErrCrossSlot) {
+		t.Errorf("ERR x is ErrCrossSlot")
+	}
+}
+
+func TestNewClusterRejectsInvalidConfig(t *testing.T) {
+	for _, tt := range []struct {
+		cfg  ClusterConfig
+		want string // in the error
+	}{
+		{ClusterConfig{}, "Addrs"},
+		{ClusterConfig{Addrs: []string{"nohostport"}}, `"nohostport"`},
+		{ClusterConfig{Addrs: []string{"h:99999"}}, `"h:99999"`},
+		{ClusterConfig{Addrs: []string{"h:1"}, Node: Config{Addr: "h:2"}}, "Node.Addr"},
+		{ClusterConfig{Addrs: []string{"h:1"}, Node: Config{DB: 1}}, "Node.DB"},
+		{ClusterConfig{Addrs: []string{"h:1"}, Node: Config{Sentinel: &SentinelConfig{MasterName: "m", Addrs: []string{"s:26379"}}}}, "Node.Sentinel"},
+		{ClusterConfig{Addrs: []string{"h:1"}, Node: Config{Network: "unix"}}, "Node.Network"},
+		{ClusterConfig{Addrs: []string{"h:1"}, Node: Config{MaxTotal: -1}}, "MaxTotal"},
+		{ClusterConfig{Addrs: []string{"h:1"}, Node: Config{Username: "u"}}, "Username"},
+	} {
+		c, err := NewCluster(context.Background(), tt.cfg)
+		if err == nil {
+			c.Close()
+			t.Errorf("NewCluster(%+v): no error", tt.cfg)
+			continue
+		}
+		if !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("NewCluster(%+v) = %v; want ErrInvalidConfig naming %s", tt.cfg, err, tt.want)
+		}
+	}
+}
+
+func TestClusterErrorsNeverShowThePassword(t *testing.T) {
+	c, err := NewCluster(context.Background(), ClusterConfig{
+		Addrs: []string{"127.0.0.1:1"},
+		Node:  Config{Password: "hunter2", DB: 3},
+	})
+	if err == nil || strings.Contains(err.Error(), "hunter2") {
+		t.Fatalf("NewCluster: %v", err)
+	}
+	c, err = NewCluster(context.Background(), ClusterConfig{Addrs: []string{"127.0.0.1:1"}, Node: Config{Password: "hunter2"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	cfg := ClusterConfig{Addrs: []string{"h:1"}, Node: Config{Password: "hunter2"}}
+	for _, s := range []string{c.String(), fmt.Sprintf("%v %+v %#v", c, c, c), fmt.Sprintf("%v %+v %#v", cfg, cfg, cfg)} {
+		if strings.Contains(s, "hunter2") {
+			t.Errorf("printed cluster shows the password: %s", s)
+		}
+	}
+}
+
+func TestClusterNoSeedReachableNamesTheSeeds(t *testing.T) {
+	// Two ports that refuse connections: listeners opened and closed.
+	a, b := closedPort(t), closedPort(t)
+	c, err := NewCluster(context.Background(), ClusterConfig{Addrs: []string{a, b}, RetryTimeout: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for name, f := range map[string]func() error{
+		"Ping":    func() error { return c.Ping(ctx) },
+		"Do":      func() error { _, err := c.Do(ctx, "GET", "k"); return err },
+		"Refresh": func() error { return c.Refresh(ctx) },
+		"conn.Do": func() error {
+			conn := c.Get()
+			defer conn.Close()
+			_, err := conn.Do("GET", "k")
+			return err
+		},
+	} {
+		err := f()
+		if err == nil || !strings.Contains(err.Error(), a) || !strings.Contains(err.Error(), b) {
+			t.Errorf("%s = %v; want an error naming both seeds %s and %s", name, err, a, b)
+		}
+	}
+	if s := c.Stats(); s.RefreshErrors == 0 {
+		t.Errorf("Stats().RefreshErrors = 0 after failed loads")
+	}
+}
+
+func TestClusterClosed(t *testing.T) {
+	c, err := NewCluster(context.Background(), ClusterConfig{Addrs: []string{closedPort(t)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	unbound := c.Get()
+	c.Close()
+	c.Close() // idempotent
+	ctx := context.Background()
+	if _, err := c.Do(ctx, "GET", "k"); !errors.Is(err, ErrPoolClosed) {
+		t.Errorf("Do after Close = %v; want ErrPoolClosed", err)
+	}
+	if _, err := c.GetContext(ctx); !errors.Is(err, ErrPoolClosed) {
+		t.Errorf("GetContext after Close = %v; want ErrPoolClosed", err)
+	}
+	if _, err := c.GetForKeys(ctx, "k"); !errors.Is(err, ErrPoolClosed) {
+		t.Errorf("GetForKeys after Close = %v; want ErrPoolClosed", err)
+	}
+	for name, conn := range map[string]redis.Conn{"Get after Close": c.Get(), "Get before Close": unbound} {
+		if _, err := conn.Do("GET", "k"); !errors.Is(err, ErrPoolClosed) {
+			t.Errorf("%s: Do = %v; want ErrPoolClosed", name, err)
+		}
+		if err := conn.Send("GET", "k"); !errors.Is(err, ErrPoolClosed) {
+			t.Errorf("%s: Send = %v; want ErrPoolClosed", name, err)
+		}
+		if err := conn.Err(); !errors.Is(err, ErrPoolClosed) {
+			t.Errorf("%s: Err = %v; want ErrPoolClosed", name, err)
+		}
+		conn.Close()
+	}
+	if err := c.Ping(ctx); !errors.Is(err, ErrPoolClosed) {
+		t.Errorf("Ping after Close = %v; want ErrPoolClosed", err)
+	}
+}
+
+func TestGetForKeysCrossSlotBeforeIO(t *testing.T) {
+	// No server: the error must come before any dial.
+	c, err := NewCluster(context.Background(), ClusterConfig{Addrs: []string{closedPort(t)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_, err = c.GetForKeys(context.Background(), "a", "b")
+	if !errors.Is(err, ErrCrossSlot) {
+		t.Fatalf("GetForKeys(a, b) = %v; want ErrCrossSlot", err)
+	}
+	if s := c.Stats(); s.Refreshes+s.RefreshErrors != 0 {
+		t.Errorf("GetForKeys(a, b) loaded the slot map: %+v", s)
+	}
+}
+
+func TestParseClusterURL(t *testing.T) {
+	for _, tt := range []struct {
+		url  string
+		want ClusterConfig
+		tls  bool
+	}{
+		{"redis+cluster://h1:7000", ClusterConfig{Addrs: []string{"h1:7000"}}, false},
+		{"redis+cluster://:pw@h1:7000,h2:7001,h3/0", ClusterConfig{
+			Addrs: []string{"h1:7000", "h2:7001", "h3:6379"}, Node: Config{Password: "pw"},
+		}, false},
+		{"rediss+cluster://app:pw@[::1]:7000,10.0.0.2:7000", ClusterConfig{
+			Addrs: []string{"[::1]:7000", "10.0.0.2:7000"}, Node: Config{Username: "app", Password: "pw"},
+		}, true},
+		{"redis+cluster://h:1?max_redirects=-1&retry_timeout=10s&refresh_interval=-1&read_from_replicas=true" +
+			"&max_total=8&read_timeout=250ms&client_name=svc", ClusterConfig{
+			Addrs: []string{"h:1"}, MaxRedirects: -1, RetryTimeout: 10 * time.Second, RefreshInterval: -time.Second,
+			ReadFromReplicas: true, Node: Config{MaxTotal: 8, ReadTimeout: 250 * time.Millisecond, ClientName: "svc"},
+		}, false},
+	} {
+		got, err := ParseClusterURL(tt.url)
+		if err != nil {
+			t.Errorf("ParseClusterURL(%q): %v", tt.url, err)
+			continue
+		}
+		if (got.Node.TLSConfig != nil) != tt.tls {
+			t.Errorf("ParseClusterURL(%q): TLS %v; want %v", tt.url, got.Node.TLSConfig != nil, tt.tls)
+		}
+		if got.Node.TLSConfig != nil && got.Node.TLSConfig.ServerName != "" {
+			t.Errorf("ParseClusterURL(%q): ServerName %q; want empty (set per node)", tt.url, got.Node.TLSConfig.ServerName)
+		}
+		got.Node.TLSConfig = nil
+		if fmt.Sprint(got.Addrs) != fmt.Sprint(tt.want.Addrs) || got.Node.String() != tt.want.Node.String() ||
+			got.Node.Password != tt.want.Node.Password || got.MaxRedirects != tt.want.MaxRedirects ||
+			got.RetryTimeout != tt.want.RetryTimeout || got.RefreshInterval != tt.want.RefreshInterval ||
+			got.ReadFromReplicas != tt.want.ReadFromReplicas {
+			t.Errorf("ParseClusterURL(%q)\n got %+v\nwant %+v", tt.url, got, tt.want)
+		}
+	}
+	for _, tt := range []struct{ url, want string }{
+		{"redis://h:1", "scheme"},
+		{"redis+cluster://", "seed"},
+		{"redis+cluster://h:1/2", "database"},
+		{"redis+cluster://h:1?db=1", "database 0"},
+		{"redis+cluster://h:1?max_redirects=x", "max_redirects"},
+		{"redis+cluster://h:1?retry_timeout=x", "retry_timeout"},
+		{"redis+cluster://h:1?bogus=1", "unknown parameter"},
+		{"redis+cluster://u:secret@h:1/5", "database"},
+		{"redis+cluster://u:sec/ret@h:1", "percent-encode"},
+	} {
+		_, err := ParseClusterURL(tt.url)
+		if err == nil || !strings.Contains(err.Error(), tt.want) || strings.Contains(err.Error(), "secret") || strings.Contains(err.Error(), "ret@") {
+			t.Errorf("ParseClusterURL(%q) = %v; want an error about %s, without the password", tt.url, err, tt.want)
+		}
+	}
+}
+
+// closedPort returns a loopback address that refuses connections: a
+// listener's, opened and closed.
+func closedPort(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+func TestClusterSlotWithoutOwnerFailsFast(t *testing.T) {
+	c, err := NewCluster(context.Background(), ClusterConfig{Addrs: []string{closedPort(t)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// A map in which no slot has an owner, as if CLUSTER SLOTS had
+	// listed none of them.
+	c.table.Store(&slotTable{shards: make([]shard, 1), from: "test"})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err = c.Do(ctx, "GET", "k")
+	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("slot %d has no owner", Slot("k"))) {
+		t.Errorf("Do GET k = %v; want an error saying slot %d has no owner", err, Slot("k"))
+	}
+	conn := c.Get()
+	defer conn.Close()
+	if _, err := conn.Do("GET", "k"); err == nil || !strings.Contains(err.Error(), "no owner") {
+		t.Errorf("conn.Do GET k = %v; want an error saying the slot has no owner", err)
+	}
+	if ctx.Err() != nil {
+		t.Errorf("the errors took until the deadline")
+	}
+}
+
+// BenchmarkClusterRouting is what Cluster.Do adds before the node's pool
+// is asked for a connection: finding the key, its slot and its node.
+func BenchmarkClusterRouting(b *testing.B) {
+	var next atomic.Uint32
+	t := &slotTable{shards: make([]shard, 1), from: "bench"}
+	for i := 0; i < 3; i++ {
+		n := &clusterNode{addr: fmt.Sprintf("127.0.0.1:%d", 7000+i)}
+		t.shards = append(t.shards, shard{master: n})
+		t.masters = append(t.masters, n)
+	}
+	for s := range t.slots {
+		t.slots[s] = uint16(1 + s*3/numSlots)
+	}
+	for _, bc := range []struct {
+		name string
+		cmd  string
+		args []any
+	}{
+		{"GET", "GET", []any{"user:1000:profile"}},
+		{"EVALSHA", "EVALSHA", []any{"e0e1f9fabfc9d4800c877a703b823ac0578ff831", 1, "{lock}:resource", "token", 30000}},
+		{"PING", "PING", nil},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				slot, keyed, _ := commandSlot(bc.cmd, bc.args)
+				if !keyed {
+					slot = -1
+				}
+				if _, err := t.route(slot, false, &next); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// fakeNode starts a fake cluster node that claims every slot and answers
+// other commands than CLUSTER SLOTS and PING with reply(n, cmd), n being
+// how many such commands it has received, itself included. A nil reply
+// string closes the connection.
+func fakeNode(t testing.TB, reply func(n int64, cmd []string) *string) (addr string, count *atomic.Int64) {
+	t.Helper()
+	count = new(atomic.Int64)
+	var self atomic.Pointer[string]
+	srv := redistest.NewFakeServer(t, func(conn net.Conn) {
+		br := bufio.NewReader(conn)
+		for {
+			cmd, err := redistest.ReadCommand(br)
+			if err != nil || len(cmd) == 0 {
+				return
+			}
+			var out string
+			switch strings.ToUpper(cmd[0]) {
+			case "CLUSTER":
+				host, port, _ := net.SplitHostPort(*self.Load())
+				out = fmt.Sprintf("*1\r\n*3\r\n:0\r\n:16383\r\n*2\r\n$%d\r\n%s\r\n:%s\r\n", len(host), host, port)
+			case "PING":
+				out = "+PONG\r\n"
+			case "ASKING":
+				out = "+OK\r\n"
+			default:
+				r := reply(count.Add(1), cmd)
+				if r == nil {
+					conn.Close()
+					return
+				}
+				out = *r
+			}
+			if _, err := conn.Write([]byte(out)); err != nil {
+				return
+			}
+		}
+	})
+	addr = srv.Addr()
+	self.Store(&addr)
+	return addr, count
+}
+
+func ptr(s string) *string { return &s }
+
+func TestClusterTooManyRedirects(t *testing.T) {
+	var addr atomic.Pointer[string]
+	a, gets := fakeNode(t, func(_ int64, cmd []string) *string {
+		return ptr(fmt.Sprintf("-MOVED %d %s\r\n", Slot(cmd[1]), *addr.Load()))
+	})
+	addr.Store(&a)
+	c, err := NewCluster(context.Background(), ClusterConfig{Addrs: []string{a}, MaxRedirects: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_, err = c.Do(context.Background(), "GET", "k")
+	var rd *RedirectError
+	if !errors.Is(err, ErrTooManyRedirects) || !errors.As(err, &rd) || rd.Addr != a || rd.Slot != Slot("k") {
+		t.Errorf("Do = %v; want ErrTooManyRedirects wrapping MOVED %d %s", err, Slot("k"), a)
+	}
+	if got := gets.Load(); got != 4 {
+		t.Errorf("the node received %d GETs; want 4 (the command and 3 redirects)", got)
+	}
+}
+
+func TestClusterRetriesOnlyWhatDidNotRun(t *testing.T) {
+	ctx := context.Background()
+	t.Run("ClusterDownThenServed", func(t *testing.T) {
+		a, gets := fakeNode(t, func(n int64, _ []string) *string {
+			if n <= 3 {
+				return ptr("-CLUSTERDOWN The cluster is down\r\n")
+			}
+			return ptr("$1\r\nv\r\n")
+		})
+		c, err := NewCluster(ctx, ClusterConfig{Addrs: []string{a}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if v, err := redis.String(c.Do(ctx, "GET", "k")); err != nil || v != "v" {
+			t.Errorf("Do = %q, %v; want v after 3 CLUSTERDOWN", v, err)
+		}
+		if s := c.Stats(); gets.Load() != 4 || s.ClusterDown != 3 || s.Retries != 3 {
+			t.Errorf("%d GETs, ClusterDown %d, Retries %d; want 4, 3, 3", gets.Load(), s.ClusterDown, s.Retries)
+		}
+	})
+	t.Run("TryAgainUntilRetryTimeout", func(t *testing.T) {
+		a, _ := fakeNode(t, func(int64, []string) *string {
+			return ptr("-TRYAGAIN Multiple keys request during rehashing of slot\r\n")
+		})
+		c, err := NewCluster(ctx, ClusterConfig{Addrs: []string{a}, RetryTimeout: 300 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		start := time.Now()
+		_, err = c.Do(ctx, "MGET", "{a}1", "{a}2")
+		took := time.Since(start)
+		var rerr redis.Error
+		if !errors.As(err, &rerr) || !strings.HasPrefix(string(rerr), "TRYAGAIN") {
+			t.Errorf("Do = %v; want the TRYAGAIN reply once RetryTimeout is spent", err)
+		}
+		if took < 250*time.Millisecond || took > 5*time.Second {
+			t.Errorf("gave up after %v; want about RetryTimeout (300ms)", took)
+		}
+		if s := c.Stats(); s.TryAgain < 3 {
+			t.Errorf("TryAgain %d; want several", s.TryAgain)
+		}
+	})
+	t.Run("IOErrorAfterSendIsNotRetried", func(t *testing.T) {
+		a, incrs := fakeNode(t, func(int64, []string) *string { return nil }) // hang up on INCR
+		c, err := NewCluster(ctx, ClusterConfig{Addrs: []string{a}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if _, err := c.Do(ctx, "INCR", "k"); err == nil {
+			t.Fatal("Do INCR succeeded on a node that hangs up")
+		}
+		time.Sleep(50 * time.Millisecond)
+		if got := incrs.Load(); got != 1 {
+			t.Errorf("the node received INCR %d times; want 1: it may have run", got)
+		}
+	})
+}
+
+func FuzzParseClusterURL(f *testing.F) {
+	f.Add("redis+cluster://app:s3cr3t@h1:7000,h2:7001/0?max_redirects=3&read_from_replicas=1")
+	f.Add("rediss+cluster://:pw@[::1]:7000,10.0.0.2?max_total=8")
+	f.Fuzz(func(t *testing.T, raw string) {
+		cfg, err := ParseClusterURL(raw)
+		if err == nil {
+			if len(cfg.Addrs) == 0 {
+				t.Errorf("ParseClusterURL(%q): no error and no seed", raw)
+			}
+			c, err := NewCluster(context.Background(), cfg)
+			switch {
+			case err == nil:
+				c.Close()
+			case cfg.Node.Password != "" && strings.Count(raw, cfg.Node.Password) == 1 && strings.Contains(err.Error(), cfg.Node.Password):
+				t.Errorf("NewCluster of ParseClusterURL(%q) = %v: shows the password", raw, err)
+			}
+			return
+		}
+		msg := err.Error()
+		if !strings.HasPrefix(msg, "redispool: ") {
+			t.Errorf("ParseClusterURL(%q) = %q; want an error starting with \"redispool: \"", raw, msg)
+		}
+		if start, end, ok := urlPasswordSpan(raw); ok && end-start >= 4 {
+			if pw := raw[start:end]; strings.Count(raw, pw) == 1 && strings.Contains(msg, pw) {
+				t.Errorf("ParseClusterURL(%q) = %q: shows the password %q", raw, msg, pw)
+			}
+		}
+	})
+}
