@@ -133,3 +133,25 @@ func TestClassifyDoesNotAllocate(t *testing.T) {
 		t.Fatalf("tracking allocates %v times per command batch; want 0", allocs)
 	}
 }
+
+// BenchmarkTracker is the cost of state tracking per pipelined command,
+// sent and received by one goroutine (Mode=Pipeline), and per Do.
+func BenchmarkTracker(b *testing.B) {
+	args := []any{"key", "value"}
+	b.Run("Mode=Pipeline", func(b *testing.B) {
+		b.ReportAllocs()
+		var tr tracker
+		for i := 0; i < b.N; i++ {
+			tr.onSend("SET", args)
+			tr.onReceive("OK", nil)
+		}
+	})
+	b.Run("Mode=Do", func(b *testing.B) {
+		b.ReportAllocs()
+		var tr tracker
+		for i := 0; i < b.N; i++ {
+			kind := tr.beforeDo("SET", args)
+			tr.afterDo("SET", kind, "OK")
+		}
+	})
+}
