@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gomodule/redigo/redis"
@@ -131,7 +132,16 @@ func classifyClient(args []any) cmdKind {
 // not the reply is read. A flag is cleared early only when a reply
 // proves the state is gone (EXEC, DISCARD, UNWATCH answered); otherwise
 // reset undoes it when the connection is returned.
+//
+// redigo allows one goroutine in Receive while another calls Send and
+// Flush (redis.PubSubConn is used so: a receiver loop, and Subscribe
+// from elsewhere), so onSend and onReceive hold mu. Nothing else may run
+// alongside a Do or a Close, so beforeDo, afterDo and reset do not: the
+// Do path, the hot one, takes no lock. onSend runs before the command is
+// written and onReceive after its reply is read, so a reply is never
+// recorded before the command it answers.
 type tracker struct {
+	mu    sync.Mutex // held by onSend and onReceive
 	state sessionState
 	sent  uint64 // commands sent since the connection was last in step
 	recvd uint64 // replies received since then
@@ -149,8 +159,10 @@ type mark struct {
 
 // onSend records a pipelined command.
 func (t *tracker) onSend(cmd string, args []any) {
-	t.sent++
 	kind := classify(cmd, args)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.sent++
 	if kind == kindPlain {
 		return
 	}
@@ -175,6 +187,8 @@ func (t *tracker) onSend(cmd string, args []any) {
 
 // onReceive records a reply read with Receive.
 func (t *tracker) onReceive(reply any, err error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	if t.state&(stateSubscribe|stateSSubscribe) != 0 {
 		return // pushed messages do not pair with commands
 	}
