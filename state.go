@@ -68,6 +68,8 @@ func classify(cmd string, args []any) cmdKind {
 			return kindSelect
 		case strings.EqualFold(cmd, "CLIENT"):
 			return classifyClient(args)
+		case strings.EqualFold(cmd, "SCRIPT"):
+			return classifyScript(args)
 		case strings.EqualFold(cmd, "ASKING"): // flags the next command, whoever sends it
 			return kindUnresettable
 		}
@@ -125,6 +127,28 @@ func classifyClient(args []any) cmdKind {
 		}
 	}
 	return kindUnresettable
+}
+
+// classifyScript classifies SCRIPT by its subcommand: SCRIPT DEBUG YES
+// or SYNC makes the connection's next EVAL start a debugging session
+// (SYNC also blocks the server meanwhile) and is not undone cheaply;
+// the other subcommands leave no state.
+func classifyScript(args []any) cmdKind {
+	if len(args) < 2 || !argEqualFold(args[0], "DEBUG") || argEqualFold(args[1], "NO") {
+		return kindPlain
+	}
+	return kindUnresettable
+}
+
+// argEqualFold reports whether a command argument is s, ignoring case.
+func argEqualFold(arg any, s string) bool {
+	switch a := arg.(type) {
+	case string:
+		return strings.EqualFold(a, s)
+	case []byte:
+		return strings.EqualFold(string(a), s)
+	}
+	return false
 }
 
 // tracker follows the commands sent on a borrowed connection. Commands
