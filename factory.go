@@ -279,15 +279,27 @@ func (f *factory) PassivateObject(_ context.Context, o *pool.PooledObject) error
 }
 
 // evictionPolicy closes idle connections past MaxConnIdleTime or
-// MaxConnLifetime. The engine looks policies up by name in a global
-// registry, so the policy is stateless and reads its limits from the
-// connection's factory.
+// MaxConnLifetime, and those the server has closed, which the peek finds
+// without a round trip; the engine refills MinIdle after each run, so
+// Stats and MinIdle are true within one EvictionInterval of a server
+// dropping idle connections. The engine looks policies up by name in a
+// global registry, so the policy is stateless and reads its limits from
+// the connection's factory.
 type evictionPolicy struct{}
 
 func (evictionPolicy) Evict(_ *pool.EvictionConfig, o *pool.PooledObject, _ int) bool {
 	c := o.Object.(*conn)
 	if reason := c.f.expired(c, time.Now(), o.LastReturnTime); reason != reasonNone {
 		c.reason = reason
+		return true
+	}
+	// The engine holds c for the evictor: no borrower can be using it.
+	if err := c.peek.check(); err != nil {
+		c.reason = reasonUnhealthy
+		if c.f.log != nil {
+			c.f.log.LogAttrs(context.Background(), slog.LevelInfo, "redispool: idle connection failed health check",
+				slog.String("addr", c.f.cfg.Addr), slog.String("error", err.Error()))
+		}
 		return true
 	}
 	return false
