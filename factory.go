@@ -33,6 +33,11 @@ type factory struct {
 	// lastCheck describes the most recent failed health check, for the
 	// error of a borrow whose freshly dialed connection failed it.
 	lastCheck atomic.Pointer[error]
+
+	// closing is the pool's own background context, not a caller's:
+	// Pool.Close cancels it, which ends the dials in flight. Nil until
+	// New sets it.
+	closing context.Context
 }
 
 var (
@@ -73,6 +78,9 @@ func newFactory(cfg Config, stats *counters) *factory {
 func (f *factory) MakeObject(ctx context.Context) (*pool.PooledObject, error) {
 	c, err := f.dial(ctx)
 	if err != nil {
+		if f.closing != nil && f.closing.Err() != nil {
+			return nil, err // ended by Pool.Close, not a failure to count or log
+		}
 		f.stats.dialErrors.Add(1)
 		if f.log != nil {
 			f.log.LogAttrs(ctx, slog.LevelWarn, "redispool: dial failed",
@@ -95,6 +103,9 @@ func (f *factory) dial(ctx context.Context) (*conn, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, f.cfg.DialTimeout)
 	defer cancel()
+	if f.closing != nil {
+		defer context.AfterFunc(f.closing, cancel)()
+	}
 
 	// Dial through our own function to keep the raw socket: the health
 	// check peeks at it, and a cancelled context interrupts through it
