@@ -142,6 +142,17 @@ func (f *factory) dial(ctx context.Context) (*conn, error) {
 	})
 	opts := append(f.opts[:len(f.opts):len(f.opts)], redis.DialContextFunc(dialRaw))
 	rc, err := redis.DialContext(ctx, f.cfg.Network, f.cfg.Addr, opts...)
+	if err == nil && f.cfg.Password == "" && f.cfg.DB == 0 && f.cfg.ClientName == "" {
+		// The dial sent nothing, so nothing shows the server took the
+		// connection: at maxclients Redis accepts, writes an error and
+		// closes, and that error would be the reply to the borrower's
+		// first command. A PING proves the connection once, and costs a
+		// round trip only where the dial made none.
+		dl, _ := ctx.Deadline()
+		if _, err = rc.(redis.ConnWithTimeout).DoWithTimeout(time.Until(dl), "PING"); err != nil {
+			rc.Close()
+		}
+	}
 	if !stop() && err == nil {
 		// ctx ended as the dial finished; the deadline may be poisoned.
 		rc.Close()
