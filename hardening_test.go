@@ -374,8 +374,11 @@ func TestMaxClientsFailsTheBorrow(t *testing.T) {
 		c.Close()
 		t.Fatalf("third borrow succeeded (its SET = %v, %v); want a connection error", reply, doErr)
 	}
-	if !strings.HasPrefix(err.Error(), "redispool: ") || !strings.Contains(err.Error(), s.Addr()) ||
-		!strings.Contains(err.Error(), "max number of clients reached") {
+	// The server closes with the PING unread, so a reset may in theory
+	// overtake its error line.
+	rejected := strings.Contains(err.Error(), "max number of clients reached") ||
+		strings.Contains(err.Error(), "connection reset by peer") || strings.Contains(err.Error(), "broken pipe")
+	if !strings.HasPrefix(err.Error(), "redispool: ") || !strings.Contains(err.Error(), s.Addr()) || !rejected {
 		t.Errorf("third borrow: %v; want an error naming %s and the server's rejection", err, s.Addr())
 	}
 	for _, c := range held {
@@ -402,7 +405,7 @@ func TestEvictorClosesDeadIdleAndRefillsMinIdle(t *testing.T) {
 	if n := s.KillClients(t, nil); n != minIdle {
 		t.Fatalf("killed %d clients; want %d", n, minIdle)
 	}
-	deadline := time.Now().Add(2 * time.Second) // many eviction runs
+	deadline := time.Now().Add(3 * time.Second) // many eviction runs
 	for {
 		st := p.Stats()
 		server := s.CountClients(t, nil)
@@ -410,7 +413,7 @@ func TestEvictorClosesDeadIdleAndRefillsMinIdle(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("2s after CLIENT KILL: Stats = %+v, server clients %d; want the %d dead connections closed (DestroyedUnhealthy) and MinIdle refilled", st, server, minIdle)
+			t.Fatalf("3s after CLIENT KILL: Stats = %+v, server clients %d; want the %d dead connections closed (DestroyedUnhealthy) and MinIdle refilled", st, server, minIdle)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
