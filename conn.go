@@ -51,7 +51,7 @@ func (c *conn) reusable(poolClosed bool) destroyReason {
 		return reasonBroken
 	case poolClosed:
 		return reasonPoolClosed
-	case c.t.state&stateUnresettable != 0:
+	case c.t.flags()&stateUnresettable != 0:
 		return reasonDirty
 	case c.f.cfg.MaxConnLifetime > 0 && time.Since(c.created) >= c.f.cfg.MaxConnLifetime:
 		return reasonLifetime
