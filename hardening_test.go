@@ -54,6 +54,24 @@ func TestIdleLongerThanReadTimeoutIsReused(t *testing.T) {
 	}
 }
 
+// 1. The same under TLS, where the peek reads the TCP socket under the
+// TLS connection whose deadline redigo set.
+func TestIdleLongerThanReadTimeoutIsReusedTLS(t *testing.T) {
+	s, certs := redistest.StartTLSServer(t)
+	const readTimeout = 300 * time.Millisecond
+	cfg := Config{Addr: s.Addr(), TLSConfig: certs.ClientConfig(), ReadTimeout: readTimeout, PingAfterIdle: -1}
+	p := newTestPool(t, cfg)
+	for i := range 2 {
+		if _, err := p.Do(context.Background(), "PING"); err != nil {
+			t.Fatalf("PING %d: %v", i, err)
+		}
+		time.Sleep(readTimeout + 200*time.Millisecond)
+	}
+	if st := p.Stats(); st.Created != 1 || st.Destroyed != 0 {
+		t.Fatalf("Stats = %+v; want the TLS connection idle past ReadTimeout reused: Created 1, Destroyed 0", st)
+	}
+}
+
 // 1. With the deadline no longer failing the peek, a connection idle for
 // PingAfterIdle is PINGed rather than redialed.
 func TestPingAfterIdleRunsAfterReadTimeout(t *testing.T) {
