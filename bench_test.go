@@ -3,6 +3,7 @@ package redispool
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"runtime"
 	"sync"
@@ -12,9 +13,10 @@ import (
 	"github.com/gomodule/redigo/redis"
 )
 
-// sinkServer accepts TCP connections on loopback and holds them open
-// without reading, so borrow/return benchmarks measure the pools, not
-// Redis. Borrow and return do no I/O on a clean connection.
+// sinkServer accepts TCP connections on loopback and holds them open,
+// answering only the PING of redispool's dial, so borrow/return
+// benchmarks measure the pools, not Redis. Borrow and return do no I/O
+// on a clean connection.
 func sinkServer(tb testing.TB) string {
 	tb.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -22,13 +24,13 @@ func sinkServer(tb testing.TB) string {
 		tb.Fatal(err)
 	}
 	var (
-		mu    sync.Mutex
-		conns []net.Conn
-		wg    sync.WaitGroup
+		mu         sync.Mutex
+		conns      []net.Conn
+		wg         sync.WaitGroup // the connections' goroutines
+		acceptDone = make(chan struct{})
 	)
-	wg.Add(1)
 	go func() {
-		defer wg.Done()
+		defer close(acceptDone)
 		for {
 			c, err := ln.Accept()
 			if err != nil {
@@ -37,16 +39,25 @@ func sinkServer(tb testing.TB) string {
 			mu.Lock()
 			conns = append(conns, c)
 			mu.Unlock()
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				ping := make([]byte, len("*1\r\n$4\r\nPING\r\n"))
+				if _, err := io.ReadFull(c, ping); err == nil {
+					io.WriteString(c, "+PONG\r\n")
+				}
+			}()
 		}
 	}()
 	tb.Cleanup(func() {
 		ln.Close()
-		wg.Wait()
+		<-acceptDone
 		mu.Lock()
 		for _, c := range conns {
 			c.Close()
 		}
 		mu.Unlock()
+		wg.Wait()
 	})
 	return ln.Addr().String()
 }
@@ -132,4 +143,26 @@ func TestClassifyDoesNotAllocate(t *testing.T) {
 	if allocs != 0 {
 		t.Fatalf("tracking allocates %v times per command batch; want 0", allocs)
 	}
+}
+
+// BenchmarkTracker is the cost of state tracking per pipelined command,
+// sent and received by one goroutine (Mode=Pipeline), and per Do.
+func BenchmarkTracker(b *testing.B) {
+	args := []any{"key", "value"}
+	b.Run("Mode=Pipeline", func(b *testing.B) {
+		b.ReportAllocs()
+		var tr tracker
+		for i := 0; i < b.N; i++ {
+			tr.onSend("SET", args)
+			tr.onReceive("OK", nil)
+		}
+	})
+	b.Run("Mode=Do", func(b *testing.B) {
+		b.ReportAllocs()
+		var tr tracker
+		for i := 0; i < b.N; i++ {
+			kind := tr.beforeDo("SET", args)
+			tr.afterDo("SET", kind, "OK")
+		}
+	})
 }

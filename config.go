@@ -84,7 +84,10 @@ type Config struct {
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 
 	// DialTimeout bounds connecting, including the TLS handshake and the
-	// AUTH, CLIENT SETNAME and SELECT that follow. Zero means 5 seconds.
+	// AUTH, CLIENT SETNAME and SELECT that follow; when none of those is
+	// configured, a PING follows instead, so that a server refusing the
+	// connection (at maxclients) fails the dial rather than the first
+	// command. Zero means 5 seconds.
 	DialTimeout time.Duration
 
 	// ReadTimeout and WriteTimeout bound each read and write of a
@@ -143,9 +146,10 @@ type Config struct {
 	PingAfterIdle time.Duration
 
 	// EvictionInterval is how often a background goroutine closes
-	// expired idle connections and refills MinIdle. Zero means 30
-	// seconds; negative disables it (expired connections are then only
-	// found when borrowed).
+	// expired idle connections and those the server has closed (found
+	// by a peek at the socket, without a round trip), and refills
+	// MinIdle. Zero means 30 seconds; negative disables it (expired and
+	// dead connections are then only found when borrowed).
 	EvictionInterval time.Duration
 
 	// CheckTimeout bounds each round trip the pool makes on its own

@@ -22,7 +22,8 @@ type conn struct {
 	// DoContext does not allocate a method value per call.
 	interrupt func()
 
-	// Touched only by the goroutine that holds the connection.
+	// Touched only by the goroutine that holds the connection, except
+	// that t allows one goroutine in Receive while another Sends.
 	t      tracker
 	broken bool          // a context interrupted I/O: close on return
 	reason destroyReason // why the connection is being closed
@@ -53,7 +54,7 @@ func (c *conn) reusable(poolClosed bool) destroyReason {
 		return reasonPoolClosed
 	case c.f.sentinel != nil && c.gen != c.f.sentinel.gen():
 		return reasonFailover
-	case c.t.state&stateUnresettable != 0:
+	case c.t.flags()&stateUnresettable != 0:
 		return reasonDirty
 	case c.f.cfg.MaxConnLifetime > 0 && time.Since(c.created) >= c.f.cfg.MaxConnLifetime:
 		return reasonLifetime
@@ -119,7 +120,11 @@ func (c *conn) withContext(ctx context.Context, timeout time.Duration, op func(t
 // next borrower's connection.
 type activeConn struct {
 	p *Pool
-	c *conn // nil after Close
+	c *conn
+	// closed is set by the first Close. Atomic so that Close may race
+	// with itself, and with a pub/sub receiver checking it (redigo
+	// allows a Receive and a Send or Flush at once; see tracker).
+	closed atomic.Bool
 }
 
 var (
@@ -132,48 +137,46 @@ var (
 // caller left, or closes the connection when that cannot be done. A
 // second Close does nothing.
 func (ac *activeConn) Close() error {
-	c := ac.c
-	if c == nil {
+	if ac.closed.Swap(true) {
 		return nil
 	}
-	ac.c = nil
-	ac.p.put(c)
+	ac.p.put(ac.c)
 	return nil
 }
 
 func (ac *activeConn) Err() error {
-	if ac.c == nil {
+	if ac.closed.Load() {
 		return ErrConnClosed
 	}
 	return ac.c.rc.Err()
 }
 
 func (ac *activeConn) Do(cmd string, args ...any) (any, error) {
-	if ac.c == nil {
+	if ac.closed.Load() {
 		return nil, ErrConnClosed
 	}
 	return ac.c.do(ac.c.f.cfg.ReadTimeout, cmd, args)
 }
 
 func (ac *activeConn) DoWithTimeout(timeout time.Duration, cmd string, args ...any) (any, error) {
-	if ac.c == nil {
+	if ac.closed.Load() {
 		return nil, ErrConnClosed
 	}
 	return ac.c.do(timeout, cmd, args)
 }
 
 func (ac *activeConn) DoContext(ctx context.Context, cmd string, args ...any) (any, error) {
-	c := ac.c
-	if c == nil {
+	if ac.closed.Load() {
 		return nil, ErrConnClosed
 	}
+	c := ac.c
 	return c.withContext(ctx, c.f.cfg.ReadTimeout, func(timeout time.Duration) (any, error) {
 		return c.do(timeout, cmd, args)
 	})
 }
 
 func (ac *activeConn) Send(cmd string, args ...any) error {
-	if ac.c == nil {
+	if ac.closed.Load() {
 		return ErrConnClosed
 	}
 	ac.c.t.onSend(cmd, args)
@@ -181,31 +184,31 @@ func (ac *activeConn) Send(cmd string, args ...any) error {
 }
 
 func (ac *activeConn) Flush() error {
-	if ac.c == nil {
+	if ac.closed.Load() {
 		return ErrConnClosed
 	}
 	return ac.c.rc.Flush()
 }
 
 func (ac *activeConn) Receive() (any, error) {
-	if ac.c == nil {
+	if ac.closed.Load() {
 		return nil, ErrConnClosed
 	}
 	return ac.c.receive(ac.c.f.cfg.ReadTimeout)
 }
 
 func (ac *activeConn) ReceiveWithTimeout(timeout time.Duration) (any, error) {
-	if ac.c == nil {
+	if ac.closed.Load() {
 		return nil, ErrConnClosed
 	}
 	return ac.c.receive(timeout)
 }
 
 func (ac *activeConn) ReceiveContext(ctx context.Context) (any, error) {
-	c := ac.c
-	if c == nil {
+	if ac.closed.Load() {
 		return nil, ErrConnClosed
 	}
+	c := ac.c
 	return c.withContext(ctx, c.f.cfg.ReadTimeout, c.receive)
 }
 

@@ -14,8 +14,8 @@ import (
 // borrow check costs one system call and no round trip.
 type socketPeeker struct {
 	raw syscall.RawConn
-	tls bool                  // the socket carries TLS records
-	fn  func(fd uintptr) bool // p.recv, bound once so peeking does not allocate
+	tls bool             // the socket carries TLS records
+	fn  func(fd uintptr) // p.recv, bound once so peeking does not allocate
 	n   int
 	err error
 	// peerClosed: the peer has sent FIN behind the unread bytes. Only
@@ -38,10 +38,9 @@ func newSocketPeeker(nc net.Conn, isTLS bool) *socketPeeker {
 	return p
 }
 
-func (p *socketPeeker) recv(fd uintptr) bool {
+func (p *socketPeeker) recv(fd uintptr) {
 	p.n, p.err = recvPeek(fd, p.buf[:])
 	p.peerClosed = p.err == nil && p.n > 0 && peerSentFIN(fd)
-	return true // never wait for readability
 }
 
 var errServerClosed = errors.New("server closed the connection")
@@ -57,7 +56,12 @@ func (p *socketPeeker) check() error {
 	if p == nil {
 		return nil
 	}
-	if err := p.raw.Read(p.fn); err != nil {
+	// Control, not Read: RawConn.Read fails with a timeout, without
+	// calling fn, once the socket's read deadline has passed, and redigo
+	// leaves the deadline of the last reply set. Control ignores
+	// deadlines and takes no read lock; nothing else reads an idle
+	// connection, and recvPeek neither blocks nor consumes.
+	if err := p.raw.Control(p.fn); err != nil {
 		return err
 	}
 	switch {

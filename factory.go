@@ -37,6 +37,11 @@ type factory struct {
 	// lastCheck describes the most recent failed health check, for the
 	// error of a borrow whose freshly dialed connection failed it.
 	lastCheck atomic.Pointer[error]
+
+	// closing is the pool's own background context, not a caller's:
+	// Pool.Close cancels it, which ends the dials in flight. Nil until
+	// New sets it.
+	closing context.Context
 }
 
 var (
@@ -83,6 +88,9 @@ func (f *factory) MakeObject(ctx context.Context) (*pool.PooledObject, error) {
 		c, err = f.dial(ctx)
 	}
 	if err != nil {
+		if f.closing != nil && f.closing.Err() != nil {
+			return nil, err // ended by Pool.Close, not a failure to count or log
+		}
 		f.stats.dialErrors.Add(1)
 		if f.log != nil {
 			f.log.LogAttrs(ctx, slog.LevelWarn, "redispool: dial failed",
@@ -105,6 +113,9 @@ func (f *factory) dial(ctx context.Context) (*conn, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, f.cfg.DialTimeout)
 	defer cancel()
+	if f.closing != nil {
+		defer context.AfterFunc(f.closing, cancel)()
+	}
 
 	// Dial through our own function to keep the raw socket: the health
 	// check peeks at it, and a cancelled context interrupts through it
@@ -141,8 +152,9 @@ func (f *factory) dial(ctx context.Context) (*conn, error) {
 	})
 	opts := append(f.opts[:len(f.opts):len(f.opts)], redis.DialContextFunc(dialRaw))
 	rc, err := redis.DialContext(ctx, f.cfg.Network, f.addr(), opts...)
-	if err == nil && f.cfg.dialCmd != "" {
-		if _, err = rc.Do(f.cfg.dialCmd); err != nil {
+	if first := f.firstCmd(); err == nil && first != "" {
+		dl, _ := ctx.Deadline()
+		if _, err = rc.(redis.ConnWithTimeout).DoWithTimeout(time.Until(dl), first); err != nil {
 			rc.Close()
 		}
 	}
@@ -163,6 +175,23 @@ func (f *factory) dial(ctx context.Context) (*conn, error) {
 	nc := *raw.Load()
 	nc.SetDeadline(time.Time{})
 	return newConn(f, rc, nc), nil
+}
+
+// firstCmd is the command a new connection sends after the dial's own
+// AUTH, CLIENT SETNAME and SELECT, or "". The cluster's READONLY is one.
+// Otherwise, when the dial sent nothing, nothing shows the server took
+// the connection: at maxclients Redis accepts, writes an error and
+// closes, and that error would be the reply to the borrower's first
+// command. A PING proves the connection once, and costs a round trip
+// only where the dial made none (with Sentinel, ROLE follows instead).
+func (f *factory) firstCmd() string {
+	switch {
+	case f.cfg.dialCmd != "":
+		return f.cfg.dialCmd
+	case f.cfg.Password == "" && f.cfg.DB == 0 && f.cfg.ClientName == "" && f.sentinel == nil:
+		return "PING"
+	}
+	return ""
 }
 
 // addr is the address connections are dialed to: Config.Addr, or with
@@ -330,15 +359,27 @@ func (f *factory) PassivateObject(_ context.Context, o *pool.PooledObject) error
 }
 
 // evictionPolicy closes idle connections past MaxConnIdleTime or
-// MaxConnLifetime. The engine looks policies up by name in a global
-// registry, so the policy is stateless and reads its limits from the
-// connection's factory.
+// MaxConnLifetime, and those the server has closed, which the peek finds
+// without a round trip; the engine refills MinIdle after each run, so
+// Stats and MinIdle are true within one EvictionInterval of a server
+// dropping idle connections. The engine looks policies up by name in a
+// global registry, so the policy is stateless and reads its limits from
+// the connection's factory.
 type evictionPolicy struct{}
 
 func (evictionPolicy) Evict(_ *pool.EvictionConfig, o *pool.PooledObject, _ int) bool {
 	c := o.Object.(*conn)
 	if reason := c.f.expired(c, time.Now(), o.LastReturnTime); reason != reasonNone {
 		c.reason = reason
+		return true
+	}
+	// The engine holds c for the evictor: no borrower can be using it.
+	if err := c.peek.check(); err != nil {
+		c.reason = reasonUnhealthy
+		if c.f.log != nil {
+			c.f.log.LogAttrs(context.Background(), slog.LevelInfo, "redispool: idle connection failed health check",
+				slog.String("addr", c.f.cfg.Addr), slog.String("error", err.Error()))
+		}
 		return true
 	}
 	return false

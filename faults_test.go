@@ -791,7 +791,13 @@ func TestFaultHostileServer(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			runScenario(t, "9. hostile server: "+tt.name, func(t *testing.T, r *chaosRun) {
-				fake := redistest.NewFakeServer(t, tt.handler)
+				handler := tt.handler
+				if !tt.named {
+					// A dial that sends nothing else PINGs: the hostile
+					// reply is to the workload's commands.
+					handler = pongFirst(handler)
+				}
+				fake := redistest.NewFakeServer(t, handler)
 				r.ours = func(redistest.ClientInfo) bool { return false } // no redis-server to ask
 				cfg := Config{Addr: fake.Addr(), MaxTotal: 2, ReadTimeout: 300 * time.Millisecond, DialTimeout: time.Second, PingAfterIdle: -1}
 				if tt.named {

@@ -33,6 +33,15 @@ func TestRespGuard(t *testing.T) {
 		{"huge array", "*2147483647\r\n", "array of 2147483647"},
 		{"nested arrays adding up", strings.Repeat("*10000000\r\n", 2), "array of 10000000"},
 		{"huge map", "%10000000\r\n", "array of 10000000"},
+		{"nesting at the limit", strings.Repeat("*1\r\n", maxDepth) + ":1\r\n", ""},
+		{"nesting at the limit, then wide", strings.Repeat("*2\r\n", maxDepth-1) + strings.Repeat(":1\r\n", maxDepth), ""},
+		{"nesting past the limit", strings.Repeat("*1\r\n", maxDepth+1), "nested deeper than 10000"},
+		{"status line of 64 KiB", "+" + strings.Repeat("x", 64<<10) + "\r\n", ""},
+		{"error line of 64 KiB", "-ERR " + strings.Repeat("x", 64<<10) + "\r\n", ""},
+		{"integer line too long", ":" + strings.Repeat("1", maxLine+1), "line longer than"},
+		{"bulk header too long", "$5" + strings.Repeat("x", maxLine), "line longer than"},
+		{"bulk header of signs", "$" + strings.Repeat("-", maxLine+1), "line longer than"},
+		{"unknown type line too long", "?" + strings.Repeat("x", maxLine+1), "line longer than"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			// Feed the stream in every chunk size from 1 byte to all of it.
@@ -48,7 +57,7 @@ func TestRespGuard(t *testing.T) {
 				case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
 					t.Fatalf("chunk %d: %v; want an error containing %q", chunk, err, tt.wantErr)
 				}
-				if tt.wantErr == "" && (g.skip != 0 || g.inLine || g.pending != 0) {
+				if tt.wantErr == "" && (g.skip != 0 || g.inLine || g.pending != 0 || len(g.levels) != 0) {
 					t.Fatalf("chunk %d: guard not back at a reply boundary: %+v", chunk, g)
 				}
 			}
@@ -56,8 +65,30 @@ func TestRespGuard(t *testing.T) {
 	}
 }
 
+// The real limit on status and error lines, fed in large reads as from
+// a socket.
+func TestRespGuardStatusLineLimit(t *testing.T) {
+	chunk := []byte(strings.Repeat("x", 1<<20))
+	for _, tt := range []struct {
+		size    int
+		wantErr bool
+	}{{maxTextLine - 1, false}, {maxTextLine, true}} { // the CR counts
+		var g respGuard
+		err := g.scan([]byte("-"))
+		for left := tt.size; left > 0 && err == nil; left -= len(chunk) {
+			err = g.scan(chunk[:min(left, len(chunk))])
+		}
+		if err == nil {
+			err = g.scan([]byte("\r\n"))
+		}
+		if got := err != nil; got != tt.wantErr {
+			t.Errorf("status line of %d bytes: %v; want error %v", tt.size, err, tt.wantErr)
+		}
+	}
+}
+
 func TestHostileHugeBulkIsBoundedError(t *testing.T) {
-	fake := redistest.NewFakeServer(t, redistest.HugeBulk())
+	fake := redistest.NewFakeServer(t, pongFirst(redistest.HugeBulk())) // the GET's reply, not the dial's PING
 	p := newTestPool(t, Config{Addr: fake.Addr()})
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)

@@ -147,6 +147,7 @@ func New(ctx context.Context, cfg Config) (*Pool, error) {
 
 	bgCtx, cancel := context.WithCancel(context.Background())
 	p.bgCancel = cancel
+	p.f.closing = bgCtx // Close ends dials in flight
 	p.op = pool.NewObjectPool(bgCtx, p.f, engineConfig(cfg, bgCtx))
 
 	if cfg.MinIdle > 0 {

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gomodule/redigo/redis"
@@ -67,6 +69,8 @@ func classify(cmd string, args []any) cmdKind {
 			return kindSelect
 		case strings.EqualFold(cmd, "CLIENT"):
 			return classifyClient(args)
+		case strings.EqualFold(cmd, "SCRIPT"):
+			return classifyScript(args)
 		case strings.EqualFold(cmd, "ASKING"): // flags the next command, whoever sends it
 			return kindUnresettable
 		}
@@ -126,19 +130,56 @@ func classifyClient(args []any) cmdKind {
 	return kindUnresettable
 }
 
+// classifyScript classifies SCRIPT by its subcommand: SCRIPT DEBUG YES
+// or SYNC makes the connection's next EVAL start a debugging session
+// (SYNC also blocks the server meanwhile) and is not undone cheaply;
+// the other subcommands leave no state.
+func classifyScript(args []any) cmdKind {
+	if len(args) < 2 || !argEqualFold(args[0], "DEBUG") || argEqualFold(args[1], "NO") {
+		return kindPlain
+	}
+	return kindUnresettable
+}
+
+// argEqualFold reports whether a command argument is s, ignoring case.
+func argEqualFold(arg any, s string) bool {
+	switch a := arg.(type) {
+	case string:
+		return strings.EqualFold(a, s)
+	case []byte:
+		return strings.EqualFold(string(a), s)
+	}
+	return false
+}
+
 // tracker follows the commands sent on a borrowed connection. Commands
 // set state flags when sent, since the server acts on them whether or
 // not the reply is read. A flag is cleared early only when a reply
 // proves the state is gone (EXEC, DISCARD, UNWATCH answered); otherwise
 // reset undoes it when the connection is returned.
+//
+// redigo allows one goroutine in Receive while another calls Send and
+// Flush (redis.PubSubConn is used so: a receiver loop, and Subscribe
+// from elsewhere); nothing may run alongside a Do or a Close. So onSend
+// and onReceive may run at once, and everything else runs alone. They
+// share as little as they can, so that neither takes a lock for a plain
+// command: sent is the sender's and recvd the receiver's, state is
+// atomic, and the marks, touched only for commands whose reply can
+// clear state, are under mu. onSend runs before its command is written
+// and onReceive after its reply is read, so a reply is never recorded
+// before the command it answers.
 type tracker struct {
-	state sessionState
-	sent  uint64 // commands sent since the connection was last in step
-	recvd uint64 // replies received since then
+	state atomic.Uint32 // sessionState flags; changed under mu while onSend and onReceive may run
+	sent  uint64        // commands sent since the connection was last in step; the sender's
+	recvd uint64        // replies received since then; the receiver's
+
+	mu sync.Mutex // protects marks and head while onSend and onReceive may run
 	// marks[head:] lists the pipelined commands whose replies can clear
 	// state, in send order. Its array is reused across borrows.
 	marks []mark
 	head  int
+	// pending is len(marks) - head, read by onReceive without mu.
+	pending atomic.Int32
 }
 
 type mark struct {
@@ -147,6 +188,8 @@ type mark struct {
 	clears sessionState // the flags its reply may clear: none a later command set again
 }
 
+func (t *tracker) flags() sessionState { return sessionState(t.state.Load()) }
+
 // onSend records a pipelined command.
 func (t *tracker) onSend(cmd string, args []any) {
 	t.sent++
@@ -154,6 +197,8 @@ func (t *tracker) onSend(cmd string, args []any) {
 	if kind == kindPlain {
 		return
 	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	t.enter(kind)
 	switch kind {
 	case kindMulti, kindWatch:
@@ -167,26 +212,31 @@ func (t *tracker) onSend(cmd string, args []any) {
 			t.marks[i].clears &^= again
 		}
 	case kindEndMulti, kindUnwatch:
-		if t.state&(stateSubscribe|stateSSubscribe) == 0 {
+		if t.flags()&(stateSubscribe|stateSSubscribe) == 0 {
 			t.marks = append(t.marks, mark{seq: t.sent, kind: kind, clears: stateMulti | stateWatch})
+			t.pending.Add(1)
 		}
 	}
 }
 
 // onReceive records a reply read with Receive.
 func (t *tracker) onReceive(reply any, err error) {
-	if t.state&(stateSubscribe|stateSSubscribe) != 0 {
+	if t.flags()&(stateSubscribe|stateSSubscribe) != 0 {
 		return // pushed messages do not pair with commands
 	}
-	if t.recvd < t.sent {
-		t.recvd++
+	t.recvd++
+	if t.pending.Load() == 0 {
+		return
 	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	if t.head < len(t.marks) && t.marks[t.head].seq == t.recvd {
 		if err != nil {
 			reply = err
 		}
 		t.settle(t.marks[t.head].kind, reply, t.marks[t.head].clears)
 		t.head++
+		t.pending.Add(-1)
 		if t.head == len(t.marks) {
 			t.marks, t.head = t.marks[:0], 0
 		}
@@ -207,7 +257,7 @@ func (t *tracker) beforeDo(cmd string, args []any) cmdKind {
 // reply and the command's own. For Do("") reply holds them all; for
 // Do(cmd) it holds the last, the command's own.
 func (t *tracker) afterDo(cmd string, kind cmdKind, reply any) {
-	subscribed := t.state&(stateSubscribe|stateSSubscribe) != 0
+	subscribed := t.flags()&(stateSubscribe|stateSSubscribe) != 0
 	if cmd == "" && !subscribed {
 		if replies, ok := reply.([]any); ok {
 			for _, m := range t.marks[t.head:] {
@@ -220,56 +270,71 @@ func (t *tracker) afterDo(cmd string, kind cmdKind, reply any) {
 		t.settle(kind, reply, stateMulti|stateWatch)
 	}
 	t.sent, t.recvd = 0, 0
-	t.marks, t.head = t.marks[:0], 0
+	t.dropMarks()
 }
 
 // enter sets the state flag of a command about to be sent.
 func (t *tracker) enter(kind cmdKind) {
+	var f sessionState
 	switch kind {
+	case kindPlain:
+		return
 	case kindMulti:
-		t.state |= stateMulti
+		f = stateMulti
 	case kindWatch:
-		t.state |= stateWatch
+		f = stateWatch
 	case kindSelect:
-		t.state |= stateSelect
+		f = stateSelect
 	case kindSetName:
-		t.state |= stateName
+		f = stateName
 	case kindSubscribe:
-		t.state |= stateSubscribe
+		f = stateSubscribe
 	case kindSSubscribe:
-		t.state |= stateSSubscribe
+		f = stateSSubscribe
 	case kindUnresettable:
-		t.state |= stateUnresettable
+		f = stateUnresettable
 	}
+	t.state.Or(uint32(f))
 }
 
 // settle clears state that a reply proves gone, among the flags in
 // mask: those no later command has set again.
 func (t *tracker) settle(kind cmdKind, reply any, mask sessionState) {
 	rerr, isErr := reply.(redis.Error)
+	var gone sessionState
 	switch kind {
 	case kindEndMulti:
 		switch {
 		case !isErr, strings.HasPrefix(string(rerr), "EXECABORT"):
 			// The transaction ran or was discarded; either unwatches.
-			t.state &^= (stateMulti | stateWatch) & mask
+			gone = stateMulti | stateWatch
 		case strings.Contains(string(rerr), "without MULTI"):
-			t.state &^= stateMulti & mask // not in a transaction; WATCH, if any, stands
+			gone = stateMulti // not in a transaction; WATCH, if any, stands
 		}
 	case kindUnwatch:
 		if !isErr {
-			t.state &^= stateWatch & mask
+			gone = stateWatch
 		}
+	}
+	if gone&mask != 0 {
+		t.state.And(^uint32(gone & mask))
 	}
 }
 
 // clean reports whether the connection needs no reset.
-func (t *tracker) clean() bool { return t.state == 0 && t.sent == t.recvd }
+func (t *tracker) clean() bool { return t.flags() == 0 && t.sent == t.recvd }
 
 func (t *tracker) clear() {
-	t.state = 0
+	t.state.Store(0)
 	t.sent, t.recvd = 0, 0
+	t.dropMarks()
+}
+
+func (t *tracker) dropMarks() {
 	t.marks, t.head = t.marks[:0], 0
+	if t.pending.Load() != 0 {
+		t.pending.Store(0)
+	}
 }
 
 var errUnresettable = errors.New("redispool: connection has session state that cannot be reset")
@@ -286,7 +351,7 @@ func (c *conn) reset() error {
 	if t.clean() {
 		return nil
 	}
-	if t.state&stateUnresettable != 0 {
+	if t.flags()&stateUnresettable != 0 {
 		return errUnresettable
 	}
 	deadline := time.Now().Add(c.f.cfg.CheckTimeout)
@@ -298,12 +363,12 @@ func (c *conn) reset() error {
 		return d, nil
 	}
 
-	if t.state&(stateSubscribe|stateSSubscribe) != 0 {
+	if t.flags()&(stateSubscribe|stateSSubscribe) != 0 {
 		// Leave pub/sub, then read everything up to the echoed sentinel:
 		// pending replies, pushed messages, unsubscribe confirmations.
 		c.rc.Send("UNSUBSCRIBE")
 		c.rc.Send("PUNSUBSCRIBE")
-		if t.state&stateSSubscribe != 0 {
+		if t.flags()&stateSSubscribe != 0 {
 			c.rc.Send("SUNSUBSCRIBE")
 		}
 		c.rc.Send("ECHO", sentinel)
@@ -326,26 +391,29 @@ func (c *conn) reset() error {
 				break
 			}
 		}
-		t.state &^= stateSubscribe | stateSSubscribe
+		t.state.And(^uint32(stateSubscribe | stateSSubscribe))
 		t.sent, t.recvd = 0, 0
 	}
 
-	pending := t.sent - t.recvd
+	var pending uint64 // unread replies
+	if t.sent > t.recvd {
+		pending = t.sent - t.recvd
+	}
 	n := uint64(0)
-	discard := t.state&stateMulti != 0 // sent first, so its reply is pending+0
+	discard := t.flags()&stateMulti != 0 // sent first, so its reply is pending+0
 	if discard {
 		c.rc.Send("DISCARD")
 		n++
 	}
-	if t.state&stateWatch != 0 {
+	if t.flags()&stateWatch != 0 {
 		c.rc.Send("UNWATCH")
 		n++
 	}
-	if t.state&stateSelect != 0 {
+	if t.flags()&stateSelect != 0 {
 		c.rc.Send("SELECT", c.f.cfg.DB)
 		n++
 	}
-	if t.state&stateName != 0 {
+	if t.flags()&stateName != 0 {
 		c.rc.Send("CLIENT", "SETNAME", c.f.cfg.ClientName)
 		n++
 	}

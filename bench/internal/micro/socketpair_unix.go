@@ -34,6 +34,12 @@ func dialSocketpair(context.Context, string, string) (net.Conn, error) {
 		}
 		ends[i] = c
 	}
+	// The reply to the PING redispool's dial sends, waiting to be read.
+	if _, err := ends[1].Write([]byte("+PONG\r\n")); err != nil {
+		ends[0].Close()
+		ends[1].Close()
+		return nil, fmt.Errorf("micro: socketpair: %w", err)
+	}
 	return pairConn{ends[0].(*net.UnixConn), ends[1]}, nil
 }
 

@@ -1,0 +1,198 @@
+package redispool
+
+import (
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/redispool/redispool/internal/redistest"
+)
+
+// sessionCommands classifies, deliberately, every command and subcommand
+// of Redis's connection, pubsub, transactions and scripting groups, and
+// the commands of other groups that change a connection's session.
+// TestServerCommandTableIsClassified checks it against the command table
+// of the redis-server it runs, so a new Redis version cannot add session
+// state the tracker does not know about, and checks that classify agrees
+// with every line.
+var sessionCommands = []struct {
+	call string // the command as sent: its first word, and for a container command its second, name it
+	kind cmdKind
+}{
+	// connection
+	{"AUTH user pw", kindUnresettable},
+	{"CLIENT CACHING YES", kindUnresettable},
+	{"CLIENT GETNAME", kindPlain},
+	{"CLIENT GETREDIR", kindPlain},
+	{"CLIENT HELP", kindPlain},
+	{"CLIENT ID", kindPlain},
+	{"CLIENT INFO", kindPlain},
+	{"CLIENT KILL ID 1", kindPlain}, // kills another client; killing itself breaks the connection
+	{"CLIENT LIST", kindPlain},
+	{"CLIENT NO-EVICT ON", kindUnresettable},
+	{"CLIENT NO-TOUCH ON", kindUnresettable},
+	{"CLIENT PAUSE 10", kindPlain}, // the server's state, not the session's
+	{"CLIENT REPLY OFF", kindUnresettable},
+	{"CLIENT SETINFO LIB-NAME x", kindUnresettable},
+	{"CLIENT SETNAME x", kindSetName},
+	{"CLIENT TRACKING ON", kindUnresettable},
+	{"CLIENT TRACKINGINFO", kindPlain},
+	{"CLIENT UNBLOCK 1", kindPlain},
+	{"CLIENT UNPAUSE", kindPlain},
+	{"ECHO x", kindPlain},
+	{"HELLO 3", kindUnresettable},
+	{"PING", kindPlain},
+	{"QUIT", kindUnresettable},
+	{"RESET", kindUnresettable},
+	{"SELECT 1", kindSelect},
+
+	// pubsub
+	{"PSUBSCRIBE p*", kindSubscribe},
+	{"PUBLISH ch m", kindPlain},
+	{"PUBSUB CHANNELS", kindPlain},
+	{"PUBSUB HELP", kindPlain},
+	{"PUBSUB NUMPAT", kindPlain},
+	{"PUBSUB NUMSUB", kindPlain},
+	{"PUBSUB SHARDCHANNELS", kindPlain},
+	{"PUBSUB SHARDNUMSUB", kindPlain},
+	{"PUNSUBSCRIBE", kindPlain}, // leaves only what the subscribe set, which reset undoes
+	{"SPUBLISH ch m", kindPlain},
+	{"SSUBSCRIBE ch", kindSSubscribe},
+	{"SUBSCRIBE ch", kindSubscribe},
+	{"SUNSUBSCRIBE", kindPlain},
+	{"UNSUBSCRIBE", kindPlain},
+
+	// transactions
+	{"DISCARD", kindEndMulti},
+	{"EXEC", kindEndMulti},
+	{"MULTI", kindMulti},
+	{"UNWATCH", kindUnwatch},
+	{"WATCH k", kindWatch},
+
+	// scripting: scripts and functions run with the session's state but
+	// leave none, except the debugger
+	{"EVAL s 0", kindPlain},
+	{"EVAL_RO s 0", kindPlain},
+	{"EVALSHA h 0", kindPlain},
+	{"EVALSHA_RO h 0", kindPlain},
+	{"FCALL f 0", kindPlain},
+	{"FCALL_RO f 0", kindPlain},
+	{"FUNCTION DELETE lib", kindPlain},
+	{"FUNCTION DUMP", kindPlain},
+	{"FUNCTION FLUSH", kindPlain},
+	{"FUNCTION HELP", kindPlain},
+	{"FUNCTION KILL", kindPlain},
+	{"FUNCTION LIST", kindPlain},
+	{"FUNCTION LOAD code", kindPlain},
+	{"FUNCTION RESTORE data", kindPlain},
+	{"FUNCTION STATS", kindPlain},
+	{"SCRIPT DEBUG YES", kindUnresettable}, // the next EVAL starts a debugging session
+	{"SCRIPT DEBUG SYNC", kindUnresettable},
+	{"SCRIPT DEBUG no", kindPlain},
+	{"SCRIPT EXISTS h", kindPlain},
+	{"SCRIPT FLUSH", kindPlain},
+	{"SCRIPT HELP", kindPlain},
+	{"SCRIPT KILL", kindPlain},
+	{"SCRIPT LOAD s", kindPlain},
+
+	// other groups
+	{"ASKING", kindUnresettable}, // flags the next command, whoever sends it
+	{"MONITOR", kindUnresettable},
+	{"PSYNC id 0", kindUnresettable},
+	{"READONLY", kindUnresettable},
+	{"READWRITE", kindPlain}, // undoes READONLY
+	{"REPLCONF listening-port 1", kindUnresettable},
+	{"SYNC", kindUnresettable},
+}
+
+// sessionGroups are the command groups whose every command and
+// subcommand sessionCommands must list.
+var sessionGroups = map[string]bool{"connection": true, "pubsub": true, "transactions": true, "scripting": true}
+
+// otherSessionCommands change a connection's session from other groups.
+var otherSessionCommands = []string{"asking", "monitor", "psync", "readonly", "readwrite", "replconf", "sync"}
+
+func TestClassifyAgreesWithSessionCommands(t *testing.T) {
+	for _, sc := range sessionCommands {
+		words := strings.Fields(sc.call)
+		args := make([]any, len(words)-1)
+		for i, w := range words[1:] {
+			args[i] = w
+		}
+		if got := classify(words[0], args); got != sc.kind {
+			t.Errorf("classify(%s) = %d; want %d", sc.call, got, sc.kind)
+		}
+		if got := classify(strings.ToLower(words[0]), args); got != sc.kind {
+			t.Errorf("classify(%s) in lower case = %d; want %d", sc.call, got, sc.kind)
+		}
+	}
+}
+
+// TestServerCommandTableIsClassified asks redis-server for its command
+// table and fails for any command of the session groups that
+// sessionCommands does not classify.
+func TestServerCommandTableIsClassified(t *testing.T) {
+	s := redistest.StartServer(t)
+	reply, err := s.Exec("COMMAND", "DOCS")
+	if err != nil {
+		t.Skipf("COMMAND DOCS (Redis 7.0 or later): %v", err)
+	}
+	groups := map[string]string{} // leaf (sub)command name -> group
+	var walk func(docs []any)
+	walk = func(docs []any) {
+		for i := 0; i+1 < len(docs); i += 2 {
+			name, _ := docs[i].(string)
+			doc := docMap(docs[i+1])
+			if subs, ok := doc["subcommands"].([]any); ok && len(subs) > 0 {
+				walk(subs)
+				continue
+			}
+			group, _ := doc["group"].(string)
+			groups[strings.ToLower(name)] = group
+		}
+	}
+	docs, _ := reply.([]any)
+	walk(docs)
+	if len(groups) < 100 {
+		t.Fatalf("COMMAND DOCS listed %d commands; want the full table", len(groups))
+	}
+
+	listed := map[string]bool{}
+	for _, sc := range sessionCommands {
+		words := strings.Fields(strings.ToLower(sc.call))
+		if len(words) > 1 {
+			if _, ok := groups[words[0]+"|"+words[1]]; ok {
+				listed[words[0]+"|"+words[1]] = true
+				continue
+			}
+		}
+		listed[words[0]] = true
+	}
+	var missing []string
+	for name, group := range groups {
+		if sessionGroups[group] && !listed[name] {
+			missing = append(missing, name+" ("+group+")")
+		}
+	}
+	for _, name := range otherSessionCommands {
+		if _, ok := groups[name]; ok && !listed[name] {
+			missing = append(missing, name)
+		}
+	}
+	sort.Strings(missing)
+	for _, name := range missing {
+		t.Errorf("redis-server has %s, which sessionCommands does not classify: decide what state it leaves, make classify handle it, and list it", name)
+	}
+}
+
+// docMap turns a RESP2 map (a flat array of keys and values) into a map.
+func docMap(v any) map[string]any {
+	m := map[string]any{}
+	a, _ := v.([]any)
+	for i := 0; i+1 < len(a); i += 2 {
+		if k, ok := a[i].(string); ok {
+			m[k] = a[i+1]
+		}
+	}
+	return m
+}
