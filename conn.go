@@ -27,6 +27,10 @@ type conn struct {
 	broken bool          // a context interrupted I/O: close on return
 	reason destroyReason // why the connection is being closed
 
+	// Written by the pool when the connection is returned or lent out.
+	idleSince time.Time // when it was last returned; zero before that
+	loan      loan      // with AbandonedTimeout: who holds it, since when
+
 	destroyed atomic.Bool
 }
 

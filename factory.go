@@ -33,6 +33,10 @@ type factory struct {
 	// lastCheck describes the most recent failed health check, for the
 	// error of a borrow whose freshly dialed connection failed it.
 	lastCheck atomic.Pointer[error]
+
+	// clearReason, when set, is the reason recorded for the idle
+	// connections the engine closes unprompted (see Pool.closeIdle).
+	clearReason atomic.Uint32
 }
 
 var (
@@ -206,8 +210,12 @@ func (f *factory) destroy(c *conn) {
 	reason := c.reason
 	if reason == reasonNone {
 		// Every other path names its reason; the engine closes idle
-		// connections unprompted only when the pool closes.
+		// connections unprompted only when the pool closes, or when
+		// closeIdle clears them.
 		reason = reasonPoolClosed
+		if r := destroyReason(f.clearReason.Load()); r != reasonNone {
+			reason = r
+		}
 	}
 	f.stats.open.Add(-1)
 	f.stats.destroyed[reason].Add(1)
@@ -225,10 +233,16 @@ func (f *factory) destroy(c *conn) {
 // first, a round trip only for a connection idle for PingAfterIdle. ctx
 // is the borrower's, which the engine passes through from BorrowObject.
 func (f *factory) ValidateObject(ctx context.Context, o *pool.PooledObject) bool {
-	c := o.Object.(*conn)
 	// The engine stamped LastBorrowTime with time.Now just before calling
 	// us; a clock read costs ~50ns here, a tenth of the borrow.
-	reason, err := f.check(ctx, c, o.LastBorrowTime, o.LastReturnTime)
+	return f.validate(ctx, o.Object.(*conn), o.LastBorrowTime, idleSince(o))
+}
+
+// validate is the borrow check of c, idle since idleSince, at now, for
+// connections from the engine and from the hot stack alike. A failed
+// one has its reason set, ready to be closed.
+func (f *factory) validate(ctx context.Context, c *conn, now, idleSince time.Time) bool {
+	reason, err := f.check(ctx, c, now, idleSince)
 	if reason == reasonNone {
 		return true
 	}
@@ -266,7 +280,12 @@ func (f *factory) ActivateObject(context.Context, *pool.PooledObject) error { re
 // passes the returning caller's, which may have expired). An error makes
 // the engine close the connection.
 func (f *factory) PassivateObject(_ context.Context, o *pool.PooledObject) error {
-	c := o.Object.(*conn)
+	return f.passivate(o.Object.(*conn))
+}
+
+// passivate undoes c's session state; Pool.put calls it before a
+// connection goes back on the hot stack.
+func (f *factory) passivate(c *conn) error {
 	if err := c.reset(); err != nil {
 		c.reason = reasonDirty
 		if f.log != nil {
@@ -286,7 +305,7 @@ type evictionPolicy struct{}
 
 func (evictionPolicy) Evict(_ *pool.EvictionConfig, o *pool.PooledObject, _ int) bool {
 	c := o.Object.(*conn)
-	if reason := c.f.expired(c, time.Now(), o.LastReturnTime); reason != reasonNone {
+	if reason := c.f.expired(c, time.Now(), idleSince(o)); reason != reasonNone {
 		c.reason = reason
 		return true
 	}

@@ -34,6 +34,7 @@ type Stats struct {
 	DestroyedLifetime  int64 // older than MaxConnLifetime
 	DestroyedSurplus   int64 // returned while MaxIdle connections were idle
 	DestroyedClosed    int64 // closed by Pool.Close
+	Abandoned          int64 // borrowed longer than AbandonedTimeout and reclaimed
 }
 
 // Stats returns a snapshot of the pool's statistics.
@@ -55,9 +56,10 @@ func (p *Pool) Stats() Stats {
 		DestroyedLifetime:  c.destroyed[reasonLifetime].Load(),
 		DestroyedSurplus:   c.destroyed[reasonSurplus].Load(),
 		DestroyedClosed:    c.destroyed[reasonPoolClosed].Load(),
+		Abandoned:          c.destroyed[reasonAbandoned].Load(),
 	}
 	s.Destroyed = s.DestroyedBroken + s.DestroyedUnhealthy + s.DestroyedDirty +
-		s.DestroyedIdle + s.DestroyedLifetime + s.DestroyedSurplus + s.DestroyedClosed
+		s.DestroyedIdle + s.DestroyedLifetime + s.DestroyedSurplus + s.DestroyedClosed + s.Abandoned
 	// open counts connections from dial to close and never exceeds the
 	// engine's cap, so Active+Idle = max(open, active) <= MaxTotal even
 	// though the two are read at different instants.
@@ -71,7 +73,7 @@ func (p *Pool) Stats() Stats {
 type counters struct {
 	active  atomic.Int64 // borrowed now
 	open    atomic.Int64 // dialed and not yet closed
-	waiting atomic.Int64 // in acquire's wait now
+	waiting atomic.Int64 // in the queue of waiters now
 
 	borrows, waitCount, waitNanos, timeouts atomic.Int64
 	created, dialErrors                     atomic.Int64
@@ -90,9 +92,10 @@ const (
 	reasonLifetime
 	reasonSurplus
 	reasonPoolClosed
+	reasonAbandoned
 	numReasons
 )
 
 func (r destroyReason) String() string {
-	return [...]string{"none", "broken", "unhealthy", "dirty", "idle", "lifetime", "surplus", "closed"}[r]
+	return [...]string{"none", "broken", "unhealthy", "dirty", "idle", "lifetime", "surplus", "closed", "abandoned"}[r]
 }

@@ -1,0 +1,410 @@
+package redispool
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	pool "github.com/jolestar/go-commons-pool/v2"
+)
+
+// The borrow path. go-commons-pool creates, checks, evicts, destroys and
+// caps connections, but a borrow and a return through it cost more than
+// redigo's whole borrow and return (locks, a map lookup by reflection,
+// several clock reads, an allocation per return). So Pool keeps it off
+// the path of a busy pool, the way HikariCP's ConcurrentBag does for
+// JDBC: a returned connection goes straight to the oldest waiter, or on a
+// hot stack of idle, already reset connections which the engine still
+// counts as borrowed, so that its MaxTotal cap keeps holding. A borrow
+// takes from the hot stack, else a free slot and a connection from the
+// engine, else waits. The flusher gives connections idle on the hot stack
+// for longer than hotIdleLimit back to the engine, which then still sees
+// every connection that is really idle and runs eviction, MinIdle and the
+// cap on them as before.
+
+// get borrows a connection.
+func (p *Pool) get(ctx context.Context) (*conn, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("redispool: get connection: %w", err)
+	}
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil, ErrPoolClosed
+	}
+	if c := p.hot.pop(p.cfg.FIFO); c != nil {
+		p.held++
+		p.stats.active.Add(1)
+		p.mu.Unlock()
+		if p.usable(ctx, c) {
+			p.stats.borrows.Add(1)
+			return c, nil
+		}
+		return p.withSlot(ctx)
+	}
+	if p.held+p.moving < p.cfg.MaxTotal {
+		p.held++
+		p.mu.Unlock()
+		return p.fromEngine(ctx)
+	}
+	return p.wait(ctx) // unlocks p.mu
+}
+
+// usable runs the borrow check on c, just taken with its slot and
+// counted active. A connection that fails it is closed; the slot stays
+// with the caller.
+func (p *Pool) usable(ctx context.Context, c *conn) bool {
+	if p.f.validate(ctx, c, time.Now(), c.idleSince) {
+		return true
+	}
+	p.stats.active.Add(-1)
+	p.invalidate(c)
+	return false
+}
+
+// withSlot gets a connection for a borrower holding a slot: from the hot
+// stack while it has one that passes the check, else from the engine.
+func (p *Pool) withSlot(ctx context.Context) (*conn, error) {
+	for {
+		p.mu.Lock()
+		if p.closed {
+			p.releaseLocked()
+			p.mu.Unlock()
+			return nil, ErrPoolClosed
+		}
+		c := p.hot.pop(p.cfg.FIFO)
+		if c != nil {
+			p.stats.active.Add(1)
+		}
+		p.mu.Unlock()
+		if c == nil {
+			return p.fromEngine(ctx)
+		}
+		if p.usable(ctx, c) {
+			p.stats.borrows.Add(1)
+			return c, nil
+		}
+	}
+}
+
+// fromEngine borrows a connection from the engine for a borrower holding
+// a slot, giving the slot back if it cannot.
+func (p *Pool) fromEngine(ctx context.Context) (*conn, error) {
+	c, err := p.borrow(ctx)
+	if err != nil {
+		p.release()
+		return nil, err
+	}
+	p.stats.active.Add(1)
+	p.stats.borrows.Add(1)
+	return c, nil
+}
+
+// wait queues the borrower until a connection or a slot is handed to it,
+// BorrowTimeout passes, ctx ends or the pool closes. It is called with
+// p.mu held, and unlocks it.
+func (p *Pool) wait(ctx context.Context) (*conn, error) {
+	if p.cfg.FailFast {
+		p.mu.Unlock()
+		p.stats.timeouts.Add(1)
+		return nil, fmt.Errorf("%w: all %d connections are borrowed (FailFast)", ErrPoolExhausted, p.cfg.MaxTotal)
+	}
+	start := time.Now()
+	w := waiters.Get().(*waiter)
+	if p.cfg.BorrowTimeout > 0 {
+		// Every waiter waits the same BorrowTimeout, so deadlines grow
+		// along the queue and one timer, armed for the first waiter's,
+		// serves them all (see expireWaiters).
+		w.deadline = start.Add(p.cfg.BorrowTimeout)
+		if !p.timerOn {
+			p.timer.Reset(p.cfg.BorrowTimeout)
+			p.timerOn = true
+		}
+	}
+	p.waiters.push(w, &p.stats)
+	p.mu.Unlock()
+	p.stats.waitCount.Add(1)
+
+	var g grant
+	select {
+	case g = <-w.ch:
+	case <-ctx.Done():
+		p.mu.Lock()
+		queued := w.queued
+		if queued {
+			p.waiters.remove(w, &p.stats)
+		}
+		p.mu.Unlock()
+		if !queued {
+			// Something was handed over as ctx ended: give it back.
+			switch g := <-w.ch; {
+			case g.c != nil:
+				p.keep(g.c)
+			case g.err == nil:
+				p.release()
+			}
+		}
+		waiters.Put(w)
+		p.stats.waitNanos.Add(int64(time.Since(start)))
+		p.stats.timeouts.Add(1)
+		return nil, fmt.Errorf("%w: %w while waiting for one of %d borrowed connections", ErrPoolExhausted, ctx.Err(), p.cfg.MaxTotal)
+	}
+	waiters.Put(w)
+	p.stats.waitNanos.Add(int64(time.Since(start)))
+	switch {
+	case g.err != nil:
+		if g.err == p.errTimeout {
+			p.stats.timeouts.Add(1)
+		}
+		return nil, g.err
+	case g.c != nil:
+		p.stats.active.Add(1)
+		if p.usable(ctx, g.c) {
+			p.stats.borrows.Add(1)
+			return g.c, nil
+		}
+	}
+	return p.withSlot(ctx)
+}
+
+// expireWaiters is the timer's function: it fails the waiters whose
+// deadline has passed and arms the timer for the next one. It compares
+// deadlines with the clock, so a timer that fired early could not fail
+// a wait early.
+func (p *Pool) expireWaiters() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.timerOn = false
+	now := time.Now()
+	for w := p.waiters.head; w != nil && !w.deadline.IsZero() && !now.Before(w.deadline); w = p.waiters.head {
+		p.waiters.remove(w, &p.stats)
+		w.ch <- grant{err: p.errTimeout}
+	}
+	if w := p.waiters.head; w != nil && !p.closed {
+		p.timer.Reset(w.deadline.Sub(now))
+		p.timerOn = true
+	}
+}
+
+// put takes back a connection its borrower has closed.
+func (p *Pool) put(c *conn) {
+	if p.cfg.AbandonedTimeout > 0 && !p.returned(c) {
+		return // reclaimed as abandoned: closed, and its slot given away
+	}
+	// Decide and reset outside the lock: the reset may take round trips.
+	reason := c.reusable(p.isClosed())
+	if reason == reasonNone && p.f.passivate(c) != nil {
+		reason = reasonDirty
+	}
+	if reason != reasonNone {
+		// No longer active before no longer open, so that keepLocked,
+		// reading open - active, never counts one idle connection too
+		// few.
+		p.stats.active.Add(-1)
+		c.reason = reason
+		p.invalidate(c)
+		p.release()
+		return
+	}
+	c.idleSince = time.Now()
+	p.mu.Lock()
+	p.stats.active.Add(-1)
+	reason = p.keepLocked(c)
+	p.mu.Unlock()
+	if reason != reasonNone {
+		c.reason = reason
+		p.invalidate(c)
+		p.release()
+	}
+}
+
+// keep takes back a clean connection, with its slot, that was handed to
+// a waiter whose context ended.
+func (p *Pool) keep(c *conn) {
+	p.mu.Lock()
+	reason := p.keepLocked(c)
+	p.mu.Unlock()
+	if reason != reasonNone {
+		c.reason = reason
+		p.invalidate(c)
+		p.release()
+	}
+}
+
+// keepLocked hands a clean idle connection, with its slot, to the oldest
+// waiter, or else pushes it on the hot stack and frees the slot. It
+// returns why c must be closed instead, the slot still held.
+func (p *Pool) keepLocked(c *conn) destroyReason {
+	if p.closed {
+		return reasonPoolClosed
+	}
+	if w := p.waiters.pop(&p.stats); w != nil {
+		w.ch <- grant{c: c}
+		return reasonNone
+	}
+	// open - active counts c, and counts connections being dialed or
+	// closed as idle: never fewer than there are.
+	if p.cfg.MaxIdle < p.cfg.MaxTotal && p.stats.open.Load()-p.stats.active.Load() > int64(p.cfg.MaxIdle) {
+		return reasonSurplus
+	}
+	if !p.hot.push(c) {
+		return reasonSurplus // cannot happen while held+hot.n <= MaxTotal
+	}
+	p.held--
+	return reasonNone
+}
+
+// release gives up a slot: to the oldest waiter, or back to the pool.
+func (p *Pool) release() {
+	p.mu.Lock()
+	p.releaseLocked()
+	p.mu.Unlock()
+}
+
+func (p *Pool) releaseLocked() {
+	if w := p.waiters.pop(&p.stats); w != nil {
+		w.ch <- grant{} // the slot passes to w
+		return
+	}
+	p.held--
+}
+
+// wakeLocked gives up to n freed slots to waiters.
+func (p *Pool) wakeLocked(n int) {
+	for ; n > 0; n-- {
+		w := p.waiters.pop(&p.stats)
+		if w == nil {
+			return
+		}
+		p.held++
+		w.ch <- grant{}
+	}
+}
+
+// invalidate closes c, which the engine counts as borrowed, for the
+// reason in c.reason.
+func (p *Pool) invalidate(c *conn) {
+	if err := p.op.InvalidateObject(context.Background(), c); err != nil {
+		p.f.destroy(c) // the engine no longer knows c: it was closed meanwhile
+	}
+}
+
+// borrow takes a connection from the engine. The caller holds a slot,
+// so the engine has an idle connection or room to dial one. It can
+// still report exhaustion for a moment, while the evictor examines the
+// only idle connection; that window is short, so borrow retries after a
+// brief pause until the borrow deadline.
+func (p *Pool) borrow(ctx context.Context) (*conn, error) {
+	var deadline time.Time // set at the first retry
+	pause := 50 * time.Microsecond
+	for {
+		obj, err := p.op.BorrowObject(ctx)
+		if err == nil {
+			return obj.(*conn), nil
+		}
+		var exhausted *pool.NoSuchElementErr
+		switch {
+		case p.isClosed() || isEngineClosed(err):
+			return nil, ErrPoolClosed
+		case !errors.As(err, &exhausted):
+			return nil, err // a dial error, already described by the factory
+		case exhausted.Error() != engineExhausted:
+			// A connection dialed for this borrow failed its first check.
+			return nil, p.f.firstCheckError()
+		}
+		if deadline.IsZero() && p.cfg.BorrowTimeout > 0 {
+			deadline = time.Now().Add(p.cfg.BorrowTimeout)
+		}
+		if !deadline.IsZero() && time.Now().After(deadline) {
+			p.stats.timeouts.Add(1)
+			return nil, fmt.Errorf("%w: no connection became available within BorrowTimeout %v", ErrPoolExhausted, p.cfg.BorrowTimeout)
+		}
+		t := time.NewTimer(pause) // rare: not worth recycling
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			p.stats.timeouts.Add(1)
+			return nil, fmt.Errorf("%w: %w", ErrPoolExhausted, ctx.Err())
+		case <-p.done:
+			t.Stop()
+			return nil, ErrPoolClosed
+		}
+		pause = min(2*pause, 5*time.Millisecond)
+	}
+}
+
+// engineExhausted is the message of go-commons-pool's NoSuchElementErr
+// when it has neither an idle object nor room to create one.
+const engineExhausted = "Pool exhausted"
+
+func isEngineClosed(err error) bool {
+	var ise *pool.IllegalStateErr
+	return errors.As(err, &ise)
+}
+
+// A waiter is a borrower in the queue. Whoever takes it off the queue,
+// under p.mu, sends it exactly one grant.
+type waiter struct {
+	ch         chan grant // buffered: a send never blocks
+	deadline   time.Time  // zero without BorrowTimeout
+	prev, next *waiter
+	queued     bool
+}
+
+// A grant is what a waiter receives: a connection with its slot, or a
+// slot alone (both fields zero), or the error ending the wait.
+type grant struct {
+	c   *conn
+	err error
+}
+
+// waiters recycles waiters and their channels. A waiter goes back only
+// once its one grant has been received, or once it left the queue
+// without one, so its channel is empty.
+var waiters = sync.Pool{New: func() any { return &waiter{ch: make(chan grant, 1)} }}
+
+// waitQueue is a FIFO of waiters, linked through the waiters so that a
+// waiter whose context ends leaves from the middle in O(1).
+type waitQueue struct {
+	head, tail *waiter
+}
+
+func (q *waitQueue) push(w *waiter, s *counters) {
+	w.queued = true
+	w.prev, w.next = q.tail, nil
+	if q.tail != nil {
+		q.tail.next = w
+	} else {
+		q.head = w
+	}
+	q.tail = w
+	s.waiting.Add(1)
+}
+
+// pop takes the oldest waiter off the queue, or returns nil.
+func (q *waitQueue) pop(s *counters) *waiter {
+	w := q.head
+	if w != nil {
+		q.remove(w, s)
+	}
+	return w
+}
+
+func (q *waitQueue) remove(w *waiter, s *counters) {
+	if w.prev != nil {
+		w.prev.next = w.next
+	} else {
+		q.head = w.next
+	}
+	if w.next != nil {
+		w.next.prev = w.prev
+	} else {
+		q.tail = w.prev
+	}
+	w.prev, w.next, w.queued = nil, nil, false
+	w.deadline = time.Time{}
+	s.waiting.Add(-1)
+}
