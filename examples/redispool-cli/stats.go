@@ -176,8 +176,8 @@ func rate(n int64, d time.Duration) float64 {
 	return float64(n) / d.Seconds()
 }
 
-// destroyReasons name the Destroyed* fields of redispool.Stats, as the
-// Prometheus collector's reason label does.
+// destroyReasons name the Destroyed* fields of redispool.Stats and
+// Abandoned, as the Prometheus collector's reason label does.
 var destroyReasons = []struct {
 	name  string
 	count func(*redispool.Stats) int64
@@ -189,6 +189,7 @@ var destroyReasons = []struct {
 	{"lifetime", func(s *redispool.Stats) int64 { return s.DestroyedLifetime }},
 	{"surplus", func(s *redispool.Stats) int64 { return s.DestroyedSurplus }},
 	{"closed", func(s *redispool.Stats) int64 { return s.DestroyedClosed }},
+	{"abandoned", func(s *redispool.Stats) int64 { return s.Abandoned }},
 }
 
 // writePoolStats prints a Stats snapshot as an indented table.
