@@ -125,7 +125,7 @@ func (p *Pool) wait(ctx context.Context) (*conn, error) {
 		p.stats.timeouts.Add(1)
 		return nil, fmt.Errorf("%w: all %d connections are borrowed (FailFast)", ErrPoolExhausted, p.cfg.MaxTotal)
 	}
-	start := time.Now()
+	start := now()
 	w := waiters.Get().(*waiter)
 	if p.cfg.BorrowTimeout > 0 {
 		// Every waiter waits the same BorrowTimeout, so deadlines grow
@@ -142,28 +142,14 @@ func (p *Pool) wait(ctx context.Context) (*conn, error) {
 	p.stats.waitCount.Add(1)
 
 	var g grant
-	select {
-	case g = <-w.ch:
-	case <-ctx.Done():
-		p.mu.Lock()
-		queued := w.queued
-		if queued {
-			p.waiters.remove(w, &p.stats)
+	if done := ctx.Done(); done == nil {
+		g = <-w.ch // cheaper than a select, for contexts that never end
+	} else {
+		select {
+		case g = <-w.ch:
+		case <-done:
+			return nil, p.abandonWait(ctx, w, start)
 		}
-		p.mu.Unlock()
-		if !queued {
-			// Something was handed over as ctx ended: give it back.
-			switch g := <-w.ch; {
-			case g.c != nil:
-				p.keep(g.c)
-			case g.err == nil:
-				p.release()
-			}
-		}
-		waiters.Put(w)
-		p.stats.waitNanos.Add(int64(time.Since(start)))
-		p.stats.timeouts.Add(1)
-		return nil, fmt.Errorf("%w: %w while waiting for one of %d borrowed connections", ErrPoolExhausted, ctx.Err(), p.cfg.MaxTotal)
 	}
 	waiters.Put(w)
 	p.stats.waitNanos.Add(int64(time.Since(start)))
@@ -181,6 +167,30 @@ func (p *Pool) wait(ctx context.Context) (*conn, error) {
 		}
 	}
 	return p.withSlot(ctx)
+}
+
+// abandonWait takes w, whose context ended, off the queue, or gives back
+// what was handed to it meanwhile, and returns the error for the borrow.
+func (p *Pool) abandonWait(ctx context.Context, w *waiter, start time.Time) error {
+	p.mu.Lock()
+	queued := w.queued
+	if queued {
+		p.waiters.remove(w, &p.stats)
+	}
+	p.mu.Unlock()
+	if !queued {
+		// Something was handed over as ctx ended: give it back.
+		switch g := <-w.ch; {
+		case g.c != nil:
+			p.keep(g.c)
+		case g.err == nil:
+			p.release()
+		}
+	}
+	waiters.Put(w)
+	p.stats.waitNanos.Add(int64(time.Since(start)))
+	p.stats.timeouts.Add(1)
+	return fmt.Errorf("%w: %w while waiting for one of %d borrowed connections", ErrPoolExhausted, ctx.Err(), p.cfg.MaxTotal)
 }
 
 // expireWaiters is the timer's function: it fails the waiters whose
