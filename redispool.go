@@ -52,15 +52,20 @@
 // The pool's engine is a go-commons-pool ObjectPool whose
 // PooledObjectFactory (factory.go) dials connections (MakeObject),
 // checks their health on borrow (ValidateObject), undoes session state
-// on return (PassivateObject) and closes them (DestroyObject).
-// go-commons-pool keeps the idle connections, caps their number at
-// MaxTotal, and runs the evictor that closes expired ones and refills
-// MinIdle. In front of it, Pool keeps one token per connection slot:
-// a borrower waits for a token, not inside go-commons-pool, because
-// go-commons-pool only wakes waiters when a connection comes back idle,
-// not when one is closed, so after an outage they would sleep until
-// their deadline. None of go-commons-pool's types or errors appear in
-// this package's API.
+// (PassivateObject) and closes them (DestroyObject). The engine caps
+// connections at MaxTotal and runs the evictor that closes expired idle
+// connections and refills MinIdle. Its own borrow and return are too
+// costly for every request, so Pool keeps it off the path of a busy
+// pool: a returned connection goes straight to the oldest waiting
+// borrower, or onto a hot stack of idle connections that the engine
+// still counts as borrowed, and a borrow pops that stack (with the same
+// health check) before it asks the engine. Connections idle on the hot
+// stack for 100ms go back to the engine, so that it sees every
+// connection that is really idle. Waiting happens in Pool, not in the
+// engine, since go-commons-pool wakes waiters only when a connection
+// comes back idle, not when one is closed, so after an outage they
+// would sleep until their deadline. None of go-commons-pool's types or
+// errors appear in this package's API.
 package redispool
 
 import (
