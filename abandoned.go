@@ -50,6 +50,8 @@ func (p *Pool) returned(c *conn) bool {
 	}
 	p.mu.Lock()
 	p.untrackLocked(c)
+	p.recycleLocked(c.spare)
+	c.spare = nil
 	p.mu.Unlock()
 	return true
 }
@@ -72,6 +74,8 @@ func (p *Pool) reclaimAbandoned(now time.Time) {
 		c := p.lent[i]
 		if now.Sub(c.loan.since) >= p.cfg.AbandonedTimeout && c.loan.out.CompareAndSwap(true, false) {
 			p.untrackLocked(c) // moves the last one to i
+			p.recycleLocked(c.spare)
+			c.spare = nil
 			found = append(found, c)
 			continue
 		}

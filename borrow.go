@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	pool "github.com/jolestar/go-commons-pool/v2"
@@ -56,7 +55,7 @@ func (p *Pool) get(ctx context.Context) (*conn, error) {
 			p.stats.borrows.Add(1)
 			return c, nil
 		}
-		return p.withSlot(ctx)
+		return p.withSlot(ctx, nil)
 	}
 	if p.held+p.moving < p.cfg.MaxTotal {
 		p.held++
@@ -80,12 +79,16 @@ func (p *Pool) usable(ctx context.Context, c *conn) bool {
 
 // withSlot gets a connection for a borrower holding a slot: from the hot
 // stack while it has one that passes the check, else from the engine.
-func (p *Pool) withSlot(ctx context.Context) (*conn, error) {
+// spare, if not nil, is the borrower's finished waiter, to recycle.
+func (p *Pool) withSlot(ctx context.Context, spare *waiter) (*conn, error) {
 	for {
 		p.mu.Lock()
+		p.recycleLocked(spare)
+		spare = nil
 		if p.closed {
-			p.releaseLocked()
+			w := p.releaseLocked()
 			p.mu.Unlock()
+			grantSlot(w)
 			return nil, ErrPoolClosed
 		}
 		c := p.hot.pop(p.cfg.FIFO)
@@ -126,7 +129,7 @@ func (p *Pool) wait(ctx context.Context) (*conn, error) {
 		return nil, fmt.Errorf("%w: all %d connections are borrowed (FailFast)", ErrPoolExhausted, p.cfg.MaxTotal)
 	}
 	start := now()
-	w := waiters.Get().(*waiter)
+	w := p.waiterLocked()
 	if p.cfg.BorrowTimeout > 0 {
 		// Every waiter waits the same BorrowTimeout, so deadlines grow
 		// along the queue and one timer, armed for the first waiter's,
@@ -151,10 +154,12 @@ func (p *Pool) wait(ctx context.Context) (*conn, error) {
 			return nil, p.abandonWait(ctx, w, start)
 		}
 	}
-	waiters.Put(w)
 	p.stats.waitNanos.Add(int64(time.Since(start)))
 	switch {
 	case g.err != nil:
+		p.mu.Lock()
+		p.recycleLocked(w)
+		p.mu.Unlock()
 		if g.err == p.errTimeout {
 			p.stats.timeouts.Add(1)
 		}
@@ -162,11 +167,12 @@ func (p *Pool) wait(ctx context.Context) (*conn, error) {
 	case g.c != nil:
 		p.stats.active.Add(1)
 		if p.usable(ctx, g.c) {
+			g.c.spare = w // recycled when the connection comes back
 			p.stats.borrows.Add(1)
 			return g.c, nil
 		}
 	}
-	return p.withSlot(ctx)
+	return p.withSlot(ctx, w)
 }
 
 // abandonWait takes w, whose context ended, off the queue, or gives back
@@ -187,7 +193,9 @@ func (p *Pool) abandonWait(ctx context.Context, w *waiter, start time.Time) erro
 			p.release()
 		}
 	}
-	waiters.Put(w)
+	p.mu.Lock()
+	p.recycleLocked(w)
+	p.mu.Unlock()
 	p.stats.waitNanos.Add(int64(time.Since(start)))
 	p.stats.timeouts.Add(1)
 	return fmt.Errorf("%w: %w while waiting for one of %d borrowed connections", ErrPoolExhausted, ctx.Err(), p.cfg.MaxTotal)
@@ -198,18 +206,20 @@ func (p *Pool) abandonWait(ctx context.Context, w *waiter, start time.Time) erro
 // deadlines with the clock, so a timer that fired early could not fail
 // a wait early.
 func (p *Pool) expireWaiters() {
+	var expired chain
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	p.timerOn = false
 	t := time.Now()
 	for w := p.waiters.head; w != nil && !w.deadline.IsZero() && !t.Before(w.deadline); w = p.waiters.head {
 		p.waiters.remove(w, &p.stats)
-		w.ch <- grant{err: p.errTimeout}
+		expired.add(w)
 	}
 	if w := p.waiters.head; w != nil && !p.closed {
 		p.timer.Reset(w.deadline.Sub(t))
 		p.timerOn = true
 	}
+	p.mu.Unlock()
+	expired.send(grant{err: p.errTimeout})
 }
 
 // put takes back a connection its borrower has closed.
@@ -229,15 +239,31 @@ func (p *Pool) put(c *conn) {
 		p.stats.active.Add(-1)
 		c.reason = reason
 		p.invalidate(c)
-		p.release()
+		p.mu.Lock()
+		p.recycleLocked(c.spare)
+		c.spare = nil
+		w := p.releaseLocked()
+		p.mu.Unlock()
+		grantSlot(w)
 		return
 	}
 	c.idleSince = now()
 	p.mu.Lock()
+	p.recycleLocked(c.spare)
+	c.spare = nil
 	p.stats.active.Add(-1)
-	reason = p.keepLocked(c)
+	w, reason := p.keepLocked(c)
 	p.mu.Unlock()
-	if reason != reasonNone {
+	p.settle(c, w, reason)
+}
+
+// settle carries out keepLocked's decision for c, after p.mu is
+// released: hand c to w, or close it and give up its slot.
+func (p *Pool) settle(c *conn, w *waiter, reason destroyReason) {
+	switch {
+	case w != nil:
+		w.ch <- grant{c: c}
+	case reason != reasonNone:
 		c.reason = reason
 		p.invalidate(c)
 		p.release()
@@ -248,63 +274,72 @@ func (p *Pool) put(c *conn) {
 // a waiter whose context ended.
 func (p *Pool) keep(c *conn) {
 	p.mu.Lock()
-	reason := p.keepLocked(c)
+	w, reason := p.keepLocked(c)
 	p.mu.Unlock()
-	if reason != reasonNone {
-		c.reason = reason
-		p.invalidate(c)
-		p.release()
-	}
+	p.settle(c, w, reason)
 }
 
-// keepLocked hands a clean idle connection, with its slot, to the oldest
-// waiter, or else pushes it on the hot stack and frees the slot. It
-// returns why c must be closed instead, the slot still held.
-func (p *Pool) keepLocked(c *conn) destroyReason {
+// keepLocked decides where a clean idle connection goes with its slot:
+// to the oldest waiter, returned for the caller to hand c to once p.mu
+// is released; else onto the hot stack, the slot freed. Otherwise it
+// returns why c must be closed, the slot still held (see settle).
+func (p *Pool) keepLocked(c *conn) (*waiter, destroyReason) {
 	if p.closed {
-		return reasonPoolClosed
+		return nil, reasonPoolClosed
 	}
 	if w := p.waiters.pop(&p.stats); w != nil {
-		w.ch <- grant{c: c}
-		return reasonNone
+		return w, reasonNone
 	}
 	// open - active counts c, and counts connections being dialed or
 	// closed as idle: never fewer than there are.
 	if p.cfg.MaxIdle < p.cfg.MaxTotal && p.stats.open.Load()-p.stats.active.Load() > int64(p.cfg.MaxIdle) {
-		return reasonSurplus
+		return nil, reasonSurplus
 	}
 	if !p.hot.push(c) {
-		return reasonSurplus // cannot happen while held+hot.n <= MaxTotal
+		return nil, reasonSurplus // cannot happen while held+hot.n <= MaxTotal
 	}
 	p.held--
-	return reasonNone
+	return nil, reasonNone
 }
 
 // release gives up a slot: to the oldest waiter, or back to the pool.
 func (p *Pool) release() {
 	p.mu.Lock()
-	p.releaseLocked()
+	w := p.releaseLocked()
 	p.mu.Unlock()
+	grantSlot(w)
 }
 
-func (p *Pool) releaseLocked() {
+// releaseLocked gives up a slot. It returns the waiter the slot passes
+// to, for grantSlot once p.mu is released, or nil.
+func (p *Pool) releaseLocked() *waiter {
 	if w := p.waiters.pop(&p.stats); w != nil {
-		w.ch <- grant{} // the slot passes to w
-		return
+		return w
 	}
 	p.held--
+	return nil
 }
 
-// wakeLocked gives up to n freed slots to waiters.
-func (p *Pool) wakeLocked(n int) {
+// grantSlot tells w, if not nil, that it holds a slot.
+func grantSlot(w *waiter) {
+	if w != nil {
+		w.ch <- grant{}
+	}
+}
+
+// wakeLocked gives up to n freed slots to waiters, returned for the
+// caller to send their grants once p.mu is released.
+func (p *Pool) wakeLocked(n int) chain {
+	var woken chain
 	for ; n > 0; n-- {
 		w := p.waiters.pop(&p.stats)
 		if w == nil {
-			return
+			break
 		}
 		p.held++
-		w.ch <- grant{}
+		woken.add(w)
 	}
+	return woken
 }
 
 // invalidate closes c, which the engine counts as borrowed, for the
@@ -379,16 +414,69 @@ type waiter struct {
 }
 
 // A grant is what a waiter receives: a connection with its slot, or a
-// slot alone (both fields zero), or the error ending the wait.
+// slot alone (both fields zero), or the error ending the wait. Grants
+// are sent after p.mu is released: waking a goroutine can mean waking a
+// thread, a system call too slow to make under a lock every borrow
+// takes.
 type grant struct {
 	c   *conn
 	err error
 }
 
-// waiters recycles waiters and their channels. A waiter goes back only
-// once its one grant has been received, or once it left the queue
-// without one, so its channel is empty.
-var waiters = sync.Pool{New: func() any { return &waiter{ch: make(chan grant, 1)} }}
+// A chain is a list of waiters taken off the queue, oldest first,
+// linked by next, to send the same grant.
+type chain struct{ head, tail *waiter }
+
+func (ch *chain) add(w *waiter) {
+	if ch.tail == nil {
+		ch.head = w
+	} else {
+		ch.tail.next = w
+	}
+	ch.tail = w
+}
+
+// send sends g to every waiter in the chain. A waiter may be reused as
+// soon as it has its grant, so its link is read first.
+func (ch chain) send(g grant) {
+	for w := ch.head; w != nil; {
+		next := w.next
+		w.next = nil
+		w.ch <- g
+		w = next
+	}
+}
+
+// maxSpareWaiters bounds the waiters a pool keeps for reuse, about
+// 200 bytes each.
+const maxSpareWaiters = 1024
+
+// waiterLocked returns one of the pool's spare waiters, or a new one.
+// Spares are kept under p.mu rather than in a sync.Pool, which every
+// garbage collection empties: a pool whose borrowers all wait would then
+// allocate two objects per wait after each collection.
+func (p *Pool) waiterLocked() *waiter {
+	w := p.spares
+	if w == nil {
+		return &waiter{ch: make(chan grant, 1)}
+	}
+	p.spares, w.next = w.next, nil
+	p.nspares--
+	return w
+}
+
+// recycleLocked keeps w, if not nil, for a later wait. Its wait must be
+// over: off the queue, and its grant, if it had one, received, so that
+// its channel is empty. A waiter whose borrow got a connection rides on
+// the connection (conn.spare) until its return takes the lock anyway.
+func (p *Pool) recycleLocked(w *waiter) {
+	if w == nil || p.nspares >= maxSpareWaiters {
+		return
+	}
+	w.next = p.spares
+	p.spares = w
+	p.nspares++
+}
 
 // waitQueue is a FIFO of waiters, linked through the waiters so that a
 // waiter whose context ends leaves from the middle in O(1).

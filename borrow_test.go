@@ -62,7 +62,7 @@ func TestHandOffToWaiterWhoseContextJustEnded(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		result := waiter(ctx)
 		// Hold the lock so that the waiter, woken by its context, cannot
-		// leave the queue before the connection is handed to it; then
+		// leave the queue before it is chosen for the connection; then
 		// return the connection as put does.
 		p.mu.Lock()
 		cancel()
@@ -71,11 +71,12 @@ func TestHandOffToWaiterWhoseContextJustEnded(t *testing.T) {
 		ac.c = nil
 		p.stats.active.Add(-1)
 		pc.idleSince = now()
-		reason := p.keepLocked(pc)
+		w, reason := p.keepLocked(pc)
 		p.mu.Unlock()
-		if reason != reasonNone {
-			t.Fatalf("keepLocked = %v; want the connection handed to the waiter", reason)
+		if w == nil || reason != reasonNone {
+			t.Fatalf("keepLocked = %v, %v; want the connection handed to the waiter", w, reason)
 		}
+		p.settle(pc, w, reason)
 		err := <-result
 		if err == nil {
 			t.Fatal("the waiter took the connection after its context ended")

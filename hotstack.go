@@ -166,8 +166,9 @@ func (p *Pool) flush(cutoff time.Time) {
 
 	p.mu.Lock()
 	p.moving -= len(buf)
-	p.wakeLocked(len(buf))
+	woken := p.wakeLocked(len(buf))
 	p.mu.Unlock()
+	woken.send(grant{})
 }
 
 // closeIdle closes every idle connection, on the hot stack and in the
@@ -197,8 +198,9 @@ func (p *Pool) closeIdle(reason destroyReason) {
 
 	p.mu.Lock()
 	p.moving -= len(buf)
-	p.wakeLocked(len(buf))
+	woken := p.wakeLocked(len(buf))
 	p.mu.Unlock()
+	woken.send(grant{})
 
 	p.f.clearReason.Store(uint32(reason))
 	p.op.Clear(context.Background())

@@ -119,6 +119,8 @@ type Pool struct {
 	waiters waitQueue   // borrowers waiting for a connection or a slot, oldest first
 	timer   *time.Timer // fires at the first waiter's deadline, when timerOn
 	timerOn bool
+	spares  *waiter // finished waiters kept for reuse, linked by next
+	nspares int
 	lent    []*conn // with AbandonedTimeout: connections lent out (abandoned.go)
 
 	// maintMu serializes the flusher's runs, closeIdle and the engine's
@@ -276,10 +278,11 @@ func (p *Pool) Ping(ctx context.Context) error {
 // goroutines have stopped.
 func (p *Pool) Close() error {
 	p.closeOnce.Do(func() {
+		var waiting chain
 		p.mu.Lock()
 		p.closed = true
 		for w := p.waiters.pop(&p.stats); w != nil; w = p.waiters.pop(&p.stats) {
-			w.ch <- grant{err: ErrPoolClosed}
+			waiting.add(w)
 		}
 		p.timer.Stop()
 		idle := make([]*conn, 0, p.hot.n)
@@ -287,6 +290,7 @@ func (p *Pool) Close() error {
 			idle = append(idle, c)
 		}
 		p.mu.Unlock()
+		waiting.send(grant{err: ErrPoolClosed})
 
 		close(p.done)
 		p.bgCancel()
