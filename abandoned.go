@@ -74,6 +74,7 @@ func (p *Pool) reclaimAbandoned(now time.Time) {
 		c := p.lent[i]
 		if now.Sub(c.loan.since) >= p.cfg.AbandonedTimeout && c.loan.out.CompareAndSwap(true, false) {
 			p.untrackLocked(c) // moves the last one to i
+			p.active--
 			p.recycleLocked(c.spare)
 			c.spare = nil
 			found = append(found, c)
@@ -90,7 +91,6 @@ func (p *Pool) reclaimAbandoned(now time.Time) {
 		// c.reason, since its Close will find the loan gone.
 		c.nc.Close()
 		c.reason = reasonAbandoned
-		p.stats.active.Add(-1)
 		p.invalidate(c)
 		if p.f.log != nil {
 			p.f.log.LogAttrs(context.Background(), slog.LevelWarn, "redispool: abandoned connection reclaimed",

@@ -49,7 +49,7 @@ func (p *Pool) get(ctx context.Context) (*conn, error) {
 	}
 	if c := p.hot.pop(p.cfg.FIFO); c != nil {
 		p.held++
-		p.stats.active.Add(1)
+		p.active++
 		p.mu.Unlock()
 		if p.usable(ctx, c) {
 			p.stats.borrows.Add(1)
@@ -72,7 +72,11 @@ func (p *Pool) usable(ctx context.Context, c *conn) bool {
 	if p.f.validate(ctx, c, now(), c.idleSince) {
 		return true
 	}
-	p.stats.active.Add(-1)
+	// No longer active before no longer open, so that keepLocked,
+	// reading open - active, never counts one idle connection too few.
+	p.mu.Lock()
+	p.active--
+	p.mu.Unlock()
 	p.invalidate(c)
 	return false
 }
@@ -93,7 +97,7 @@ func (p *Pool) withSlot(ctx context.Context, spare *waiter) (*conn, error) {
 		}
 		c := p.hot.pop(p.cfg.FIFO)
 		if c != nil {
-			p.stats.active.Add(1)
+			p.active++
 		}
 		p.mu.Unlock()
 		if c == nil {
@@ -114,7 +118,9 @@ func (p *Pool) fromEngine(ctx context.Context) (*conn, error) {
 		p.release()
 		return nil, err
 	}
-	p.stats.active.Add(1)
+	p.mu.Lock()
+	p.active++
+	p.mu.Unlock()
 	p.stats.borrows.Add(1)
 	return c, nil
 }
@@ -165,7 +171,7 @@ func (p *Pool) wait(ctx context.Context) (*conn, error) {
 		}
 		return nil, g.err
 	case g.c != nil:
-		p.stats.active.Add(1)
+		// Counted active already, by the return that handed it over.
 		if p.usable(ctx, g.c) {
 			g.c.spare = w // recycled when the connection comes back
 			p.stats.borrows.Add(1)
@@ -236,22 +242,20 @@ func (p *Pool) put(c *conn) {
 		// No longer active before no longer open, so that keepLocked,
 		// reading open - active, never counts one idle connection too
 		// few.
-		p.stats.active.Add(-1)
-		c.reason = reason
-		p.invalidate(c)
 		p.mu.Lock()
+		p.active--
 		p.recycleLocked(c.spare)
 		c.spare = nil
-		w := p.releaseLocked()
 		p.mu.Unlock()
-		grantSlot(w)
+		c.reason = reason
+		p.invalidate(c)
+		p.release()
 		return
 	}
 	c.idleSince = now()
 	p.mu.Lock()
 	p.recycleLocked(c.spare)
 	c.spare = nil
-	p.stats.active.Add(-1)
 	w, reason := p.keepLocked(c)
 	p.mu.Unlock()
 	p.settle(c, w, reason)
@@ -279,20 +283,24 @@ func (p *Pool) keep(c *conn) {
 	p.settle(c, w, reason)
 }
 
-// keepLocked decides where a clean idle connection goes with its slot:
-// to the oldest waiter, returned for the caller to hand c to once p.mu
-// is released; else onto the hot stack, the slot freed. Otherwise it
+// keepLocked decides where a clean connection, returned with its slot
+// and still counted active, goes: to the oldest waiter, returned for
+// the caller to hand c to once p.mu is released (c stays active, in
+// transit); else onto the hot stack, the slot freed. Otherwise it
 // returns why c must be closed, the slot still held (see settle).
 func (p *Pool) keepLocked(c *conn) (*waiter, destroyReason) {
+	if !p.closed {
+		if w := p.waiters.pop(&p.stats); w != nil {
+			return w, reasonNone
+		}
+	}
+	p.active--
 	if p.closed {
 		return nil, reasonPoolClosed
 	}
-	if w := p.waiters.pop(&p.stats); w != nil {
-		return w, reasonNone
-	}
 	// open - active counts c, and counts connections being dialed or
 	// closed as idle: never fewer than there are.
-	if p.cfg.MaxIdle < p.cfg.MaxTotal && p.stats.open.Load()-p.stats.active.Load() > int64(p.cfg.MaxIdle) {
+	if p.cfg.MaxIdle < p.cfg.MaxTotal && p.stats.open.Load()-int64(p.active) > int64(p.cfg.MaxIdle) {
 		return nil, reasonSurplus
 	}
 	if !p.hot.push(c) {

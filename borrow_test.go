@@ -69,7 +69,6 @@ func TestHandOffToWaiterWhoseContextJustEnded(t *testing.T) {
 		ac := c.(*activeConn)
 		pc := ac.c
 		ac.c = nil
-		p.stats.active.Add(-1)
 		pc.idleSince = now()
 		w, reason := p.keepLocked(pc)
 		p.mu.Unlock()

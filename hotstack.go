@@ -142,7 +142,7 @@ func (p *Pool) flush(cutoff time.Time) {
 	}
 	surplus := 0
 	if p.cfg.MaxIdle < p.cfg.MaxTotal {
-		surplus = int(min(p.stats.open.Load()-p.stats.active.Load()-int64(p.cfg.MaxIdle), int64(p.hot.n)))
+		surplus = int(min(p.stats.open.Load()-int64(p.active)-int64(p.cfg.MaxIdle), int64(p.hot.n)))
 	}
 	buf := p.flushBuf[:0]
 	for c := p.hot.bottom(); c != nil && (len(buf) < surplus || c.idleSince.Before(cutoff)); c = p.hot.bottom() {

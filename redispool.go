@@ -114,6 +114,7 @@ type Pool struct {
 	mu      sync.Mutex // protects following fields
 	closed  bool
 	held    int         // slots held: connections lent out, and borrows on their way to one
+	active  int         // connections lent out, or handed to a waiter (Stats.Active)
 	moving  int         // idle connections off the hot stack, on their way to the engine or to be closed
 	hot     hotStack    // idle connections, already reset, that the engine counts as borrowed
 	waiters waitQueue   // borrowers waiting for a connection or a slot, oldest first

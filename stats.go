@@ -63,7 +63,10 @@ func (p *Pool) Stats() Stats {
 	// open counts connections from dial to close and never exceeds the
 	// engine's cap, so Active+Idle = max(open, active) <= MaxTotal even
 	// though the two are read at different instants.
-	open, active := c.open.Load(), c.active.Load()
+	p.mu.Lock()
+	active := int64(p.active)
+	p.mu.Unlock()
+	open := c.open.Load()
 	s.Active = int(active)
 	s.Idle = int(max(open-active, 0))
 	return s
@@ -71,7 +74,6 @@ func (p *Pool) Stats() Stats {
 
 // counters are the pool's live statistics, updated atomically.
 type counters struct {
-	active  atomic.Int64 // borrowed now
 	open    atomic.Int64 // dialed and not yet closed
 	waiting atomic.Int64 // in the queue of waiters now
 
