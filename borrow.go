@@ -361,8 +361,9 @@ func (p *Pool) invalidate(c *conn) {
 // borrow takes a connection from the engine. The caller holds a slot,
 // so the engine has an idle connection or room to dial one. It can
 // still report exhaustion for a moment, while the evictor examines the
-// only idle connection; that window is short, so borrow retries after a
-// brief pause until the borrow deadline.
+// only idle connection or while a connection it evicts is being closed;
+// those windows are short, so borrow retries after a brief pause until
+// the borrow deadline.
 func (p *Pool) borrow(ctx context.Context) (*conn, error) {
 	var deadline time.Time // set at the first retry
 	pause := 50 * time.Microsecond
@@ -413,7 +414,8 @@ func isEngineClosed(err error) bool {
 }
 
 // A waiter is a borrower in the queue. Whoever takes it off the queue,
-// under p.mu, sends it exactly one grant.
+// under p.mu, then sends it exactly one grant; a waiter that leaves the
+// queue itself, as its context ends, gets none.
 type waiter struct {
 	ch         chan grant // buffered: a send never blocks
 	deadline   time.Time  // zero without BorrowTimeout
