@@ -69,7 +69,12 @@ func (p *Pool) get(ctx context.Context) (*conn, error) {
 // counted active. A connection that fails it is closed; the slot stays
 // with the caller.
 func (p *Pool) usable(ctx context.Context, c *conn) bool {
-	if p.f.validate(ctx, c, now(), c.idleSince) {
+	return p.usableAt(ctx, c, now())
+}
+
+// usableAt is usable with the time already read.
+func (p *Pool) usableAt(ctx context.Context, c *conn, t time.Time) bool {
+	if p.f.validate(ctx, c, t, c.idleSince) {
 		return true
 	}
 	// No longer active before no longer open, so that keepLocked,
@@ -160,7 +165,8 @@ func (p *Pool) wait(ctx context.Context) (*conn, error) {
 			return nil, p.abandonWait(ctx, w, start)
 		}
 	}
-	p.stats.waitNanos.Add(int64(time.Since(start)))
+	t := now()
+	p.stats.waitNanos.Add(int64(t.Sub(start)))
 	switch {
 	case g.err != nil:
 		p.mu.Lock()
@@ -172,7 +178,7 @@ func (p *Pool) wait(ctx context.Context) (*conn, error) {
 		return nil, g.err
 	case g.c != nil:
 		// Counted active already, by the return that handed it over.
-		if p.usable(ctx, g.c) {
+		if p.usableAt(ctx, g.c, t) {
 			g.c.spare = w // recycled when the connection comes back
 			p.stats.borrows.Add(1)
 			return g.c, nil
