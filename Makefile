@@ -54,7 +54,8 @@ bench-quick: ## The benchmark suite in ~40s, report on stdout (run by CI to keep
 	$(MAKE) -C bench bench-quick
 
 .PHONY: microbench
-microbench: ## Borrow/return micro-benchmarks of the root package
+microbench: ## Borrow and return alone vs redigo.Pool: bench/'s fake-connection benchmark, then the root package's
+	$(MAKE) -C bench microbench
 	$(GO) test -run '^$$' -bench . -benchmem .
 
 .PHONY: chaos

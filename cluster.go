@@ -561,8 +561,8 @@ func (r *retrier) wait(ctx context.Context, c *Cluster, cause error) error {
 	d := min(r.pause, left)
 	r.pause = min(2*r.pause, retryPauseMax)
 	c.stats.retries.Add(1)
-	t := getTimer(d)
-	defer putTimer(t)
+	t := time.NewTimer(d)
+	defer t.Stop()
 	select {
 	case <-t.C:
 		return nil

@@ -126,7 +126,9 @@ type Config struct {
 	// FIFO hands out the least recently used idle connection first. The
 	// default (false) is LIFO: the most recently used connection is
 	// reused, which keeps the working set small and lets surplus
-	// connections age out through MaxConnIdleTime.
+	// connections age out through MaxConnIdleTime. Either order holds
+	// among the connections returned in the last 100-200ms, which a busy
+	// pool reuses first, and among those idle for longer.
 	FIFO bool
 
 	// MaxConnLifetime closes connections older than this when they are
@@ -160,11 +162,26 @@ type Config struct {
 	// second.
 	CheckTimeout time.Duration
 
+	// AbandonedTimeout, when positive, reclaims a connection borrowed
+	// for longer than this: its socket is closed, so the holder's next
+	// call fails; its slot goes to the next borrower; and a Warn record
+	// on Logger carries the stack of the borrow that took it (captured
+	// at every borrow, only while this is set). It bounds the damage of
+	// a borrower that never returns its connection — a panic without a
+	// deferred Close, a forgotten Close — which otherwise holds a slot
+	// for the life of the process, as HikariCP's leak detection and
+	// Commons Pool's removeAbandoned do for JDBC. Subscribers and
+	// blocking commands (BLPOP, XREAD BLOCK, WAIT) legitimately hold a
+	// connection for long, which is why it is off by default: set it
+	// well above the longest such hold. Connections are checked every
+	// 100ms. Zero means off.
+	AbandonedTimeout time.Duration
+
 	// Logger, if non-nil, receives connection lifecycle events:
 	// connections created and closed (Debug; Info when closed as broken
 	// or unhealthy), failed health checks and state resets (Info), and
-	// failed dials (Warn). Every record names the address and, for a
-	// close, the reason. Nil means no logging.
+	// failed dials and reclaimed connections (Warn). Every record names
+	// the address and, for a close, the reason. Nil means no logging.
 	Logger *slog.Logger
 }
 
@@ -210,6 +227,7 @@ func (c Config) String() string {
 	field("PingAfterIdle", c.PingAfterIdle)
 	field("EvictionInterval", c.EvictionInterval)
 	field("CheckTimeout", c.CheckTimeout)
+	field("AbandonedTimeout", c.AbandonedTimeout)
 	b.WriteString("}")
 	return b.String()
 }
@@ -255,6 +273,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Duration("PingAfterIdle", c.PingAfterIdle),
 		slog.Duration("EvictionInterval", c.EvictionInterval),
 		slog.Duration("CheckTimeout", c.CheckTimeout),
+		slog.Duration("AbandonedTimeout", c.AbandonedTimeout),
 	)
 }
 

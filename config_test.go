@@ -34,6 +34,7 @@ func TestNewRejectsInvalidConfig(t *testing.T) {
 		{"negative DialTimeout", Config{DialTimeout: -time.Second}, "DialTimeout"},
 		{"negative CheckTimeout", Config{CheckTimeout: -time.Second}, "CheckTimeout"},
 		{"negative MaxConnLifetime", Config{MaxConnLifetime: -time.Second}, "MaxConnLifetime"},
+		{"negative AbandonedTimeout", Config{AbandonedTimeout: -time.Second}, "AbandonedTimeout"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			p, err := New(context.Background(), tt.cfg)

@@ -29,6 +29,11 @@ type conn struct {
 	reason destroyReason // why the connection is being closed
 	gen    uint64        // with Sentinel, the master generation it was dialed under
 
+	// Written by the pool when the connection is returned or lent out.
+	idleSince time.Time // when it was last returned; zero before that
+	loan      loan      // with AbandonedTimeout: who holds it, since when
+	spare     *waiter   // the finished waiter of the borrow holding it, recycled on return
+
 	destroyed atomic.Bool
 }
 

@@ -279,7 +279,8 @@ func (f *factory) destroy(c *conn) {
 	reason := c.reason
 	if reason == reasonNone {
 		// Every other path names its reason; the engine closes idle
-		// connections unprompted only when the pool closes.
+		// connections unprompted only when the pool closes (closeIdle
+		// names its reason through DestroyObject's context).
 		reason = reasonPoolClosed
 	}
 	f.stats.open.Add(-1)
@@ -302,10 +303,16 @@ func (f *factory) destroy(c *conn) {
 // first, a round trip only for a connection idle for PingAfterIdle. ctx
 // is the borrower's, which the engine passes through from BorrowObject.
 func (f *factory) ValidateObject(ctx context.Context, o *pool.PooledObject) bool {
-	c := o.Object.(*conn)
 	// The engine stamped LastBorrowTime with time.Now just before calling
 	// us; a clock read costs ~50ns here, a tenth of the borrow.
-	reason, err := f.check(ctx, c, o.LastBorrowTime, o.LastReturnTime)
+	return f.validate(ctx, o.Object.(*conn), o.LastBorrowTime, idleSince(o))
+}
+
+// validate is the borrow check of c, idle since idleSince, at now, for
+// connections from the engine and from the hot stack alike. A failed
+// one has its reason set, ready to be closed.
+func (f *factory) validate(ctx context.Context, c *conn, now, idleSince time.Time) bool {
+	reason, err := f.check(ctx, c, now, idleSince)
 	if reason == reasonNone {
 		return true
 	}
@@ -346,7 +353,12 @@ func (f *factory) ActivateObject(context.Context, *pool.PooledObject) error { re
 // passes the returning caller's, which may have expired). An error makes
 // the engine close the connection.
 func (f *factory) PassivateObject(_ context.Context, o *pool.PooledObject) error {
-	c := o.Object.(*conn)
+	return f.passivate(o.Object.(*conn))
+}
+
+// passivate undoes c's session state; Pool.put calls it before a
+// connection goes back on the hot stack.
+func (f *factory) passivate(c *conn) error {
 	if err := c.reset(); err != nil {
 		c.reason = reasonDirty
 		if f.log != nil {
@@ -369,7 +381,7 @@ type evictionPolicy struct{}
 
 func (evictionPolicy) Evict(_ *pool.EvictionConfig, o *pool.PooledObject, _ int) bool {
 	c := o.Object.(*conn)
-	if reason := c.f.expired(c, time.Now(), o.LastReturnTime); reason != reasonNone {
+	if reason := c.f.expired(c, time.Now(), idleSince(o)); reason != reasonNone {
 		c.reason = reason
 		return true
 	}

@@ -52,15 +52,20 @@
 // The pool's engine is a go-commons-pool ObjectPool whose
 // PooledObjectFactory (factory.go) dials connections (MakeObject),
 // checks their health on borrow (ValidateObject), undoes session state
-// on return (PassivateObject) and closes them (DestroyObject).
-// go-commons-pool keeps the idle connections, caps their number at
-// MaxTotal, and runs the evictor that closes expired ones and refills
-// MinIdle. In front of it, Pool keeps one token per connection slot:
-// a borrower waits for a token, not inside go-commons-pool, because
-// go-commons-pool only wakes waiters when a connection comes back idle,
-// not when one is closed, so after an outage they would sleep until
-// their deadline. None of go-commons-pool's types or errors appear in
-// this package's API.
+// (PassivateObject) and closes them (DestroyObject). The engine caps
+// connections at MaxTotal and runs the evictor that closes expired idle
+// connections and refills MinIdle. Its own borrow and return are too
+// costly for every request, so Pool keeps it off the path of a busy
+// pool: a returned connection goes straight to the oldest waiting
+// borrower, or onto a hot stack of idle connections that the engine
+// still counts as borrowed, and a borrow pops that stack (with the same
+// health check) before it asks the engine. Connections idle on the hot
+// stack for 100ms go back to the engine, so that it sees every
+// connection that is really idle. Waiting happens in Pool, not in the
+// engine, since go-commons-pool wakes waiters only when a connection
+// comes back idle, not when one is closed, so after an outage they
+// would sleep until their deadline. None of go-commons-pool's types or
+// errors appear in this package's API.
 package redispool
 
 import (
@@ -103,20 +108,36 @@ type Pool struct {
 	f   *factory
 	op  *pool.ObjectPool
 
-	// sem holds one token per borrowed connection; sending takes a
-	// slot, receiving gives it back.
-	sem    chan struct{}
-	closed chan struct{} // closed by Close: wakes every waiter
+	// The borrow path (borrow.go). Invariants: held+hot.n+moving <=
+	// MaxTotal, so the engine always has room for a borrower holding a
+	// slot; and while anyone waits, the hot stack is empty.
+	mu      sync.Mutex // protects following fields
+	closed  bool
+	held    int         // slots held: connections lent out, and borrows on their way to one
+	active  int         // connections lent out, or handed to a waiter (Stats.Active)
+	moving  int         // idle connections off the hot stack, on their way to the engine or to be closed
+	hot     hotStack    // idle connections, already reset, that the engine counts as borrowed
+	waiters waitQueue   // borrowers waiting for a connection or a slot, oldest first
+	timer   *time.Timer // fires at the first waiter's deadline, when timerOn
+	timerOn bool
+	spares  *waiter // finished waiters kept for reuse, linked by next
+	nspares int
+	lent    []*conn // with AbandonedTimeout: connections lent out (abandoned.go)
 
-	closeOnce sync.Once
-	bgCancel  context.CancelFunc // stops background dials
-	bg        sync.WaitGroup     // background goroutines
+	// maintMu serializes the flusher's runs, closeIdle and the engine's
+	// Close, so that a connection the flusher hands to the engine cannot
+	// slip past closeIdle, and the engine closes idle connections for
+	// one reason at a time.
+	maintMu  sync.Mutex
+	flushBuf []*conn // the flusher's, under maintMu
 
-	stats  counters
-	trimMu sync.Mutex // protects returning, when MaxIdle < MaxTotal
-	// returning counts returns that reserveIdle let keep their
-	// connection and that have not yet handed it back.
-	returning int64
+	errTimeout error         // the error of a wait that outlived BorrowTimeout
+	done       chan struct{} // closed by Close: stops the flusher and borrows retrying in the engine
+	closeOnce  sync.Once
+	bgCancel   context.CancelFunc // stops background dials
+	bg         sync.WaitGroup     // background goroutines
+
+	stats counters
 }
 
 // New validates cfg and creates a pool. It does not connect: it fails
@@ -136,10 +157,14 @@ func New(ctx context.Context, cfg Config) (*Pool, error) {
 	cfg = cfg.withDefaults()
 
 	p := &Pool{
-		cfg:    cfg,
-		sem:    make(chan struct{}, cfg.MaxTotal),
-		closed: make(chan struct{}),
+		cfg:  cfg,
+		hot:  hotStack{max: cfg.MaxTotal},
+		done: make(chan struct{}),
+		errTimeout: fmt.Errorf("%w: none of %d borrowed connections returned within BorrowTimeout %v",
+			ErrPoolExhausted, cfg.MaxTotal, cfg.BorrowTimeout),
 	}
+	p.timer = time.AfterFunc(time.Hour, p.expireWaiters)
+	p.timer.Stop()
 	p.f = newFactory(cfg, &p.stats)
 	if cfg.Sentinel != nil {
 		p.f.sentinel = newSentinel(*cfg.Sentinel, &p.stats, cfg.Logger, func() { p.closeIdle(reasonFailover) })
@@ -150,6 +175,8 @@ func New(ctx context.Context, cfg Config) (*Pool, error) {
 	p.f.closing = bgCtx // Close ends dials in flight
 	p.op = pool.NewObjectPool(bgCtx, p.f, engineConfig(cfg, bgCtx))
 
+	p.bg.Add(1)
+	go p.flusher()
 	if cfg.MinIdle > 0 {
 		p.bg.Add(1)
 		go func() {
@@ -164,15 +191,14 @@ func New(ctx context.Context, cfg Config) (*Pool, error) {
 func engineConfig(cfg Config, bgCtx context.Context) *pool.ObjectPoolConfig {
 	oc := pool.NewDefaultPoolConfig()
 	oc.MaxTotal = cfg.MaxTotal
-	// MaxIdle below MaxTotal makes go-commons-pool close surplus
-	// connections on return without waking waiters; Pool trims idle
-	// connections itself instead (see put).
+	// Pool trims idle connections itself, counting the hot stack's (see
+	// keepLocked and flush).
 	oc.MaxIdle = cfg.MaxTotal
 	oc.MinIdle = cfg.MinIdle
 	oc.LIFO = !cfg.FIFO
 	// Pool waits for a slot before borrowing, so the engine never has
-	// to block; when it reports exhaustion anyway, a connection is in
-	// transit (see borrow).
+	// to block; when it reports exhaustion anyway, the evictor is
+	// examining a connection (see borrow).
 	oc.BlockWhenExhausted = false
 	oc.TestOnBorrow = true
 	oc.TestOnCreate = false
@@ -264,235 +290,43 @@ func (p *Pool) Ping(ctx context.Context) error {
 // goroutines have stopped.
 func (p *Pool) Close() error {
 	p.closeOnce.Do(func() {
-		close(p.closed)
+		var waiting chain
+		p.mu.Lock()
+		p.closed = true
+		for w := p.waiters.pop(&p.stats); w != nil; w = p.waiters.pop(&p.stats) {
+			waiting.add(w)
+		}
+		p.timer.Stop()
+		idle := make([]*conn, 0, p.hot.n)
+		for c := p.hot.popBottom(); c != nil; c = p.hot.popBottom() {
+			idle = append(idle, c)
+		}
+		p.mu.Unlock()
+		waiting.send(grant{err: ErrPoolClosed})
+
+		close(p.done)
 		if p.f.sentinel != nil {
 			p.f.sentinel.close() // stops the subscriptions and the poller
 		}
 		p.bgCancel()
-		p.bg.Wait()
+		p.bg.Wait() // the flusher and MinIdle's dials
+		for _, c := range idle {
+			c.reason = reasonPoolClosed
+			p.invalidate(c)
+		}
+		p.maintMu.Lock()
 		// Stops the evictor, waits for it, and closes idle connections.
 		p.op.Close(context.Background())
+		p.maintMu.Unlock()
 	})
 	return nil
 }
 
 func (p *Pool) isClosed() bool {
 	select {
-	case <-p.closed:
+	case <-p.done:
 		return true
 	default:
 		return false
 	}
-}
-
-// closeIdle closes every idle connection now, counted under reason; a
-// master change uses it to drop connections to the old master at once.
-// (The engine's Clear destroys idle objects through DestroyObject, which
-// finds the reason in the context.)
-func (p *Pool) closeIdle(reason destroyReason) {
-	p.op.Clear(context.WithValue(context.Background(), destroyReasonKey{}, reason))
-}
-
-// get borrows a connection: a slot first, then a connection from the
-// engine.
-func (p *Pool) get(ctx context.Context) (*conn, error) {
-	if p.isClosed() {
-		return nil, ErrPoolClosed
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("redispool: get connection: %w", err)
-	}
-	if err := p.acquire(ctx); err != nil {
-		return nil, err
-	}
-	c, err := p.borrow(ctx)
-	if err != nil {
-		<-p.sem
-		return nil, err
-	}
-	p.stats.active.Add(1)
-	p.stats.borrows.Add(1)
-	return c, nil
-}
-
-// acquire takes a connection slot, waiting if all are taken.
-func (p *Pool) acquire(ctx context.Context) error {
-	select {
-	case p.sem <- struct{}{}:
-		return nil
-	default:
-	}
-	if p.cfg.FailFast {
-		p.stats.timeouts.Add(1)
-		return fmt.Errorf("%w: all %d connections are borrowed (FailFast)", ErrPoolExhausted, p.cfg.MaxTotal)
-	}
-
-	p.stats.waitCount.Add(1)
-	p.stats.waiting.Add(1)
-	defer p.stats.waiting.Add(-1)
-	start := time.Now()
-	var timeout <-chan time.Time
-	if p.cfg.BorrowTimeout > 0 && !deadlineWithin(ctx, start, p.cfg.BorrowTimeout) {
-		// A timer costs ~130ns a wait under contention; a context that
-		// ends first makes it needless.
-		t := getTimer(p.cfg.BorrowTimeout)
-		defer putTimer(t)
-		timeout = t.C
-	}
-	var err error
-	select {
-	case p.sem <- struct{}{}:
-	case <-p.closed:
-		err = ErrPoolClosed
-	case <-ctx.Done():
-		p.stats.timeouts.Add(1)
-		err = fmt.Errorf("%w: %w while waiting for one of %d borrowed connections", ErrPoolExhausted, ctx.Err(), p.cfg.MaxTotal)
-	case <-timeout:
-		p.stats.timeouts.Add(1)
-		err = fmt.Errorf("%w: none of %d borrowed connections returned within BorrowTimeout %v", ErrPoolExhausted, p.cfg.MaxTotal, p.cfg.BorrowTimeout)
-	}
-	p.stats.waitNanos.Add(int64(time.Since(start)))
-	return err
-}
-
-// borrow takes a connection from the engine. The caller holds a slot,
-// so fewer than MaxTotal connections are borrowed and the engine has an
-// idle one or room to dial. It can still report exhaustion for a
-// moment: while the evictor examines the only idle connection, or while
-// a failed one is being closed and still counts against MaxTotal. Those
-// windows are short, so borrow retries after a brief pause until the
-// borrow deadline.
-func (p *Pool) borrow(ctx context.Context) (*conn, error) {
-	var deadline time.Time // set at the first retry
-	pause := 50 * time.Microsecond
-	for {
-		obj, err := p.op.BorrowObject(ctx)
-		if err == nil {
-			return obj.(*conn), nil
-		}
-		var exhausted *pool.NoSuchElementErr
-		switch {
-		case p.isClosed() || isEngineClosed(err):
-			return nil, ErrPoolClosed
-		case !errors.As(err, &exhausted):
-			return nil, err // a dial error, already described by the factory
-		case exhausted.Error() != engineExhausted:
-			// A connection dialed for this borrow failed its first check.
-			return nil, p.f.firstCheckError()
-		}
-		if deadline.IsZero() && p.cfg.BorrowTimeout > 0 {
-			deadline = time.Now().Add(p.cfg.BorrowTimeout)
-		}
-		if !deadline.IsZero() && time.Now().After(deadline) {
-			p.stats.timeouts.Add(1)
-			return nil, fmt.Errorf("%w: no connection became available within BorrowTimeout %v", ErrPoolExhausted, p.cfg.BorrowTimeout)
-		}
-		t := getTimer(pause)
-		select {
-		case <-t.C:
-			putTimer(t)
-		case <-ctx.Done():
-			putTimer(t)
-			p.stats.timeouts.Add(1)
-			return nil, fmt.Errorf("%w: %w", ErrPoolExhausted, ctx.Err())
-		case <-p.closed:
-			putTimer(t)
-			return nil, ErrPoolClosed
-		}
-		pause = min(2*pause, 5*time.Millisecond)
-	}
-}
-
-// deadlineWithin reports whether ctx ends no later than d after start.
-func deadlineWithin(ctx context.Context, start time.Time, d time.Duration) bool {
-	dl, ok := ctx.Deadline()
-	return ok && dl.Sub(start) <= d
-}
-
-// engineExhausted is the message of go-commons-pool's NoSuchElementErr
-// when it has neither an idle object nor room to create one.
-const engineExhausted = "Pool exhausted"
-
-func isEngineClosed(err error) bool {
-	var ise *pool.IllegalStateErr
-	return errors.As(err, &ise)
-}
-
-// put returns a borrowed connection to the engine, or closes it when it
-// cannot be reused, then frees its slot.
-func (p *Pool) put(c *conn) {
-	ctx := context.Background()
-	reason := c.reusable(p.isClosed())
-	if reason == reasonNone && !p.reserveIdle() {
-		reason = reasonSurplus
-	}
-	if reason == reasonNone {
-		// PassivateObject undoes session state; if it cannot, the
-		// engine closes the connection.
-		if err := p.op.ReturnObject(ctx, c); err != nil {
-			// The engine no longer knows c (it was closed meanwhile).
-			c.reason = reasonPoolClosed
-			p.f.destroy(c)
-		}
-		p.stats.active.Add(-1)
-		p.reserved()
-	} else {
-		// No longer active before it is no longer open, so that
-		// reserveIdle, reading open - active, never counts one idle
-		// connection too few.
-		p.stats.active.Add(-1)
-		c.reason = reason
-		if err := p.op.InvalidateObject(ctx, c); err != nil {
-			p.f.destroy(c)
-		}
-	}
-	<-p.sem
-}
-
-// reserveIdle reports whether a returned connection may stay idle
-// without making more than MaxIdle idle. Returners decide one at a time,
-// under trimMu, and each counts as idle already the connections others
-// have decided to keep but not yet handed back, so two returns at once
-// cannot both take the last idle place.
-func (p *Pool) reserveIdle() bool {
-	if p.cfg.MaxIdle >= p.cfg.MaxTotal {
-		return true
-	}
-	p.trimMu.Lock()
-	defer p.trimMu.Unlock()
-	idle := p.stats.open.Load() - p.stats.active.Load() + p.returning
-	if idle >= int64(p.cfg.MaxIdle) {
-		return false
-	}
-	p.returning++
-	return true
-}
-
-// reserved ends a reservation once the connection is back and no longer
-// counted active.
-func (p *Pool) reserved() {
-	if p.cfg.MaxIdle >= p.cfg.MaxTotal {
-		return
-	}
-	p.trimMu.Lock()
-	p.returning--
-	p.trimMu.Unlock()
-}
-
-// timers recycles the timers of waiting borrowers: a wait is the one
-// place a borrow would otherwise allocate one. Since Go 1.23 a stopped
-// or reset timer never delivers a stale value, so reuse is safe.
-var timers sync.Pool
-
-func getTimer(d time.Duration) *time.Timer {
-	if t, ok := timers.Get().(*time.Timer); ok {
-		t.Reset(d)
-		return t
-	}
-	return time.NewTimer(d)
-}
-
-func putTimer(t *time.Timer) {
-	t.Stop()
-	timers.Put(t)
 }

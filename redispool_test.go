@@ -207,6 +207,10 @@ func TestWaitForReturnedConnection(t *testing.T) {
 // idle long enough for the borrow check to peek at them.
 func idleForPeek() { time.Sleep(2 * peekAfterIdle) }
 
+// flushAll gives every connection on p's hot stack back to the engine,
+// as the flusher does with those idle for hotIdleLimit.
+func flushAll(p *Pool) { p.flush(time.Now().Add(time.Hour)) }
+
 func waitFor(t testing.TB, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
@@ -658,6 +662,7 @@ func TestBorrowRetriesWhileEngineIsBusy(t *testing.T) {
 	p, _ := miniPool(t, Config{MaxTotal: 1, BorrowTimeout: 5 * time.Second})
 	c := mustGet(t, p)
 	c.Close()
+	flushAll(p) // from the hot stack into the engine
 	// Take the only connection out of the engine behind Pool's back, as
 	// the evictor does while it examines one: a borrower holding a slot
 	// finds the engine exhausted and must retry, not fail.
@@ -675,6 +680,7 @@ func TestBorrowRetriesWhileEngineIsBusy(t *testing.T) {
 	short := newTestPool(t, Config{Addr: p.cfg.Addr, MaxTotal: 1, BorrowTimeout: 50 * time.Millisecond})
 	c = mustGet(t, short)
 	c.Close()
+	flushAll(short)
 	obj, err = short.op.BorrowObject(ctx)
 	if err != nil {
 		t.Fatal(err)

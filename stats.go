@@ -35,6 +35,7 @@ type Stats struct {
 	DestroyedSurplus   int64 // returned while MaxIdle connections were idle
 	DestroyedClosed    int64 // closed by Pool.Close
 	DestroyedFailover  int64 // connected to a master the pool has left (Sentinel), or that replied READONLY or MASTERDOWN
+	Abandoned          int64 // borrowed longer than AbandonedTimeout and reclaimed
 
 	// Sentinel.
 	MasterChanges int64 // times the pool switched to a new master
@@ -60,15 +61,19 @@ func (p *Pool) Stats() Stats {
 		DestroyedSurplus:   c.destroyed[reasonSurplus].Load(),
 		DestroyedClosed:    c.destroyed[reasonPoolClosed].Load(),
 		DestroyedFailover:  c.destroyed[reasonFailover].Load(),
+		Abandoned:          c.destroyed[reasonAbandoned].Load(),
 		MasterChanges:      c.masterChanges.Load(),
 	}
 	s.Destroyed = s.DestroyedBroken + s.DestroyedUnhealthy + s.DestroyedDirty +
 		s.DestroyedIdle + s.DestroyedLifetime + s.DestroyedSurplus + s.DestroyedClosed +
-		s.DestroyedFailover
+		s.DestroyedFailover + s.Abandoned
 	// open counts connections from dial to close and never exceeds the
 	// engine's cap, so Active+Idle = max(open, active) <= MaxTotal even
 	// though the two are read at different instants.
-	open, active := c.open.Load(), c.active.Load()
+	p.mu.Lock()
+	active := int64(p.active)
+	p.mu.Unlock()
+	open := c.open.Load()
 	s.Active = int(active)
 	s.Idle = int(max(open-active, 0))
 	return s
@@ -76,9 +81,8 @@ func (p *Pool) Stats() Stats {
 
 // counters are the pool's live statistics, updated atomically.
 type counters struct {
-	active  atomic.Int64 // borrowed now
 	open    atomic.Int64 // dialed and not yet closed
-	waiting atomic.Int64 // in acquire's wait now
+	waiting atomic.Int64 // in the queue of waiters now
 
 	borrows, waitCount, waitNanos, timeouts atomic.Int64
 	created, dialErrors                     atomic.Int64
@@ -99,9 +103,10 @@ const (
 	reasonSurplus
 	reasonPoolClosed
 	reasonFailover
+	reasonAbandoned
 	numReasons
 )
 
 func (r destroyReason) String() string {
-	return [...]string{"none", "broken", "unhealthy", "dirty", "idle", "lifetime", "surplus", "closed", "failover"}[r]
+	return [...]string{"none", "broken", "unhealthy", "dirty", "idle", "lifetime", "surplus", "closed", "failover", "abandoned"}[r]
 }

@@ -31,11 +31,11 @@ import (
 // set the remaining fields: db (unix only; use the path for redis://),
 // client_name, dial_timeout, read_timeout, write_timeout,
 // borrow_timeout, check_timeout, max_conn_lifetime, max_conn_idle_time,
-// ping_after_idle and eviction_interval (Go durations such as "250ms",
-// or whole seconds), max_total, max_idle and min_idle (integers),
-// fail_fast and fifo (booleans). An unknown parameter is an error, so
-// that a typo does not pass silently. Errors never contain the
-// password.
+// ping_after_idle, eviction_interval and abandoned_timeout (Go
+// durations such as "250ms", or whole seconds), max_total, max_idle and
+// min_idle (integers), fail_fast and fifo (booleans). An unknown
+// parameter is an error, so that a typo does not pass silently. Errors
+// never contain the password.
 func ParseURL(rawURL string) (Config, error) {
 	var cfg Config
 	// net/url takes one host; a Sentinel URL lists several, which it
@@ -254,6 +254,7 @@ func setParam(cfg *Config, scheme, name, v string) error {
 		"max_conn_idle_time": &cfg.MaxConnIdleTime,
 		"ping_after_idle":    &cfg.PingAfterIdle,
 		"eviction_interval":  &cfg.EvictionInterval,
+		"abandoned_timeout":  &cfg.AbandonedTimeout,
 	}
 	ints := map[string]*int{
 		"max_total": &cfg.MaxTotal,

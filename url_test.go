@@ -23,13 +23,14 @@ func TestParseURL(t *testing.T) {
 		{
 			"redis://h:1/1?dial_timeout=250ms&read_timeout=2&write_timeout=-1s&borrow_timeout=1s&check_timeout=100ms" +
 				"&max_conn_lifetime=1h&max_conn_idle_time=5m&ping_after_idle=30s&eviction_interval=10s" +
-				"&max_total=32&max_idle=16&min_idle=4&fail_fast=true&fifo=1&client_name=svc",
+				"&max_total=32&max_idle=16&min_idle=4&fail_fast=true&fifo=1&client_name=svc&abandoned_timeout=2m",
 			Config{
 				Network: "tcp", Addr: "h:1", DB: 1, ClientName: "svc",
 				DialTimeout: 250 * time.Millisecond, ReadTimeout: 2 * time.Second, WriteTimeout: -time.Second,
 				BorrowTimeout: time.Second, CheckTimeout: 100 * time.Millisecond,
 				MaxConnLifetime: time.Hour, MaxConnIdleTime: 5 * time.Minute, PingAfterIdle: 30 * time.Second,
 				EvictionInterval: 10 * time.Second, MaxTotal: 32, MaxIdle: 16, MinIdle: 4, FailFast: true, FIFO: true,
+				AbandonedTimeout: 2 * time.Minute,
 			},
 			false,
 		},

@@ -58,6 +58,7 @@ func (c Config) validate() error {
 		{"DialTimeout", c.DialTimeout},
 		{"CheckTimeout", c.CheckTimeout},
 		{"MaxConnLifetime", c.MaxConnLifetime},
+		{"AbandonedTimeout", c.AbandonedTimeout},
 	} {
 		if d.v < 0 {
 			return bad("%s %v is negative", d.name, d.v)

@@ -13,6 +13,7 @@
 // redis-server is not in $PATH, unless REDISPOOL_REQUIRE_SERVER=1.
 //
 //	go test -run '^$' -bench BorrowReturn -benchtime 1s
+//	make microbench   # conc 1, 16 and 64, five runs each
 //	go test -run '^$' -bench 'EndToEnd/Workload=GET/Conc=64'
 //
 // BenchmarkCluster GETs 1,024 keys spread over the slots of a 3-master

@@ -32,8 +32,10 @@
 //	redispool_master_changes_total                  counter  MasterChanges (Sentinel)
 //
 // The reason label of redispool_connections_destroyed_total is one of
-// broken, unhealthy, dirty, idle, lifetime, surplus, closed and failover,
-// after the Stats fields DestroyedBroken ... DestroyedFailover; every
+// broken, unhealthy, dirty, idle, lifetime, surplus, closed, failover
+// and abandoned, after the Stats fields DestroyedBroken ...
+// DestroyedFailover and Abandoned (connections reclaimed after
+// AbandonedTimeout); every
 // reason is exported from the first scrape, at zero until it happens.
 package redispoolprom
 
@@ -71,13 +73,14 @@ func WithNamespace(namespace string) Option {
 
 // destroyReasons are the values of the reason label, in the order of the
 // Stats fields they come from.
-var destroyReasons = [...]string{"broken", "unhealthy", "dirty", "idle", "lifetime", "surplus", "closed", "failover"}
+var destroyReasons = [...]string{"broken", "unhealthy", "dirty", "idle", "lifetime", "surplus", "closed", "failover", "abandoned"}
 
 func destroyedByReason(s *redispool.Stats) [len(destroyReasons)]int64 {
 	return [...]int64{
 		s.DestroyedBroken, s.DestroyedUnhealthy, s.DestroyedDirty,
 		s.DestroyedIdle, s.DestroyedLifetime, s.DestroyedSurplus, s.DestroyedClosed,
 		s.DestroyedFailover,
+		s.Abandoned,
 	}
 }
 

@@ -110,6 +110,7 @@ redispool_connections_destroyed_total{reason="idle"} 0
 redispool_connections_destroyed_total{reason="lifetime"} 0
 redispool_connections_destroyed_total{reason="surplus"} 0
 redispool_connections_destroyed_total{reason="closed"} 0
+redispool_connections_destroyed_total{reason="abandoned"} 0
 redispool_connections_destroyed_total{reason="failover"} 0
 redispool_master_changes_total 0
 `)
@@ -133,6 +134,7 @@ redispool_connections_destroyed_total{reason="idle"} 0
 redispool_connections_destroyed_total{reason="lifetime"} 0
 redispool_connections_destroyed_total{reason="surplus"} 1
 redispool_connections_destroyed_total{reason="closed"} 0
+redispool_connections_destroyed_total{reason="abandoned"} 0
 redispool_connections_destroyed_total{reason="failover"} 0
 redispool_master_changes_total 0
 `)
@@ -155,6 +157,7 @@ redispool_connections_destroyed_total{reason="idle"} 0
 redispool_connections_destroyed_total{reason="lifetime"} 0
 redispool_connections_destroyed_total{reason="surplus"} 1
 redispool_connections_destroyed_total{reason="closed"} 1
+redispool_connections_destroyed_total{reason="abandoned"} 0
 redispool_connections_destroyed_total{reason="failover"} 0
 redispool_master_changes_total 0
 `)
@@ -227,7 +230,7 @@ myapp_redis_max_connections{pool="cache",shard="1"} 3
 	if err := testutil.CollectAndCompare(c, strings.NewReader(want), "myapp_redis_max_connections"); err != nil {
 		t.Error(err)
 	}
-	if n, want := testutil.CollectAndCount(c), 19; n != want {
+	if n, want := testutil.CollectAndCount(c), 20; n != want {
 		t.Errorf("collected %d metrics; want %d", n, want)
 	}
 }
@@ -313,4 +316,46 @@ func TestCollectorExportsWaitingBorrowers(t *testing.T) {
 	if got := metricValue(t, c, "redispool_waiting"); got != 0 {
 		t.Errorf("redispool_waiting = %v after the waiter was served; want 0", got)
 	}
+}
+
+func TestCollectorCountsAbandonedConnections(t *testing.T) {
+	p := newPool(t, redispool.Config{MaxTotal: 2, AbandonedTimeout: 50 * time.Millisecond})
+	c := redispoolprom.NewCollector(p)
+	borrow(t, p) // and never returned
+	deadline := time.Now().Add(5 * time.Second)
+	for labelledValue(t, c, "redispool_connections_destroyed_total", "reason", "abandoned") != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("connections_destroyed_total{reason=\"abandoned\"} never reached 1; Stats %+v", p.Stats())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if got := labelledValue(t, c, "redispool_connections", "state", "active"); got != 0 {
+		t.Errorf("redispool_connections{state=\"active\"} = %v after the reclaim; want 0", got)
+	}
+}
+
+// labelledValue returns the value of the series of metric name whose
+// label has the value v.
+func labelledValue(t *testing.T, c prometheus.Collector, name, label, v string) float64 {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(c)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if lp.GetName() == label && lp.GetValue() == v {
+					return value(m)
+				}
+			}
+		}
+	}
+	t.Fatalf("no series %s{%s=%q}", name, label, v)
+	return 0
 }

@@ -198,8 +198,8 @@ func rate(n int64, d time.Duration) float64 {
 	return float64(n) / d.Seconds()
 }
 
-// destroyReasons name the Destroyed* fields of redispool.Stats, as the
-// Prometheus collector's reason label does.
+// destroyReasons name the Destroyed* fields of redispool.Stats and
+// Abandoned, as the Prometheus collector's reason label does.
 var destroyReasons = []struct {
 	name  string
 	count func(*redispool.Stats) int64
@@ -212,6 +212,7 @@ var destroyReasons = []struct {
 	{"surplus", func(s *redispool.Stats) int64 { return s.DestroyedSurplus }},
 	{"closed", func(s *redispool.Stats) int64 { return s.DestroyedClosed }},
 	{"failover", func(s *redispool.Stats) int64 { return s.DestroyedFailover }},
+	{"abandoned", func(s *redispool.Stats) int64 { return s.Abandoned }},
 }
 
 // writePoolStats prints a Stats snapshot as an indented table; master,

@@ -5,7 +5,9 @@
 // the liveness check, recovery after a server restart, the
 // network-free borrow-and-return micro-benchmark, GET through
 // redispool's Cluster and go-redis's ClusterClient on a 3-master Redis
-// Cluster it starts, and the targets of issue 4 as PASS or FAIL.
+// Cluster it starts, and the targets of issues 4 and 9 as PASS or FAIL
+// (in a -quick run, the targets that compare rates are informational:
+// its rounds are too short to resolve them).
 //
 // Every workload and concurrency is a cell. In a cell, each contender
 // is warmed up, then the contenders run in interleaved rounds of a fixed
@@ -98,7 +100,7 @@ func parseFlags(args []string) (options, error) {
 		recoveryReps   = fs.Int("recovery-reps", 3, "server restarts per contender and scenario in the recovery measurement")
 	)
 	fs.StringVar(&o.out, "o", "", "also write the report to this file")
-	fs.BoolVar(&o.strict, "strict", false, "exit with status 3 when a target fails (by default the report says PASS or FAIL and the exit status is 0)")
+	fs.BoolVar(&o.strict, "strict", false, "exit with status 3 when a target fails (by default the report says PASS or FAIL and the exit status is 0; informational targets of a -quick run never fail)")
 	fs.BoolVar(&o.quick, "quick", false, "a run of about 30 seconds for CI: -duration 30ms -warmup 20ms -rounds 5 -micro-rounds 3 -micro-benchtime 20ms -recovery-reps 1, unless set explicitly")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: poolbench [flags]\n\nRuns the redispool benchmark suite against a redis-server it starts, and prints a markdown report.\n\n")
@@ -284,7 +286,7 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	}
 	if o.strict {
 		for _, t := range rep.targets() {
-			if !t.pass() {
+			if !t.pass() && !t.informational(o.quick) {
 				return errTargetsFailed
 			}
 		}

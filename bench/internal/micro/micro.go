@@ -54,7 +54,7 @@ var (
 	CommonsPoolSem = Subject{
 		Name: "commons-pool+sem",
 		Describe: "the same ObjectPool with exactly redispool's engine settings (BlockWhenExhausted false) " +
-			"behind a channel semaphore of 16 tokens, as redispool waits: the engine's share of redispool",
+			"behind a channel semaphore of 16 tokens, as redispool borrowed before its hot stack took the engine off the path of a busy pool",
 		Open: func() (func(context.Context) error, func(), error) { return openCommons(false) },
 	}
 	Redispool = Subject{
