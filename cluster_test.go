@@ -37,19 +37,6 @@ func newTestCluster(t testing.TB, rc *redistest.Cluster, cfg ClusterConfig) *Clu
 	return c
 }
 
-// keyOn returns a key, with prefix, whose slot the master m serves.
-func keyOn(t testing.TB, rc *redistest.Cluster, m *redistest.ClusterNode, prefix string) string {
-	t.Helper()
-	for i := 0; i < 100000; i++ {
-		k := prefix + strconv.Itoa(i)
-		if rc.MasterOf(t, Slot(k)) == m {
-			return k
-		}
-	}
-	t.Fatalf("no key on %s", m)
-	return ""
-}
-
 // keysOn returns one key per master, in rc.Masters order.
 func keysOn(t testing.TB, rc *redistest.Cluster, prefix string) []string {
 	t.Helper()

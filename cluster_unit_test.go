@@ -118,14 +118,14 @@ func TestNewClusterRejectsInvalidConfig(t *testing.T) {
 }
 
 func TestClusterErrorsNeverShowThePassword(t *testing.T) {
-	c, err := NewCluster(context.Background(), ClusterConfig{
+	_, err := NewCluster(context.Background(), ClusterConfig{
 		Addrs: []string{"127.0.0.1:1"},
 		Node:  Config{Password: "hunter2", DB: 3},
 	})
 	if err == nil || strings.Contains(err.Error(), "hunter2") {
 		t.Fatalf("NewCluster: %v", err)
 	}
-	c, err = NewCluster(context.Background(), ClusterConfig{Addrs: []string{"127.0.0.1:1"}, Node: Config{Password: "hunter2"}})
+	c, err := NewCluster(context.Background(), ClusterConfig{Addrs: []string{"127.0.0.1:1"}, Node: Config{Password: "hunter2"}})
 	if err != nil {
 		t.Fatal(err)
 	}

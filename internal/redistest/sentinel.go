@@ -219,9 +219,9 @@ func (d *SentinelDeployment) WaitMaster(t testing.TB, old string) string {
 			case err != nil:
 				return err
 			case a == old:
-				return fmt.Errorf("Sentinel %s still reports %s", s.Addr(), old)
+				return fmt.Errorf("sentinel %s still reports %s", s.Addr(), old)
 			case addr != "" && a != addr:
-				return fmt.Errorf("Sentinels disagree: %s and %s", addr, a)
+				return fmt.Errorf("sentinels disagree: %s and %s", addr, a)
 			}
 			addr = a
 		}
@@ -271,7 +271,7 @@ func (d *SentinelDeployment) WaitReady(t testing.TB) {
 				continue
 			}
 			if _, err := s.Exec("SENTINEL", "CKQUORUM", d.name); err != nil {
-				return fmt.Errorf("Sentinel %s: %v", s.Addr(), err)
+				return fmt.Errorf("sentinel %s: %v", s.Addr(), err)
 			}
 			for _, what := range []struct {
 				cmd  string
@@ -279,10 +279,10 @@ func (d *SentinelDeployment) WaitReady(t testing.TB) {
 			}{{"SENTINELS", sentinels - 1}, {"REPLICAS", replicas}} {
 				reply, err := s.Exec("SENTINEL", what.cmd, d.name)
 				if err != nil {
-					return fmt.Errorf("Sentinel %s: %v", s.Addr(), err)
+					return fmt.Errorf("sentinel %s: %v", s.Addr(), err)
 				}
 				if n := countUp(reply); n != what.want {
-					return fmt.Errorf("Sentinel %s knows %d %s up; want %d", s.Addr(), n, strings.ToLower(what.cmd), what.want)
+					return fmt.Errorf("sentinel %s knows %d %s up; want %d", s.Addr(), n, strings.ToLower(what.cmd), what.want)
 				}
 			}
 		}
