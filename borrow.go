@@ -384,6 +384,7 @@ func (p *Pool) invalidate(c *conn) {
 func (p *Pool) borrow(ctx context.Context) (*conn, error) {
 	var deadline time.Time // set at the first retry
 	pause := 50 * time.Microsecond
+	redials := 0
 	for {
 		obj, err := p.op.BorrowObject(ctx)
 		if err == nil {
@@ -395,6 +396,12 @@ func (p *Pool) borrow(ctx context.Context) (*conn, error) {
 			return nil, ErrPoolClosed
 		case !errors.As(err, &exhausted):
 			return nil, err // a dial error, already described by the factory
+		case exhausted.Error() != engineExhausted && p.f.sentinel != nil && redials < 3 && p.f.lastCheckWas(errFormerMaster):
+			// The master changed between this borrow's dial and its
+			// check. Nothing was sent on the connection: dial again, to
+			// the new master.
+			redials++
+			continue
 		case exhausted.Error() != engineExhausted:
 			// A connection dialed for this borrow failed its first check.
 			return nil, p.f.firstCheckError()

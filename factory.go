@@ -319,7 +319,7 @@ func (f *factory) validate(ctx context.Context, c *conn, now, idleSince time.Tim
 	c.reason = reason
 	switch {
 	case err == nil && reason == reasonFailover:
-		err = errors.New("connection to a master the pool has left")
+		err = errFormerMaster
 	case err == nil:
 		err = fmt.Errorf("connection past its %s limit", reason)
 	}
@@ -332,6 +332,17 @@ func (f *factory) validate(ctx context.Context, c *conn, now, idleSince time.Tim
 		}
 	}
 	return false
+}
+
+// errFormerMaster is the check failure of a connection made before the
+// pool switched to a new master.
+var errFormerMaster = errors.New("connection to a master the pool has left")
+
+// lastCheckWas reports whether the most recent failed check failed with
+// target.
+func (f *factory) lastCheckWas(target error) bool {
+	e := f.lastCheck.Load()
+	return e != nil && errors.Is(*e, target)
 }
 
 // firstCheckError is the error for a borrow whose new connection failed

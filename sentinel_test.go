@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"sort"
 	"strconv"
@@ -82,6 +83,30 @@ func TestSentinel(t *testing.T) {
 			s.WaitClients(t, 0, isPoolSentinelConn)
 		}
 		d.Master(t).WaitClients(t, 0, isPoolConn)
+	})
+
+	t.Run("MasterChangeBetweenDialAndCheckRedials", func(t *testing.T) {
+		// The master changes after a borrow's dial and before the
+		// engine's check of the new connection: nothing was sent on it,
+		// so the borrow dials again instead of failing.
+		var p *Pool
+		var once sync.Once
+		cfg := sentinelConfig(d)
+		cfg.Logger = slog.New(hookHandler{msg: "redispool: connection created", fn: func() {
+			once.Do(func() {
+				master := p.Addr()
+				p.f.sentinel.update("127.0.0.1:1", -1, "test")
+				p.f.sentinel.update(master, -1, "test")
+			})
+		}})
+		p = newTestPool(t, cfg)
+		if _, err := p.Do(ctx, "SET", "k", "v"); err != nil {
+			t.Fatalf("SET across a master change during the dial: %v", err)
+		}
+		s := p.Stats()
+		if s.MasterChanges != 2 || s.DestroyedFailover != 1 || s.Created != 2 {
+			t.Errorf("MasterChanges %d, DestroyedFailover %d, Created %d; want 2, 1, 2", s.MasterChanges, s.DestroyedFailover, s.Created)
+		}
 	})
 
 	t.Run("FollowsMasterFromURL", func(t *testing.T) {
@@ -943,3 +968,20 @@ func TestSentinelTLSDataNodeServerNameFromMaster(t *testing.T) {
 		t.Errorf("the caller's TLS config was modified: ServerName %q", tc.ServerName)
 	}
 }
+
+// hookHandler is a slog.Handler that calls fn for each record with
+// message msg, and drops every record.
+type hookHandler struct {
+	msg string
+	fn  func()
+}
+
+func (h hookHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h hookHandler) Handle(_ context.Context, r slog.Record) error {
+	if r.Message == h.msg {
+		h.fn()
+	}
+	return nil
+}
+func (h hookHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h hookHandler) WithGroup(string) slog.Handler      { return h }
