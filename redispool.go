@@ -47,6 +47,22 @@
 // New does not fail because Redis is down; call Ping to fail fast at
 // startup.
 //
+// # Sentinel and Cluster
+//
+// With Config.Sentinel the Pool finds its master through Redis Sentinel
+// (sentinel.go) and follows it across failovers: it listens for
+// +switch-master on every Sentinel, checks ROLE on each new connection,
+// and never hands out a connection to a master it has left. The URL form
+// is redis+sentinel://host1,host2/master_name.
+//
+// NewCluster (cluster.go) keeps one Pool per Redis Cluster node and
+// routes each command by its key's hash slot (slot.go, keys.go),
+// following MOVED and ASK (redirect.go) and retrying only what the
+// cluster did not run. Its Get and GetContext return connections that
+// bind to a node at their first keyed command (clusterconn.go), so code
+// written for a Pool runs on a Cluster unchanged. The URL form is
+// redis+cluster://host1:port1,host2:port2.
+//
 // # How it maps onto go-commons-pool
 //
 // The pool's engine is a go-commons-pool ObjectPool whose
