@@ -3,14 +3,12 @@ package redispool
 import (
 	"context"
 	"fmt"
-	"io"
-	"net"
 	"runtime"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/gomodule/redigo/redis"
+	"github.com/redispool/redispool/internal/redistest"
 )
 
 // sinkServer accepts TCP connections on loopback and holds them open,
@@ -19,47 +17,7 @@ import (
 // on a clean connection.
 func sinkServer(tb testing.TB) string {
 	tb.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	var (
-		mu         sync.Mutex
-		conns      []net.Conn
-		wg         sync.WaitGroup // the connections' goroutines
-		acceptDone = make(chan struct{})
-	)
-	go func() {
-		defer close(acceptDone)
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				ping := make([]byte, len("*1\r\n$4\r\nPING\r\n"))
-				if _, err := io.ReadFull(c, ping); err == nil {
-					io.WriteString(c, "+PONG\r\n")
-				}
-			}()
-		}
-	}()
-	tb.Cleanup(func() {
-		ln.Close()
-		<-acceptDone
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
-	})
-	return ln.Addr().String()
+	return redistest.NewFakeServer(tb, redistest.PongFirst(redistest.Silent())).Addr()
 }
 
 // BenchmarkGetClose compares one borrow and return through redispool

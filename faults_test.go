@@ -795,7 +795,7 @@ func TestFaultHostileServer(t *testing.T) {
 				if !tt.named {
 					// A dial that sends nothing else PINGs: the hostile
 					// reply is to the workload's commands.
-					handler = pongFirst(handler)
+					handler = redistest.PongFirst(handler)
 				}
 				fake := redistest.NewFakeServer(t, handler)
 				r.ours = func(redistest.ClientInfo) bool { return false } // no redis-server to ask

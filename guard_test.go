@@ -88,7 +88,7 @@ func TestRespGuardStatusLineLimit(t *testing.T) {
 }
 
 func TestHostileHugeBulkIsBoundedError(t *testing.T) {
-	fake := redistest.NewFakeServer(t, pongFirst(redistest.HugeBulk())) // the GET's reply, not the dial's PING
+	fake := redistest.NewFakeServer(t, redistest.PongFirst(redistest.HugeBulk())) // the GET's reply, not the dial's PING
 	p := newTestPool(t, Config{Addr: fake.Addr()})
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)

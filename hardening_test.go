@@ -266,25 +266,6 @@ func hostile(prefix string, filler byte, size int) func(net.Conn) {
 	}
 }
 
-// pongFirst returns a handler that answers the first command, the PING
-// of a dial that sends nothing else, with +PONG and hands the connection
-// to h for the rest.
-func pongFirst(h func(net.Conn)) func(net.Conn) {
-	return func(conn net.Conn) {
-		br := bufio.NewReader(conn)
-		if _, err := redistest.ReadCommand(br); err != nil {
-			return
-		}
-		if _, err := io.WriteString(conn, "+PONG\r\n"); err != nil {
-			return
-		}
-		if br.Buffered() > 0 {
-			return // h could not read what br holds; the pool waits for the PONG
-		}
-		h(conn)
-	}
-}
-
 // deepNesting returns a handler that answers the first command with
 // levels nested one-element arrays, then keeps the connection open
 // without writing.
@@ -320,7 +301,7 @@ func TestHostileRepliesFailCleanly(t *testing.T) {
 		{"endless line of unknown type", hostile("?", 'x', 8<<20), "line longer than", 64},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			fake := redistest.NewFakeServer(t, pongFirst(tt.handler))
+			fake := redistest.NewFakeServer(t, redistest.PongFirst(tt.handler))
 			p := newTestPool(t, Config{Addr: fake.Addr(), MaxTotal: 1, DialTimeout: 20 * time.Second, ReadTimeout: 20 * time.Second, PingAfterIdle: -1})
 			var before, after runtime.MemStats
 			runtime.GC()

@@ -271,6 +271,25 @@ func SlowReply(d time.Duration) func(net.Conn) {
 	}
 }
 
+// PongFirst returns a handler that answers the first command, the PING
+// of a dial that sends nothing else, with +PONG and hands the connection
+// to h for the rest.
+func PongFirst(h func(net.Conn)) func(net.Conn) {
+	return func(conn net.Conn) {
+		br := bufio.NewReader(conn)
+		if _, err := ReadCommand(br); err != nil {
+			return
+		}
+		if _, err := io.WriteString(conn, "+PONG\r\n"); err != nil {
+			return
+		}
+		if br.Buffered() > 0 {
+			return // h could not read what br holds; the pool waits for the PONG
+		}
+		h(conn)
+	}
+}
+
 // Silent returns a handler that reads commands but never answers, keeping
 // the connection open: a hung server.
 func Silent() func(net.Conn) {
