@@ -437,6 +437,36 @@ func TestClusterRetriesOnlyWhatDidNotRun(t *testing.T) {
 			t.Errorf("%d GETs, ClusterDown %d, Retries %d; want 4, 3, 3", gets.Load(), s.ClusterDown, s.Retries)
 		}
 	})
+	t.Run("ReadOnlyFromDemotedMasterThenServed", func(t *testing.T) {
+		// A master demoted to replica answers writes with READONLY: the
+		// write did not run, so the map is reloaded and it is retried.
+		a, sets := fakeNode(t, func(n int64, _ []string) *string {
+			if n <= 2 {
+				return ptr("-READONLY You can't write against a read only replica.\r\n")
+			}
+			return ptr("+OK\r\n")
+		})
+		c, err := NewCluster(ctx, ClusterConfig{Addrs: []string{a}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if v, err := redis.String(c.Do(ctx, "SET", "k", "v")); err != nil || v != "OK" {
+			t.Errorf("Do = %q, %v; want OK after 2 READONLY", v, err)
+		}
+		if s := c.Stats(); sets.Load() != 3 || s.Retries != 2 {
+			t.Errorf("%d SETs, Retries %d; want 3, 2", sets.Load(), s.Retries)
+		}
+		// The reload READONLY asked for runs once the 200ms cooldown
+		// after the first load has passed.
+		deadline := time.Now().Add(5 * time.Second)
+		for c.Stats().Refreshes < 2 && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if s := c.Stats(); s.Refreshes < 2 {
+			t.Errorf("Refreshes %d; want a reload after READONLY besides the first load", s.Refreshes)
+		}
+	})
 	t.Run("TryAgainUntilRetryTimeout", func(t *testing.T) {
 		a, _ := fakeNode(t, func(int64, []string) *string {
 			return ptr("-TRYAGAIN Multiple keys request during rehashing of slot\r\n")
