@@ -543,3 +543,35 @@ func FuzzParseClusterURL(f *testing.F) {
 		}
 	})
 }
+
+// A node pool with AbandonedTimeout records each loan, so returning the
+// connections of Cluster.Do frees their slots: more commands than
+// MaxTotal run one after another without waiting.
+func TestClusterNodePoolsWithAbandonedTimeoutFreeTheirSlots(t *testing.T) {
+	a, gets := fakeNode(t, func(int64, []string) *string { return ptr("$1\r\nv\r\n") })
+	c, err := NewCluster(context.Background(), ClusterConfig{Addrs: []string{a}, Node: Config{
+		MaxTotal: 2, BorrowTimeout: 500 * time.Millisecond, AbandonedTimeout: time.Minute,
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for i := range 6 {
+		if _, err := c.Do(context.Background(), "GET", "k"); err != nil {
+			t.Fatalf("GET %d: %v (a node pool with MaxTotal 2 lost its slots)", i+1, err)
+		}
+		conn := c.Get()
+		if _, err := conn.Do("GET", "k"); err != nil {
+			t.Fatalf("bound GET %d: %v", i+1, err)
+		}
+		conn.Close()
+	}
+	if got := gets.Load(); got != 12 {
+		t.Errorf("the node received %d GETs; want 12", got)
+	}
+	for addr, s := range c.Stats().Nodes {
+		if s.Active != 0 || s.Abandoned != 0 {
+			t.Errorf("node %s: Active %d, Abandoned %d; want 0, 0", addr, s.Active, s.Abandoned)
+		}
+	}
+}
