@@ -164,11 +164,7 @@ func (p *Pool) flush(cutoff time.Time) {
 	}
 	p.flushBuf = buf[:0]
 
-	p.mu.Lock()
-	p.moving -= len(buf)
-	woken := p.wakeLocked(len(buf))
-	p.mu.Unlock()
-	woken.send(grant{})
+	p.moved(len(buf))
 }
 
 // closeIdle closes every idle connection, on the hot stack and in the
@@ -196,11 +192,18 @@ func (p *Pool) closeIdle(reason destroyReason) {
 	}
 	p.flushBuf = buf[:0]
 
-	p.mu.Lock()
-	p.moving -= len(buf)
-	woken := p.wakeLocked(len(buf))
-	p.mu.Unlock()
-	woken.send(grant{})
+	p.moved(len(buf))
 
 	p.op.Clear(context.WithValue(context.Background(), destroyReasonKey{}, reason))
+}
+
+// moved ends the transit of n connections taken off the hot stack, now
+// in the engine or closed: their slots are free again, and as many
+// waiters are woken to take them.
+func (p *Pool) moved(n int) {
+	p.mu.Lock()
+	p.moving -= n
+	woken := p.wakeLocked(n)
+	p.mu.Unlock()
+	woken.send(grant{})
 }
