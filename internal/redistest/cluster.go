@@ -279,16 +279,8 @@ func (c *Cluster) Slots(t testing.TB) []SlotRange {
 // with its last error after clusterTimeout.
 func (c *Cluster) waitFor(t testing.TB, what string, cond func() error) {
 	t.Helper()
-	deadline := time.Now().Add(clusterTimeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("redistest: cluster: waited %v for %s: %v", clusterTimeout, what, err)
-		}
-		time.Sleep(20 * time.Millisecond)
+	if err := poll(clusterTimeout, 20*time.Millisecond, cond); err != nil {
+		t.Fatalf("redistest: cluster: waited %v for %s: %v", clusterTimeout, what, err)
 	}
 }
 

@@ -363,26 +363,24 @@ func countUp(reply any) int {
 // with its last error if that takes longer than sentinelReadyTimeout.
 func (d *SentinelDeployment) waitFor(t testing.TB, what string, check func() error) {
 	t.Helper()
-	deadline := time.Now().Add(sentinelReadyTimeout)
-	for {
+	debug := os.Getenv("REDISTEST_DEBUG") != "" // to see what a slow wait waits for
+	err := poll(sentinelReadyTimeout, 50*time.Millisecond, func() error {
 		err := check()
-		if err == nil {
-			return
-		}
-		if os.Getenv("REDISTEST_DEBUG") != "" { // to see what a slow wait waits for
+		if err != nil && debug {
 			t.Logf("%v %s: %v", time.Now().Format("15:04:05.000"), what, err)
 		}
-		if time.Now().After(deadline) {
-			var logs strings.Builder
-			for _, s := range d.Sentinels {
-				log := s.Log()
-				if len(log) > 2<<10 {
-					log = "..." + log[len(log)-2<<10:]
-				}
-				fmt.Fprintf(&logs, "\nSentinel %s log:\n%s", s.Addr(), log)
-			}
-			t.Fatalf("redistest: waiting for %s (master %q): %v after %v%s", what, d.name, err, sentinelReadyTimeout, logs.String())
-		}
-		time.Sleep(50 * time.Millisecond)
+		return err
+	})
+	if err == nil {
+		return
 	}
+	var logs strings.Builder
+	for _, s := range d.Sentinels {
+		log := s.Log()
+		if len(log) > 2<<10 {
+			log = "..." + log[len(log)-2<<10:]
+		}
+		fmt.Fprintf(&logs, "\nSentinel %s log:\n%s", s.Addr(), log)
+	}
+	t.Fatalf("redistest: waiting for %s (master %q): %v after %v%s", what, d.name, err, sentinelReadyTimeout, logs.String())
 }
