@@ -102,7 +102,7 @@ func Example_blockingCommand() {
 	addr, stop := startRedis()
 	defer stop()
 	ctx := context.Background()
-	p, err := redispool.New(ctx, redispool.Config{Addr: addr, ReadTimeout: 100 * time.Millisecond})
+	p, err := redispool.New(ctx, redispool.Config{Addr: addr, ReadTimeout: 500 * time.Millisecond})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -110,9 +110,9 @@ func Example_blockingCommand() {
 	ctx10s, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 
-	// Pool.Do waits the 0.3s BLPOP blocks for, though ReadTimeout is
-	// 100ms: nothing came, so the reply is nil.
-	_, err = redis.Strings(p.Do(ctx10s, "BLPOP", "jobs", 0.3))
+	// Pool.Do waits the 1s BLPOP blocks for, and ReadTimeout (500ms)
+	// more: nothing came, so the reply is nil.
+	_, err = redis.Strings(p.Do(ctx10s, "BLPOP", "jobs", 1))
 	fmt.Println(err == redis.ErrNil)
 
 	conn, err := p.GetContext(ctx)
@@ -120,10 +120,10 @@ func Example_blockingCommand() {
 		log.Fatal(err)
 	}
 	// On a borrowed connection, ReadTimeout: an i/o timeout after
-	// 100ms, though BLPOP may block for 0.3s and the context allows
-	// ten. The connection is closed: its late reply must not reach the
-	// next borrower.
-	_, err = redis.DoContext(conn, ctx10s, "BLPOP", "jobs", 0.3)
+	// 500ms, though BLPOP may block for 1s and the context allows ten.
+	// The connection is closed: its late reply must not reach the next
+	// borrower.
+	_, err = redis.DoContext(conn, ctx10s, "BLPOP", "jobs", 1)
 	fmt.Println(errors.Is(err, os.ErrDeadlineExceeded))
 	conn.Close()
 
