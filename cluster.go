@@ -105,7 +105,14 @@ type ClusterConfig struct {
 // Cluster.Do routes one command, follows MOVED and ASK redirects, and
 // retries commands the cluster did not run. Get, GetContext and
 // GetForKeys return connections bound to one node, for transactions,
-// pipelines and code written for redigo's *redis.Pool.
+// pipelines and code written for redigo's *redis.Pool. ForEachMaster
+// and ForEachNode reach every node, for DBSIZE, SCAN, FLUSHALL and the
+// like.
+//
+// The slot map is loaded, and Ping checks the masters, over control
+// connections of the Cluster's own (at most one idle per master),
+// never a node pool's: topology work goes on while every data
+// connection is borrowed.
 //
 // A Cluster is safe for concurrent use by multiple goroutines. Create
 // one per cluster with NewCluster and reuse it.
@@ -624,6 +631,9 @@ func (r *retrier) wait(ctx context.Context, c *Cluster, cause error) error {
 func (t *slotTable) route(slot int, replica bool, next *atomic.Uint32) (*clusterNode, error) {
 	if slot < 0 {
 		if len(t.masters) == 0 {
+			if bad := t.undialable(); len(bad) > 0 {
+				return nil, bad[0]
+			}
 			return nil, fmt.Errorf("redispool: cluster: no master in the slot map from %s", t.from)
 		}
 		return t.masters[int(next.Add(1))%len(t.masters)], nil

@@ -21,6 +21,7 @@ type clusterJSON struct {
 	Masters       int        `json:"masters"`        // nodes serving slots
 	SlotsServed   int        `json:"slots_served"`   // of 16384
 	Nodes         []nodeJSON `json:"nodes"`          // by address
+	PendingNodes  int        `json:"pending_nodes"`  // pools of nodes known only from redirects
 	Moved         int64      `json:"moved"`          // MOVED replies followed or returned
 	Ask           int64      `json:"ask"`            // ASK replies
 	TryAgain      int64      `json:"tryagain"`       // TRYAGAIN replies
@@ -51,6 +52,7 @@ func clusterJSONOf(cs redispool.ClusterStats, before *redispool.ClusterStats, el
 		Retries:       cs.Retries,
 		Refreshes:     cs.Refreshes,
 		RefreshErrors: cs.RefreshErrors,
+		PendingNodes:  cs.PendingNodes,
 		Nodes:         []nodeJSON{},
 	}
 	for addr, n := range cs.Slots {
@@ -112,6 +114,9 @@ func writeClusterStats(w io.Writer, c *clusterJSON, withOps bool) {
 		fmt.Sprintf("slot-map reloads %s (%s failed)", fmtInt(c.Refreshes), fmtInt(c.RefreshErrors)),
 	}
 	fmt.Fprintf(w, "  redirects: %s\n", strings.Join(parts, ", "))
+	if c.PendingNodes > 0 {
+		fmt.Fprintf(w, "  %d node(s) known only from redirects, awaiting a slot map that lists them\n", c.PendingNodes)
+	}
 }
 
 // keyspaceCommand reports whether cmd, without a key, acts on the
