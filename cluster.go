@@ -1097,8 +1097,9 @@ func (c *Cluster) ctlDo(ctx context.Context, addr, cmd string, args ...any) (any
 		if _, isReply := err.(redis.Error); err != nil && !isReply {
 			pc.broken = true
 		}
+		broken := pc.broken // pc is another caller's once put back
 		c.ctlPut(addr, pc)
-		if pc.broken && reused && attempt == 0 && ctx.Err() == nil {
+		if broken && reused && attempt == 0 && ctx.Err() == nil {
 			continue
 		}
 		return reply, err

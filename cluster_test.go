@@ -949,6 +949,14 @@ func TestClusterTopology(t *testing.T) {
 		for _, conn := range held {
 			conn.Close()
 		}
+		// A control connection that died while idle (a restart, the
+		// server's timeout) is replaced, not reported.
+		for _, m := range masters {
+			m.KillClients(t, named(name))
+		}
+		if err := c.Ping(ctx); err != nil {
+			t.Errorf("Ping after the server closed the control connections: %v", err)
+		}
 		c.Close()
 		for _, n := range rc.Nodes() {
 			n.WaitClients(t, 0, named(name))
