@@ -180,9 +180,13 @@ func testBlockingDo(t *testing.T, open func(t *testing.T, name string) func(cont
 		if took < 4900*time.Millisecond {
 			t.Errorf("BLPOP returned after %v; want 5s", took)
 		}
-		// The connection answered in time, so it is kept.
-		if n := srv(key).CountClients(t, func(c redistest.ClientInfo) bool { return c.Name == "blocking-nil" }); n != 1 {
-			t.Errorf("%d connections on the server after BLPOP; want the one, kept", n)
+		// The connection answered in time, so it is kept. (A Cluster's
+		// control connections have the same name; their last command is
+		// another.)
+		if n := srv(key).CountClients(t, func(c redistest.ClientInfo) bool {
+			return c.Name == "blocking-nil" && c.Cmd == "blpop"
+		}); n != 1 {
+			t.Errorf("%d connections on the server whose last command is BLPOP; want the one, kept", n)
 		}
 	})
 
@@ -240,10 +244,11 @@ func testBlockingDo(t *testing.T, open func(t *testing.T, name string) func(cont
 		if took < 2900*time.Millisecond {
 			t.Errorf("BLPOP ended after %v; want 3s, ctx's deadline", took)
 		}
-		// The reply may still come: the connection must be gone.
+		// The reply may still come: the connection must be gone, which
+		// ends the BLPOP that would otherwise block for ever.
 		s := srv(key)
 		deadline := time.Now().Add(5 * time.Second)
-		for s.CountClients(t, func(c redistest.ClientInfo) bool { return c.Name == "blocking-zero" }) != 0 {
+		for blockedClients(t, s, "blocking-zero") != 0 {
 			if time.Now().After(deadline) {
 				t.Fatal("the interrupted connection is still open after 5s")
 			}

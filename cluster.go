@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -40,6 +41,13 @@ const (
 	// first slot) from being closed by the next reload.
 	redirectGrace = 10 * time.Second
 
+	// maxPendingNodes bounds the pools of nodes known only from
+	// redirects. A real migration names one or two such nodes at a time
+	// (the targets of a first import); a node that answers MOVED to ever
+	// new addresses would otherwise create a pool, and its goroutines,
+	// per address.
+	maxPendingNodes = 8
+
 	numSlots = 16384
 )
 
@@ -62,8 +70,10 @@ type ClusterConfig struct {
 	Node Config
 
 	// MaxRedirects is how many MOVED and ASK replies one command
-	// follows. Zero means 5; negative means none: the first redirect is
-	// returned as a *RedirectError.
+	// follows in a row. A retry (after TRYAGAIN, CLUSTERDOWN, LOADING,
+	// READONLY or a refused dial) starts a fresh count: RetryTimeout
+	// bounds the whole. Zero means 5; negative means none: the first
+	// redirect is returned as a *RedirectError.
 	MaxRedirects int
 
 	// RetryTimeout bounds the retries of commands the cluster did not
@@ -95,7 +105,14 @@ type ClusterConfig struct {
 // Cluster.Do routes one command, follows MOVED and ASK redirects, and
 // retries commands the cluster did not run. Get, GetContext and
 // GetForKeys return connections bound to one node, for transactions,
-// pipelines and code written for redigo's *redis.Pool.
+// pipelines and code written for redigo's *redis.Pool. ForEachMaster
+// and ForEachNode reach every node, for DBSIZE, SCAN, FLUSHALL and the
+// like.
+//
+// The slot map is loaded, and Ping checks the masters, over control
+// connections of the Cluster's own (at most one idle per master),
+// never a node pool's: topology work goes on while every data
+// connection is borrowed.
 //
 // A Cluster is safe for concurrent use by multiple goroutines. Create
 // one per cluster with NewCluster and reuse it.
@@ -116,6 +133,14 @@ type Cluster struct {
 	loading  *loadCall  // the reload in progress, if any
 	lastLoad atomic.Int64
 
+	// Control connections (see ctlDo) carry CLUSTER SLOTS and Ping's
+	// PINGs outside the node pools.
+	ctlCfg    Config     // the node template with defaults, for dialing them
+	ctlStats  counters   // their factories' counters; not reported
+	ctlMu     sync.Mutex // protects following fields
+	ctl       map[string]*conn
+	ctlClosed bool
+
 	kick      chan struct{} // asks the refresher for a reload; buffered 1
 	closed    chan struct{} // closed by Close
 	closeOnce sync.Once
@@ -135,7 +160,9 @@ type clusterNode struct {
 	// that a reload that does not list a node known only from redirects
 	// leaves its pool open for redirectGrace.
 	redirected atomic.Int64
-	listed     atomic.Bool // a reload has listed the node
+	// listed is set once the slot map lists the node; until then it is
+	// known only from a redirect, and counts against maxPendingNodes.
+	listed atomic.Bool
 	// suspect is when (UnixNano) the window that follows an I/O error
 	// on one of the node's connections ends; see Cluster.get.
 	suspect atomic.Int64
@@ -156,8 +183,14 @@ type slotTable struct {
 }
 
 type shard struct {
-	master   *clusterNode
-	replicas []*clusterNode
+	master *clusterNode // nil when endpoint cannot be dialed
+	// endpoint is host:port of the master as CLUSTER SLOTS gave it,
+	// kept for the error of a master that cannot be dialed ("?:7001").
+	endpoint string
+	replicas []*clusterNode // with ReadFromReplicas, the dialable replicas
+	// replicaAddrs are the dialable replicas CLUSTER SLOTS lists, for
+	// ForEachNode, which creates their pools; badReplicas the others.
+	replicaAddrs, badReplicas []string
 }
 
 type loadCall struct {
@@ -175,6 +208,12 @@ type clusterCounters struct {
 type ClusterStats struct {
 	Nodes map[string]Stats // each node's pool, by host:port as CLUSTER SLOTS reports it
 	Slots map[string]int   // the number of slots each master serves, by host:port
+
+	// PendingNodes counts the pools in Nodes of nodes known only from a
+	// MOVED or ASK reply, which no slot map has listed yet: the target
+	// of a migration to a new master, or an address a misbehaving node
+	// made up. At most 8; a redirect to a further unlisted node fails.
+	PendingNodes int
 
 	Moved         int64 // MOVED replies: the slot map was out of date
 	Ask           int64 // ASK replies: a slot was being migrated
@@ -222,7 +261,9 @@ func NewCluster(ctx context.Context, cfg ClusterConfig) (*Cluster, error) {
 	if cfg.ReadFromReplicas {
 		c.node.dialCmd = "READONLY"
 	}
-	c.readTO = c.node.withDefaults().ReadTimeout
+	c.ctlCfg = c.node.withDefaults()
+	c.readTO = c.ctlCfg.ReadTimeout
+	c.ctl = make(map[string]*conn)
 	c.bgCtx, c.bgCancel = context.WithCancel(context.Background())
 	c.bg.Add(1)
 	go c.refresher()
@@ -387,7 +428,7 @@ func (c *Cluster) do(ctx context.Context, timeout time.Duration, slot int, readO
 			if err := r.wait(ctx, c, err); err != nil {
 				return nil, err
 			}
-			n, asking = nil, false
+			n, asking, redirects = nil, false, 0
 			continue
 		}
 		reply, err := c.send(ctx, n, pc, timeout, asking, cmd, args)
@@ -423,7 +464,11 @@ func (c *Cluster) do(ctx context.Context, timeout time.Duration, slot int, readO
 		if err := r.wait(ctx, c, err); err != nil {
 			return nil, err
 		}
-		n = nil
+		// A retry starts afresh from the slot map, with a fresh redirect
+		// budget: during a migration a multi-key command goes round ASK
+		// (source) then TRYAGAIN (target) until the migration ends, and
+		// only RetryTimeout and ctx bound that.
+		n, redirects = nil, 0
 	}
 }
 
@@ -511,13 +556,21 @@ func (c *Cluster) redirectLimit(rd *RedirectError, redirects int) error {
 }
 
 func (c *Cluster) redirectNode(rd *RedirectError) (*clusterNode, error) {
-	n, err := c.nodeFor(rd.Addr)
+	n, err := c.nodeFor(rd.Addr, roleRedirect)
+	if errors.Is(err, errTooManyPending) {
+		return nil, fmt.Errorf("%w: not following %w", err, rd)
+	}
 	if err != nil {
 		return nil, err
 	}
 	n.redirected.Store(time.Now().UnixNano())
 	return n, nil
 }
+
+// errTooManyPending is the error of a redirect to yet another node that
+// the slot map does not list while maxPendingNodes such nodes wait for
+// a reload to list them.
+var errTooManyPending = fmt.Errorf("redispool: cluster: redirected to a node the slot map does not list while %d such nodes await a reload that lists them", maxPendingNodes)
 
 // retryableBorrow reports whether a failed borrow from a node's pool may
 // be retried on a fresh route: the pool was closed by a reload, or the
@@ -581,6 +634,9 @@ func (r *retrier) wait(ctx context.Context, c *Cluster, cause error) error {
 func (t *slotTable) route(slot int, replica bool, next *atomic.Uint32) (*clusterNode, error) {
 	if slot < 0 {
 		if len(t.masters) == 0 {
+			if bad := t.undialable(); len(bad) > 0 {
+				return nil, bad[0]
+			}
 			return nil, fmt.Errorf("redispool: cluster: no master in the slot map from %s", t.from)
 		}
 		return t.masters[int(next.Add(1))%len(t.masters)], nil
@@ -590,6 +646,9 @@ func (t *slotTable) route(slot int, replica bool, next *atomic.Uint32) (*cluster
 		return nil, fmt.Errorf("redispool: cluster: slot %d has no owner in the slot map from %s: the cluster does not serve it", slot, t.from)
 	}
 	sh := &t.shards[i]
+	if sh.master == nil {
+		return nil, endpointError(fmt.Sprintf("slot %d", slot), "its master", sh.endpoint, t.from)
+	}
 	if replica && len(sh.replicas) > 0 {
 		return sh.replicas[rand.IntN(len(sh.replicas))], nil
 	}
@@ -638,24 +697,55 @@ func (c *Cluster) patch(slot int, n *clusterNode) {
 	}
 }
 
-// nodeFor returns the node at addr, creating its pool if needed.
-func (c *Cluster) nodeFor(addr string) (*clusterNode, error) {
+// nodeRole says why nodeFor is asked for a node.
+type nodeRole uint8
+
+const (
+	roleListed   nodeRole = iota // the slot map lists it
+	roleReplica                  // the slot map lists it as a replica: READONLY on its connections
+	roleRedirect                 // a MOVED or ASK named it: pending until a slot map lists it
+)
+
+// nodeFor returns the node at addr, creating its pool if needed. A node
+// known only from redirects is pending, and at most maxPendingNodes
+// are: a further one fails with errTooManyPending. Creating a pending
+// node asks for a reload, which lists it or, after redirectGrace,
+// retires it.
+func (c *Cluster) nodeFor(addr string, role nodeRole) (*clusterNode, error) {
 	c.nodesMu.Lock()
 	defer c.nodesMu.Unlock()
 	if c.nodesClosed {
 		return nil, ErrPoolClosed
 	}
-	if n := c.nodes[addr]; n != nil {
-		return n, nil
+	n := c.nodes[addr]
+	if n == nil {
+		if role == roleRedirect {
+			pending := 0
+			for _, m := range c.nodes {
+				if !m.listed.Load() {
+					pending++
+				}
+			}
+			if pending >= maxPendingNodes {
+				return nil, errTooManyPending
+			}
+			c.requestRefresh()
+		}
+		cfg := c.node
+		cfg.Addr = addr
+		if role == roleReplica {
+			cfg.dialCmd = "READONLY"
+		}
+		p, err := New(context.Background(), cfg) // no I/O: it only starts the pool's goroutines
+		if err != nil {
+			return nil, fmt.Errorf("redispool: cluster: node %s: %w", addr, err)
+		}
+		n = &clusterNode{addr: addr, pool: p}
+		c.nodes[addr] = n
 	}
-	cfg := c.node
-	cfg.Addr = addr
-	p, err := New(context.Background(), cfg)
-	if err != nil {
-		return nil, fmt.Errorf("redispool: cluster: node %s: %w", addr, err)
+	if role != roleRedirect {
+		n.listed.Store(true)
 	}
-	n := &clusterNode{addr: addr, pool: p}
-	c.nodes[addr] = n
 	return n, nil
 }
 
@@ -746,7 +836,9 @@ func (c *Cluster) reload(ctx context.Context) error {
 
 // load asks the known masters, then the seeds, for CLUSTER SLOTS until
 // one answers, publishes the new slot map and closes the pools of nodes
-// it no longer lists.
+// it no longer lists. It asks over control connections, never a node
+// pool's: with every data connection borrowed (BLPOP workers), the map
+// still loads at once.
 func (c *Cluster) load(ctx context.Context) error {
 	var addrs []string
 	if t := c.table.Load(); t != nil {
@@ -765,11 +857,7 @@ func (c *Cluster) load(ctx context.Context) error {
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("redispool: cluster: load slot map: %w", err)
 		}
-		n, err := c.nodeFor(addr)
-		if err != nil {
-			return err
-		}
-		reply, err := n.pool.Do(ctx, "CLUSTER", "SLOTS")
+		reply, err := c.ctlDo(ctx, addr, "CLUSTER", "SLOTS")
 		var t *slotTable
 		if err == nil {
 			t, err = c.parseSlots(reply, addr)
@@ -787,6 +875,9 @@ func (c *Cluster) load(ctx context.Context) error {
 }
 
 // parseSlots builds a slot map from a CLUSTER SLOTS reply sent by from.
+// A master whose address cannot be dialed ("?" for a host, port 0)
+// still gets its shard, without a node, so that its slots fail with an
+// error that says why rather than "no owner".
 func (c *Cluster) parseSlots(reply any, from string) (*slotTable, error) {
 	ranges, ok := reply.([]any)
 	if !ok {
@@ -797,7 +888,7 @@ func (c *Cluster) parseSlots(reply any, from string) (*slotTable, error) {
 	}
 	fromHost, _, _ := net.SplitHostPort(from)
 	t := &slotTable{shards: make([]shard, 1), from: from}
-	byMaster := make(map[*clusterNode]int)
+	byMaster := make(map[string]int) // shard index by the master's endpoint
 	malformed := fmt.Errorf("redispool: cluster: CLUSTER SLOTS from %s: malformed reply", from)
 	for _, r := range ranges {
 		e, ok := r.([]any)
@@ -809,35 +900,42 @@ func (c *Cluster) parseSlots(reply any, from string) (*slotTable, error) {
 		if err1 != nil || err2 != nil || lo < 0 || hi >= numSlots || lo > hi {
 			return nil, malformed
 		}
-		var nodes []*clusterNode
-		entries := e[2:]
-		if !c.cfg.ReadFromReplicas {
-			entries = entries[:1] // replicas are not used
+		addr, dialable, ok := slotNodeAddr(e[2], fromHost)
+		if !ok {
+			return nil, malformed
 		}
-		for _, ne := range entries {
-			addr, ok := slotNodeAddr(ne, fromHost)
-			if !ok {
-				continue // an endpoint the node does not know ("?")
-			}
-			n, err := c.nodeFor(addr)
-			if err != nil {
-				return nil, err
-			}
-			nodes = append(nodes, n)
-		}
-		if len(nodes) == 0 {
-			continue
-		}
-		i, ok := byMaster[nodes[0]]
+		i, ok := byMaster[addr]
 		if !ok {
 			i = len(t.shards)
-			byMaster[nodes[0]] = i
-			t.shards = append(t.shards, shard{master: nodes[0]})
-			t.masters = append(t.masters, nodes[0])
+			byMaster[addr] = i
+			sh := shard{endpoint: addr}
+			if dialable {
+				n, err := c.nodeFor(addr, roleListed)
+				if err != nil {
+					return nil, err
+				}
+				sh.master = n
+				t.masters = append(t.masters, n)
+			}
+			t.shards = append(t.shards, sh)
 		}
-		for _, rn := range nodes[1:] {
-			if !slices.Contains(t.shards[i].replicas, rn) {
-				t.shards[i].replicas = append(t.shards[i].replicas, rn)
+		sh := &t.shards[i]
+		for _, re := range e[3:] {
+			raddr, rdialable, ok := slotNodeAddr(re, fromHost)
+			switch {
+			case !ok || slices.Contains(sh.replicaAddrs, raddr) || slices.Contains(sh.badReplicas, raddr):
+				continue
+			case !rdialable:
+				sh.badReplicas = append(sh.badReplicas, raddr)
+				continue
+			}
+			sh.replicaAddrs = append(sh.replicaAddrs, raddr)
+			if c.cfg.ReadFromReplicas {
+				n, err := c.nodeFor(raddr, roleListed)
+				if err != nil {
+					return nil, err
+				}
+				sh.replicas = append(sh.replicas, n)
 			}
 		}
 		for s := lo; s <= hi; s++ {
@@ -848,43 +946,117 @@ func (c *Cluster) parseSlots(reply any, from string) (*slotTable, error) {
 }
 
 // slotNodeAddr returns host:port of a node entry of CLUSTER SLOTS
-// ([host, port, id, ...]). An empty host means the host of the node
-// that replied.
-func slotNodeAddr(entry any, fromHost string) (string, bool) {
+// ([host, port, id, ...]), and whether it can be dialed: not when the
+// host is "?" (cluster-preferred-endpoint-type hostname, and the node
+// announces none) or the port is 0 (the node has none for this kind of
+// connection). An empty or null host means, as the Redis documentation
+// says, the host of the node that replied: a node that has never met
+// another does not know its own address, and with
+// cluster-preferred-endpoint-type unknown-endpoint the client is meant
+// to use the address it asked. ok is false for a malformed entry.
+func slotNodeAddr(entry any, fromHost string) (addr string, dialable, ok bool) {
 	e, ok := entry.([]any)
 	if !ok || len(e) < 2 {
-		return "", false
+		return "", false, false
 	}
-	host, err1 := redis.String(e[0], nil)
-	port, err2 := redis.Int(e[1], nil)
-	if err1 != nil || err2 != nil || host == "?" || port <= 0 {
-		return "", false
+	port, err := redis.Int(e[1], nil)
+	if err != nil {
+		return "", false, false
+	}
+	var host string
+	switch h := e[0].(type) {
+	case nil:
+	case []byte:
+		host = string(h)
+	case string:
+		host = h
+	default:
+		return "", false, false
 	}
 	if host == "" {
 		host = fromHost
 	}
-	return net.JoinHostPort(host, fmt.Sprint(port)), true
+	return net.JoinHostPort(host, strconv.Itoa(port)), host != "?" && port > 0 && port <= 65535, true
+}
+
+// endpointError is the error for slots whose master (what) CLUSTER
+// SLOTS from gives at an endpoint that cannot be dialed.
+func endpointError(slots, what, endpoint, from string) error {
+	why := "not an address to dial"
+	if host, port, _ := net.SplitHostPort(endpoint); host == "?" {
+		why = "the node has no hostname while cluster-preferred-endpoint-type is hostname: " +
+			"give every node one (cluster-announce-hostname), or set cluster-preferred-endpoint-type to ip"
+	} else if port == "0" {
+		why = "the node announces no port for this kind of connection (TLS or plain TCP)"
+	}
+	return fmt.Errorf("redispool: cluster: %s: CLUSTER SLOTS from %s gives %s as %q: %s", slots, from, what, endpoint, why)
+}
+
+// undialable returns an error for each master of t whose endpoint
+// cannot be dialed, naming the slots it serves.
+func (t *slotTable) undialable() []error {
+	var errs []error
+	for i := 1; i < len(t.shards); i++ {
+		if sh := &t.shards[i]; sh.master == nil {
+			errs = append(errs, endpointError(t.slotRanges(uint16(i)), "their master", sh.endpoint, t.from))
+		}
+	}
+	return errs
+}
+
+// slotRanges describes the slots of shard i: "slots 0-5460, 10923".
+func (t *slotTable) slotRanges(i uint16) string {
+	var b strings.Builder
+	n := 0
+	for s := 0; s < numSlots; s++ {
+		if t.slots[s] != i {
+			continue
+		}
+		e := s
+		for e+1 < numSlots && t.slots[e+1] == i {
+			e++
+		}
+		if n > 0 {
+			b.WriteString(", ")
+		}
+		n += e - s + 1
+		if e == s {
+			fmt.Fprintf(&b, "%d", s)
+		} else {
+			fmt.Fprintf(&b, "%d-%d", s, e)
+		}
+		s = e
+	}
+	if n == 1 {
+		return "slot " + b.String()
+	}
+	return "slots " + b.String()
 }
 
 // retire closes the pools of nodes that t does not list, except those
 // known only from a recent redirect: a master importing its first slot
-// is named by ASK replies before CLUSTER SLOTS lists it.
+// is named by ASK replies before CLUSTER SLOTS lists it. It also closes
+// the control connections to nodes that are not masters of t.
 func (c *Cluster) retire(t *slotTable) {
-	listed := make(map[*clusterNode]bool)
+	listed := make(map[string]bool)
+	masters := make(map[string]bool)
 	for _, sh := range t.shards[1:] {
-		listed[sh.master] = true
-		for _, r := range sh.replicas {
-			listed[r] = true
+		if sh.master != nil {
+			listed[sh.master.addr] = true
+			masters[sh.master.addr] = true
 		}
-	}
-	for n := range listed {
-		n.listed.Store(true)
+		for _, a := range sh.replicaAddrs {
+			listed[a] = true
+		}
 	}
 	recent := time.Now().Add(-redirectGrace).UnixNano()
 	var gone []*clusterNode
 	c.nodesMu.Lock()
 	for addr, n := range c.nodes {
-		if !listed[n] && (n.listed.Load() || n.redirected.Load() < recent) {
+		switch {
+		case listed[addr]:
+			n.listed.Store(true)
+		case n.listed.Load() || n.redirected.Load() < recent:
 			delete(c.nodes, addr)
 			gone = append(gone, n)
 		}
@@ -893,10 +1065,92 @@ func (c *Cluster) retire(t *slotTable) {
 	for _, n := range gone {
 		n.pool.Close()
 	}
+
+	var idle []*conn
+	c.ctlMu.Lock()
+	for addr, pc := range c.ctl {
+		if !masters[addr] {
+			delete(c.ctl, addr)
+			idle = append(idle, pc)
+		}
+	}
+	c.ctlMu.Unlock()
+	for _, pc := range idle {
+		pc.rc.Close()
+	}
+}
+
+// ctlDo runs cmd on a control connection to addr: a connection of the
+// cluster's own, outside the node's pool, so that topology work — CLUSTER
+// SLOTS, Ping — never waits behind borrowed data connections. At most
+// one idle control connection is kept per master (retire closes the
+// others, Close all); a caller that finds none dials one, and of two
+// returned at once the second is closed. cmd must leave no session
+// state. A connection that died while idle (a restart, the server's
+// timeout) is replaced once: CLUSTER SLOTS and PING are safe to repeat.
+func (c *Cluster) ctlDo(ctx context.Context, addr, cmd string, args ...any) (any, error) {
+	for attempt := 0; ; attempt++ {
+		pc, reused, err := c.ctlTake(ctx, addr)
+		if err != nil {
+			return nil, err
+		}
+		reply, err := pc.withContext(ctx, c.readTO, func(timeout time.Duration) (any, error) {
+			return pc.rc.DoWithTimeout(timeout, cmd, args...)
+		})
+		if _, isReply := err.(redis.Error); err != nil && !isReply {
+			pc.broken = true
+		}
+		broken := pc.broken // pc is another caller's once put back
+		c.ctlPut(addr, pc)
+		if broken && reused && attempt == 0 && ctx.Err() == nil {
+			continue
+		}
+		return reply, err
+	}
+}
+
+// ctlTake takes the idle control connection to addr, or dials one.
+func (c *Cluster) ctlTake(ctx context.Context, addr string) (pc *conn, reused bool, err error) {
+	c.ctlMu.Lock()
+	if c.ctlClosed {
+		c.ctlMu.Unlock()
+		return nil, false, ErrPoolClosed
+	}
+	if pc := c.ctl[addr]; pc != nil {
+		delete(c.ctl, addr)
+		c.ctlMu.Unlock()
+		return pc, true, nil
+	}
+	c.ctlMu.Unlock()
+	cfg := c.ctlCfg
+	cfg.Addr = addr
+	f := newFactory(cfg, &c.ctlStats)
+	f.closing = c.bgCtx // Close ends the dial
+	pc, err = f.dial(ctx)
+	return pc, false, err
+}
+
+// ctlPut keeps pc as addr's idle control connection, or closes it.
+func (c *Cluster) ctlPut(addr string, pc *conn) {
+	c.ctlMu.Lock()
+	keep := !pc.broken && pc.rc.Err() == nil && !c.ctlClosed && c.ctl[addr] == nil
+	if keep {
+		c.ctl[addr] = pc
+	}
+	c.ctlMu.Unlock()
+	if !keep {
+		pc.rc.Close()
+	}
 }
 
 // Ping loads the slot map and PINGs every master, so a service can fail
-// fast at startup when the cluster is unreachable or not set up.
+// fast at startup when the cluster is unreachable or not set up. It
+// fails when a master's address in CLUSTER SLOTS cannot be dialed ("?"
+// with cluster-preferred-endpoint-type hostname and no hostname
+// announced), naming its slots: every command for them would fail.
+// Like the slot map's reloads, it uses connections of its own, not the
+// node pools': it answers at once even while every data connection is
+// borrowed.
 func (c *Cluster) Ping(ctx context.Context) error {
 	if c.isClosed() {
 		return ErrPoolClosed
@@ -905,13 +1159,94 @@ func (c *Cluster) Ping(ctx context.Context) error {
 		return err
 	}
 	t := c.table.Load()
-	var errs []error
-	for _, n := range t.masters {
-		if err := n.pool.Ping(ctx); err != nil {
-			errs = append(errs, err)
+	errs := make([]error, len(t.masters))
+	var wg sync.WaitGroup
+	for i, n := range t.masters {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			reply, err := redis.String(c.ctlDo(ctx, n.addr, "PING"))
+			switch {
+			case err != nil:
+				errs[i] = fmt.Errorf("redispool: cluster: PING %s: %w", n.addr, err)
+			case reply != "PONG":
+				errs[i] = fmt.Errorf("redispool: cluster: PING %s: unexpected reply %q", n.addr, reply)
+			}
+		}()
+	}
+	wg.Wait()
+	return errors.Join(append(t.undialable(), errs...)...)
+}
+
+// ForEachMaster runs fn on the Pool of every master of the slot map,
+// concurrently, and returns when all have returned: their errors
+// joined (errors.Join), each naming its node. It is how a command that
+// acts on one node's keyspace reaches the whole cluster: DBSIZE
+// (summed), FLUSHALL, SCAN and KEYS (concatenated), SCRIPT LOAD.
+//
+// The slot map is the current one, loaded if need be; call Refresh
+// first for one as fresh as the cluster's. A master whose address
+// cannot be dialed is an error, not skipped. fn must not keep p: the
+// pool is closed when a reload no longer lists the node.
+func (c *Cluster) ForEachMaster(ctx context.Context, fn func(ctx context.Context, p *Pool) error) error {
+	if c.isClosed() {
+		return ErrPoolClosed
+	}
+	t, err := c.slotMap(ctx)
+	if err != nil {
+		return err
+	}
+	return forEach(ctx, t.masters, t.undialable(), fn)
+}
+
+// ForEachNode is ForEachMaster for every node the slot map lists:
+// masters, and replicas, whose pools are created on first use and send
+// READONLY on each new connection, so that keyed reads run there
+// rather than answering MOVED.
+func (c *Cluster) ForEachNode(ctx context.Context, fn func(ctx context.Context, p *Pool) error) error {
+	if c.isClosed() {
+		return ErrPoolClosed
+	}
+	t, err := c.slotMap(ctx)
+	if err != nil {
+		return err
+	}
+	errs := t.undialable()
+	nodes := slices.Clone(t.masters)
+	for _, sh := range t.shards[1:] {
+		for _, addr := range sh.badReplicas {
+			errs = append(errs, endpointError("a replica of "+sh.endpoint, "it", addr, t.from))
+		}
+		for _, addr := range sh.replicaAddrs {
+			n, err := c.nodeFor(addr, roleReplica)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			if !slices.Contains(nodes, n) {
+				nodes = append(nodes, n)
+			}
 		}
 	}
-	return errors.Join(errs...)
+	return forEach(ctx, nodes, errs, fn)
+}
+
+// forEach runs fn on the pools of nodes concurrently and joins errs
+// and fn's errors, each naming its node.
+func forEach(ctx context.Context, nodes []*clusterNode, errs []error, fn func(ctx context.Context, p *Pool) error) error {
+	results := make([]error, len(nodes))
+	var wg sync.WaitGroup
+	for i, n := range nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := fn(ctx, n.pool); err != nil {
+				results[i] = fmt.Errorf("redispool: cluster: node %s: %w", n.addr, err)
+			}
+		}()
+	}
+	wg.Wait()
+	return errors.Join(append(errs, results...)...)
 }
 
 // Stats returns a snapshot of the cluster's statistics.
@@ -935,25 +1270,28 @@ func (c *Cluster) Stats() ClusterStats {
 	c.nodesMu.Unlock()
 	for _, n := range nodes {
 		s.Nodes[n.addr] = n.pool.Stats()
+		if !n.listed.Load() {
+			s.PendingNodes++
+		}
 	}
 	if t := c.table.Load(); t != nil {
 		for _, i := range t.slots {
-			if i != 0 {
-				s.Slots[t.shards[i].master.addr]++
+			if m := t.shards[i].master; i != 0 && m != nil {
+				s.Slots[m.addr]++
 			}
 		}
 	}
 	return s
 }
 
-// Close closes every node's pool and stops the refresher. Connections
-// still borrowed are closed when they are returned; later borrows fail
-// with ErrPoolClosed. Close is idempotent and returns when the
-// cluster's goroutines have stopped.
+// Close closes every node's pool and the control connections, and
+// stops the refresher. Connections still borrowed are closed when they
+// are returned; later borrows fail with ErrPoolClosed. Close is
+// idempotent and returns when the cluster's goroutines have stopped.
 func (c *Cluster) Close() error {
 	c.closeOnce.Do(func() {
 		close(c.closed)
-		c.bgCancel()
+		c.bgCancel() // also ends control-connection dials in flight
 		c.bg.Wait()
 		c.nodesMu.Lock()
 		c.nodesClosed = true
@@ -962,6 +1300,15 @@ func (c *Cluster) Close() error {
 		c.nodesMu.Unlock()
 		for _, n := range nodes {
 			n.pool.Close()
+		}
+		// A control connection in use now is closed by ctlPut.
+		c.ctlMu.Lock()
+		c.ctlClosed = true
+		idle := c.ctl
+		c.ctl = nil
+		c.ctlMu.Unlock()
+		for _, pc := range idle {
+			pc.rc.Close()
 		}
 	})
 	return nil

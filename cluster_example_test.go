@@ -3,6 +3,7 @@ package redispool_test
 import (
 	"context"
 	"log"
+	"sync/atomic"
 
 	"github.com/gomodule/redigo/redis"
 	"github.com/redispool/redispool"
@@ -40,4 +41,26 @@ func ExampleNewCluster() {
 	if _, err := redis.Values(conn.Do("EXEC")); err != nil {
 		log.Fatal(err)
 	}
+}
+
+// DBSIZE, SCAN, KEYS and FLUSHALL act on one node's keys: on a cluster,
+// run them on every master.
+func ExampleCluster_ForEachMaster() {
+	ctx := context.Background()
+	cluster, err := redispool.NewCluster(ctx, redispool.ClusterConfig{Addrs: []string{"10.0.0.1:7000"}})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer cluster.Close()
+
+	var total atomic.Int64
+	err = cluster.ForEachMaster(ctx, func(ctx context.Context, p *redispool.Pool) error {
+		n, err := redis.Int64(p.Do(ctx, "DBSIZE"))
+		total.Add(n)
+		return err // joined with the others', naming the node
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	log.Printf("%d keys in the cluster", total.Load())
 }

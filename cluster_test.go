@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -779,4 +780,304 @@ func TestClusterAddAndRemoveNodeUnderLoad(t *testing.T) {
 	if _, ok := s.Nodes[n.Addr()]; ok {
 		t.Errorf("the removed node's pool is still open: %v", s.Nodes)
 	}
+}
+
+// TestClusterTopology covers what concerns the cluster as a whole, on one
+// cluster of 3 masters with a replica each: multi-key commands across a
+// migration, topology work while every data connection is borrowed,
+// ForEachMaster and ForEachNode, and Ping on a cluster that gives no
+// address to dial.
+func TestClusterTopology(t *testing.T) {
+	t.Parallel()
+	rc := redistest.StartCluster(t, redistest.ClusterOptions{})
+	ctx := context.Background()
+	named := func(name string) func(redistest.ClientInfo) bool {
+		return func(ci redistest.ClientInfo) bool { return ci.Name == name }
+	}
+
+	t.Run("MultiKeyCommandsOfAMigratingSlotSucceedOnceItEnds", func(t *testing.T) {
+		// The MGET of a migrated key and a key that does not exist
+		// goes round ASK at the source (no key there) and TRYAGAIN at
+		// the target (not every key there) for as long as the slot
+		// migrates; MSET and DEL alike. They used to fail with
+		// ErrTooManyRedirects after ~256ms.
+		c := newTestCluster(t, rc, ClusterConfig{RetryTimeout: 10 * time.Second})
+		slot := Slot("{split}")
+		from := rc.MasterOf(t, slot)
+		to := rc.Masters(t)[0]
+		if to == from {
+			to = rc.Masters(t)[1]
+		}
+		for _, k := range []string{"{split}a", "{split}c", "{split}e"} {
+			if _, err := c.Do(ctx, "SET", k, "v"); err != nil {
+				t.Fatalf("SET %s: %v", k, err)
+			}
+		}
+		mig := rc.BeginMigration(t, slot, to)
+		for _, k := range []string{"{split}a", "{split}c", "{split}e"} {
+			if got := from.Do(t, "MIGRATE", "127.0.0.1", to.Port(), k, 0, 5000); got != "OK" {
+				mig.Finish(t)
+				t.Fatalf("MIGRATE %s: %v", k, got)
+			}
+		}
+		type result struct {
+			what  string
+			reply any
+			err   error
+		}
+		done := make(chan result, 3)
+		for _, cmd := range [][]any{
+			{"MGET", "{split}a", "{split}b"},
+			{"MSET", "{split}c", "w", "{split}d", "w"},
+			{"DEL", "{split}e", "{split}f"},
+		} {
+			go func() {
+				reply, err := c.Do(ctx, cmd[0].(string), cmd[1:]...)
+				done <- result{cmd[0].(string), reply, err}
+			}()
+		}
+		// Hold the migration open for 1.5s, unless a command returns
+		// first: none can succeed before the migration ends.
+		hold := time.NewTimer(1500 * time.Millisecond)
+		var early []result
+	holding:
+		for len(early) < 3 {
+			select {
+			case r := <-done:
+				early = append(early, r)
+			case <-hold.C:
+				break holding
+			}
+		}
+		hold.Stop()
+		mig.Finish(t)
+		for _, r := range early {
+			t.Errorf("%s returned while the slot was migrating: %v, %v; want it retried until the migration ends", r.what, r.reply, r.err)
+		}
+		for range 3 - len(early) {
+			r := <-done // within RetryTimeout
+			var want any
+			switch r.what {
+			case "MGET":
+				want = []any{[]byte("v"), nil}
+			case "MSET":
+				want = "OK"
+			case "DEL":
+				want = int64(1)
+			}
+			if r.err != nil || fmt.Sprint(r.reply) != fmt.Sprint(want) {
+				t.Errorf("%s after the migration = %v, %v; want %v", r.what, r.reply, r.err, want)
+			}
+		}
+		if got := to.Do(t, "MGET", "{split}c", "{split}d", "{split}e"); fmt.Sprint(got) != "[w w <nil>]" {
+			t.Errorf("on the new owner: MGET c d e = %v; want [w w <nil>]", got)
+		}
+		s := c.Stats()
+		t.Logf("across the migration: Ask %d, TryAgain %d, Retries %d", s.Ask, s.TryAgain, s.Retries)
+		if s.Ask == 0 || s.TryAgain == 0 {
+			t.Errorf("Ask %d, TryAgain %d; want both: the commands went round ASK and TRYAGAIN", s.Ask, s.TryAgain)
+		}
+	})
+
+	t.Run("RefreshAndPingWhileEveryDataConnectionIsBorrowed", func(t *testing.T) {
+		const name = "topo-held"
+		c := newTestCluster(t, rc, ClusterConfig{Node: Config{
+			MaxTotal: 2, BorrowTimeout: 10 * time.Second, ClientName: name,
+		}})
+		masters := rc.Masters(t)
+		keys := keysOn(t, rc, "held:")
+		// Every connection of every master borrowed: one blocked in
+		// BLPOP, one plainly held.
+		var held []redis.Conn
+		blpops := make(chan error, len(keys))
+		for _, k := range keys {
+			conn, err := c.GetForKeys(ctx, k)
+			if err != nil {
+				t.Fatalf("GetForKeys %s: %v", k, err)
+			}
+			held = append(held, conn)
+			go func() {
+				_, err := c.Do(ctx, "BLPOP", k, 0)
+				blpops <- err
+			}()
+		}
+		for _, m := range masters {
+			m.WaitClients(t, 1, func(ci redistest.ClientInfo) bool { return ci.Name == name && ci.Cmd == "blpop" })
+		}
+		for addr, s := range c.Stats().Nodes {
+			if s.Active != 2 {
+				t.Fatalf("node %s: Active %d; want every connection (2) borrowed", addr, s.Active)
+			}
+		}
+
+		// A pool's borrow would wait BorrowTimeout (10s); the deadline
+		// is 3s.
+		tctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		defer cancel()
+		if err := c.Refresh(tctx); err != nil {
+			t.Errorf("Refresh with every data connection borrowed: %v", err)
+		}
+		for i := range 10 {
+			if err := c.Ping(tctx); err != nil {
+				t.Fatalf("Ping %d with every data connection borrowed: %v", i, err)
+			}
+		}
+		before := c.Stats().Refreshes
+		c.requestRefresh() // the background refresher
+		deadline := time.Now().Add(3 * time.Second)
+		for c.Stats().Refreshes == before && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if s := c.Stats(); s.Refreshes == before {
+			t.Errorf("the background refresher did not reload within 3s (RefreshErrors %d)", s.RefreshErrors)
+		}
+
+		// One control connection per master at most, besides the pool's.
+		for _, m := range masters {
+			if n := m.CountClients(t, named(name)); n > 3 {
+				t.Errorf("%s: %d connections named %s; want the pool's 2 and at most 1 control connection", m, n, name)
+			}
+		}
+		for _, k := range keys {
+			rc.MasterOf(t, Slot(k)).Do(t, "RPUSH", k, "x")
+		}
+		for range keys {
+			if err := <-blpops; err != nil {
+				t.Errorf("BLPOP: %v", err)
+			}
+		}
+		for _, conn := range held {
+			conn.Close()
+		}
+		// A control connection that died while idle (a restart, the
+		// server's timeout) is replaced, not reported.
+		for _, m := range masters {
+			m.KillClients(t, named(name))
+		}
+		if err := c.Ping(ctx); err != nil {
+			t.Errorf("Ping after the server closed the control connections: %v", err)
+		}
+		c.Close()
+		for _, n := range rc.Nodes() {
+			n.WaitClients(t, 0, named(name))
+		}
+	})
+
+	t.Run("ForEachMasterAndForEachNode", func(t *testing.T) {
+		const name = "foreach"
+		c := newTestCluster(t, rc, ClusterConfig{Node: Config{ClientName: name}})
+		for i := range 100 {
+			if _, err := c.Do(ctx, "SET", "fe:"+strconv.Itoa(i), i); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var want int64
+		for _, m := range rc.Masters(t) {
+			want += m.Do(t, "DBSIZE").(int64)
+		}
+		var total atomic.Int64
+		var mu sync.Mutex
+		var visited []string
+		err := c.ForEachMaster(ctx, func(ctx context.Context, p *Pool) error {
+			n, err := redis.Int64(p.Do(ctx, "DBSIZE"))
+			total.Add(n)
+			mu.Lock()
+			visited = append(visited, p.Addr())
+			mu.Unlock()
+			return err
+		})
+		if err != nil || total.Load() != want || len(visited) != 3 {
+			t.Errorf("ForEachMaster DBSIZE: %d over %v, %v; want %d over the 3 masters", total.Load(), visited, err, want)
+		}
+
+		// Errors are joined, each naming its node.
+		errBoom := errors.New("boom")
+		failing := rc.Masters(t)[1].Addr()
+		err = c.ForEachMaster(ctx, func(ctx context.Context, p *Pool) error {
+			if p.Addr() == failing {
+				return errBoom
+			}
+			return nil
+		})
+		if !errors.Is(err, errBoom) || !strings.Contains(err.Error(), failing) || strings.Count(err.Error(), "boom") != 1 {
+			t.Errorf("ForEachMaster = %v; want errBoom once, naming %s", err, failing)
+		}
+
+		// Every node, replicas with READONLY.
+		visited = nil
+		replicas := make(map[string]bool)
+		for _, r := range rc.Replicas(t) {
+			replicas[r.Addr()] = true
+		}
+		err = c.ForEachNode(ctx, func(ctx context.Context, p *Pool) error {
+			info, err := redis.String(p.Do(ctx, "CLIENT", "INFO"))
+			if err != nil {
+				return err
+			}
+			readonly := regexp.MustCompile(`flags=\S*r`).MatchString(info)
+			if replicas[p.Addr()] != readonly {
+				return fmt.Errorf("READONLY %v on a connection to a node that is a replica: %v (%s)", readonly, replicas[p.Addr()], info)
+			}
+			mu.Lock()
+			visited = append(visited, p.Addr())
+			mu.Unlock()
+			return nil
+		})
+		slices.Sort(visited)
+		all := rc.Addrs()
+		slices.Sort(all)
+		if err != nil || !slices.Equal(visited, all) {
+			t.Errorf("ForEachNode visited %v, %v; want every node %v", visited, err, all)
+		}
+
+		// FLUSHALL everywhere.
+		if err := c.ForEachMaster(ctx, func(ctx context.Context, p *Pool) error {
+			_, err := p.Do(ctx, "FLUSHALL")
+			return err
+		}); err != nil {
+			t.Errorf("ForEachMaster FLUSHALL: %v", err)
+		}
+		for _, m := range rc.Masters(t) {
+			if n := m.Do(t, "DBSIZE"); n != int64(0) {
+				t.Errorf("%s: DBSIZE %v after FLUSHALL on every master; want 0", m, n)
+			}
+		}
+		c.Close()
+		for _, n := range rc.Nodes() {
+			n.WaitClients(t, 0, named(name))
+		}
+	})
+
+	t.Run("PingReportsMastersWithoutAnAddressToDial", func(t *testing.T) {
+		// With cluster-preferred-endpoint-type hostname and no hostname
+		// announced, CLUSTER SLOTS gives "?" for every node.
+		c := newTestCluster(t, rc, ClusterConfig{})
+		for _, n := range rc.Nodes() {
+			n.Do(t, "CONFIG", "SET", "cluster-preferred-endpoint-type", "hostname")
+		}
+		defer func() {
+			for _, n := range rc.Nodes() {
+				n.Do(t, "CONFIG", "SET", "cluster-preferred-endpoint-type", "ip")
+			}
+		}()
+		err := c.Ping(ctx)
+		if err == nil || !strings.Contains(err.Error(), "cluster-preferred-endpoint-type") || !strings.Contains(err.Error(), `"?:`) ||
+			strings.Count(err.Error(), "slots ") != 3 {
+			t.Errorf("Ping = %v; want an error per master naming its slots, \"?\" and cluster-preferred-endpoint-type", err)
+		}
+		start := time.Now()
+		_, err = c.Do(ctx, "GET", "k")
+		if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("slot %d: ", Slot("k"))) || !strings.Contains(err.Error(), "cluster-preferred-endpoint-type") {
+			t.Errorf("GET k = %v; want an error naming slot %d and cluster-preferred-endpoint-type", err, Slot("k"))
+		}
+		if took := time.Since(start); took > time.Second {
+			t.Errorf("GET k failed after %v; want at once", took)
+		}
+		if err := c.ForEachMaster(ctx, func(context.Context, *Pool) error { return nil }); err == nil || !strings.Contains(err.Error(), "cluster-preferred-endpoint-type") {
+			t.Errorf("ForEachMaster = %v; want the masters it cannot reach reported", err)
+		}
+		if s := c.Stats(); len(s.Slots) != 0 {
+			t.Errorf("Stats().Slots = %v; want no master serving a slot", s.Slots)
+		}
+	})
 }

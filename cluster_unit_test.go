@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"runtime"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -573,5 +575,203 @@ func TestClusterNodePoolsWithAbandonedTimeoutFreeTheirSlots(t *testing.T) {
 		if s.Active != 0 || s.Abandoned != 0 {
 			t.Errorf("node %s: Active %d, Abandoned %d; want 0, 0", addr, s.Active, s.Abandoned)
 		}
+	}
+}
+
+// A multi-key command during a migration goes round ASK at the source
+// and TRYAGAIN at the target until the migration ends. Each retry starts
+// a fresh redirect budget: only RetryTimeout and ctx bound the command.
+func TestClusterAskThenTryAgainRetriesWithAFreshRedirectBudget(t *testing.T) {
+	ctx := context.Background()
+	// target answers TRYAGAIN to the first tryAgains MGETs, then both
+	// values; source sends every MGET there with ASK.
+	fakes := func(t *testing.T, tryAgains int64) (source string, sourceMGETs, targetMGETs *atomic.Int64) {
+		target, targetMGETs := fakeNode(t, func(n int64, _ []string) *string {
+			if tryAgains < 0 || n <= tryAgains {
+				return ptr("-TRYAGAIN Multiple keys request during rehashing of slot\r\n")
+			}
+			return ptr("*2\r\n$1\r\nv\r\n$-1\r\n")
+		})
+		source, sourceMGETs = fakeNode(t, func(_ int64, cmd []string) *string {
+			return ptr(fmt.Sprintf("-ASK %d %s\r\n", Slot(cmd[1]), target))
+		})
+		return source, sourceMGETs, targetMGETs
+	}
+
+	t.Run("ServedOnceTheMigrationEnds", func(t *testing.T) {
+		source, sourceMGETs, targetMGETs := fakes(t, 12)
+		c, err := NewCluster(ctx, ClusterConfig{Addrs: []string{source}, MaxRedirects: 2, RetryTimeout: 10 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		v, err := redis.Values(c.Do(ctx, "MGET", "{m}moved", "{m}absent"))
+		if err != nil || len(v) != 2 {
+			t.Fatalf("MGET = %v, %v; want [v nil] after 12 rounds of ASK and TRYAGAIN", v, err)
+		}
+		if s := c.Stats(); sourceMGETs.Load() != 13 || targetMGETs.Load() != 13 || s.Ask != 13 || s.TryAgain != 12 || s.Retries != 12 {
+			t.Errorf("source %d MGETs, target %d, Ask %d, TryAgain %d, Retries %d; want 13, 13, 13, 12, 12",
+				sourceMGETs.Load(), targetMGETs.Load(), s.Ask, s.TryAgain, s.Retries)
+		}
+	})
+	t.Run("BoundedByRetryTimeout", func(t *testing.T) {
+		source, _, _ := fakes(t, -1) // a migration that never ends
+		c, err := NewCluster(ctx, ClusterConfig{Addrs: []string{source}, RetryTimeout: 300 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		start := time.Now()
+		_, err = c.Do(ctx, "MGET", "{m}moved", "{m}absent")
+		took := time.Since(start)
+		var rerr redis.Error
+		if errors.Is(err, ErrTooManyRedirects) || !errors.As(err, &rerr) || !strings.HasPrefix(string(rerr), "TRYAGAIN") {
+			t.Errorf("Do = %v; want the TRYAGAIN reply once RetryTimeout is spent, not ErrTooManyRedirects", err)
+		}
+		if took < 250*time.Millisecond || took > 5*time.Second {
+			t.Errorf("gave up after %v; want about RetryTimeout (300ms)", took)
+		}
+	})
+	t.Run("BoundedByTheContext", func(t *testing.T) {
+		source, _, _ := fakes(t, -1)
+		c, err := NewCluster(ctx, ClusterConfig{Addrs: []string{source}, RetryTimeout: time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		dctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+		defer cancel()
+		if _, err := c.Do(dctx, "MGET", "{m}moved", "{m}absent"); !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("Do = %v; want context.DeadlineExceeded", err)
+		}
+	})
+}
+
+func TestParseSlotsEndpoints(t *testing.T) {
+	node := func(host any, port int) []any { return []any{host, int64(port), []byte("id")} }
+	rng := func(lo, hi int, nodes ...[]any) []any {
+		r := []any{int64(lo), int64(hi)}
+		for _, n := range nodes {
+			r = append(r, n)
+		}
+		return r
+	}
+	tests := []struct {
+		name     string
+		reply    []any
+		masters  []string // dialable masters
+		bad      []string // what Ping reports, in order
+		replicas []string // dialable replicas, for ForEachNode
+	}{
+		{"ip", []any{rng(0, 16383, node([]byte("10.0.0.1"), 7000), node([]byte("10.0.0.2"), 7000))},
+			[]string{"10.0.0.1:7000"}, nil, []string{"10.0.0.2:7000"}},
+		{"empty host is the node asked", []any{rng(0, 16383, node([]byte(""), 7001))},
+			[]string{"10.9.9.9:7001"}, nil, nil},
+		{"null host is the node asked (unknown-endpoint)", []any{rng(0, 16383, node(nil, 7002))},
+			[]string{"10.9.9.9:7002"}, nil, nil},
+		{"hostname", []any{rng(0, 16383, node([]byte("redis-0.example"), 6379))},
+			[]string{"redis-0.example:6379"}, nil, nil},
+		{"question mark", []any{
+			rng(0, 100, node([]byte("?"), 7000), node([]byte("?"), 7003)),
+			rng(101, 16000, node([]byte("10.0.0.2"), 7001)),
+			rng(16001, 16383, node([]byte("?"), 7000)),
+		}, []string{"10.0.0.2:7001"}, []string{`slots 0-100, 16001-16383: CLUSTER SLOTS from 10.9.9.9:7000 gives their master as "?:7000": ` +
+			`the node has no hostname while cluster-preferred-endpoint-type is hostname`}, nil},
+		{"port 0", []any{rng(5, 5, node([]byte("10.0.0.1"), 0)), rng(6, 16383, node([]byte("10.0.0.1"), 7000))},
+			[]string{"10.0.0.1:7000"}, []string{`slot 5: CLUSTER SLOTS from 10.9.9.9:7000 gives their master as "10.0.0.1:0": the node announces no port`}, nil},
+		{"every master undialable", []any{rng(0, 16383, node([]byte("?"), 7000))},
+			nil, []string{`slots 0-16383:`}, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := NewCluster(context.Background(), ClusterConfig{Addrs: []string{"10.9.9.9:7000"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			tab, err := c.parseSlots(tc.reply, "10.9.9.9:7000")
+			if err != nil {
+				t.Fatalf("parseSlots: %v", err)
+			}
+			var masters, replicas []string
+			for _, n := range tab.masters {
+				masters = append(masters, n.addr)
+			}
+			for _, sh := range tab.shards[1:] {
+				replicas = append(replicas, sh.replicaAddrs...)
+			}
+			if fmt.Sprint(masters) != fmt.Sprint(tc.masters) || fmt.Sprint(replicas) != fmt.Sprint(tc.replicas) {
+				t.Errorf("masters %v, replicas %v; want %v, %v", masters, replicas, tc.masters, tc.replicas)
+			}
+			bad := tab.undialable()
+			if len(bad) != len(tc.bad) {
+				t.Fatalf("undialable = %v; want %d errors", bad, len(tc.bad))
+			}
+			for i, err := range bad {
+				if msg := err.Error(); !strings.HasPrefix(msg, "redispool: cluster: ") || !strings.Contains(msg, tc.bad[i]) {
+					t.Errorf("undialable[%d] = %q; want it to contain %q", i, msg, tc.bad[i])
+				}
+			}
+			// A keyed command for a slot whose master cannot be dialed
+			// says why, at once.
+			for s := range numSlots {
+				if tab.slots[s] == 0 || tab.shards[tab.slots[s]].master != nil {
+					continue
+				}
+				_, err := tab.route(s, false, &c.next)
+				if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("slot %d: ", s)) || !strings.Contains(err.Error(), tab.shards[tab.slots[s]].endpoint) {
+					t.Errorf("route(%d) = %v; want an error naming the slot and the endpoint", s, err)
+				}
+				break
+			}
+		})
+	}
+}
+
+// A node that answers MOVED to ever new addresses cannot make the
+// cluster create a pool per address: redirects to nodes the slot map
+// does not list are bounded, and each asks for a reload.
+func TestClusterHostileRedirectsKeepNodePoolsBounded(t *testing.T) {
+	var next atomic.Int64
+	a, gets := fakeNode(t, func(_ int64, cmd []string) *string {
+		// 127.0.0.0/8 is loopback: every address refuses at once.
+		n := next.Add(1)
+		return ptr(fmt.Sprintf("-MOVED %d 127.%d.%d.%d:1\r\n", Slot(cmd[1]), 1+n>>16&0xff, n>>8&0xff, n&0xff))
+	})
+	c, err := NewCluster(context.Background(), ClusterConfig{Addrs: []string{a}, RetryTimeout: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	goroutines := runtime.NumGoroutine()
+	refused := 0
+	for i := range 2000 {
+		_, err := c.Do(context.Background(), "GET", "k"+strconv.Itoa(i))
+		var rd *RedirectError
+		switch {
+		case err == nil:
+			t.Fatalf("GET %d succeeded", i)
+		case errors.Is(err, errTooManyPending):
+			refused++
+			if !errors.As(err, &rd) {
+				t.Fatalf("GET %d = %v; want it to wrap the *RedirectError not followed", i, err)
+			}
+		}
+	}
+	s := c.Stats()
+	after := runtime.NumGoroutine()
+	t.Logf("%d GETs reached the node, %d redirects refused; %d pools (%d pending), goroutines %d before, %d after; %d reloads",
+		gets.Load(), refused, len(s.Nodes), s.PendingNodes, goroutines, after, s.Refreshes)
+	if len(s.Nodes) > 1+maxPendingNodes || s.PendingNodes > maxPendingNodes {
+		t.Errorf("%d node pools, %d pending; want at most %d and %d", len(s.Nodes), s.PendingNodes, 1+maxPendingNodes, maxPendingNodes)
+	}
+	if after > goroutines+4*maxPendingNodes {
+		t.Errorf("%d goroutines after 2,000 redirects, %d before; want at most a few per pending pool", after, goroutines)
+	}
+	if refused < 1000 {
+		t.Errorf("%d redirects refused; want most of 2,000", refused)
 	}
 }

@@ -15,6 +15,7 @@ type clusterCollector struct {
 	nodes   poolDescs // with the node label
 
 	slots         *prometheus.Desc
+	pendingNodes  *prometheus.Desc
 	moved         *prometheus.Desc
 	ask           *prometheus.Desc
 	tryAgain      *prometheus.Desc
@@ -46,6 +47,8 @@ func NewClusterCollector(c *redispool.Cluster, opts ...Option) prometheus.Collec
 		nodes:   newPoolDescs(o, "cluster_node", "node"),
 		slots: desc("slots",
 			"Number of hash slots the node serves as a master in the slot map; zero for a replica or a node known from a redirect only.", "node"),
+		pendingNodes: desc("pending_nodes",
+			"Number of node pools for nodes known only from a MOVED or ASK reply, not yet in a slot map."),
 		moved: desc("moved_total",
 			"Total number of MOVED replies: the slot map was out of date."),
 		ask: desc("ask_total",
@@ -67,6 +70,7 @@ func NewClusterCollector(c *redispool.Cluster, opts ...Option) prometheus.Collec
 func (c *clusterCollector) Describe(ch chan<- *prometheus.Desc) {
 	c.nodes.describe(ch)
 	ch <- c.slots
+	ch <- c.pendingNodes
 	ch <- c.moved
 	ch <- c.ask
 	ch <- c.tryAgain
@@ -93,6 +97,7 @@ func (c *clusterCollector) Collect(ch chan<- prometheus.Metric) {
 	for addr, n := range slots {
 		ch <- prometheus.MustNewConstMetric(c.slots, prometheus.GaugeValue, float64(n), addr)
 	}
+	ch <- prometheus.MustNewConstMetric(c.pendingNodes, prometheus.GaugeValue, float64(cs.PendingNodes))
 	counter := func(d *prometheus.Desc, v int64) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v))
 	}

@@ -123,6 +123,9 @@ redispool_cluster_retries_total{cluster="main"} 0
 	if got, _ := series(mfs, "redispool_cluster_node_borrows_total", "node", addr); got < 5 {
 		t.Errorf("redispool_cluster_node_borrows_total{node=%q} = %v; want 5 or more", addr, got)
 	}
+	if got, ok := series(mfs, "redispool_cluster_pending_nodes"); !ok || got != 0 {
+		t.Errorf("redispool_cluster_pending_nodes = %v, %v; want 0", got, ok)
+	}
 	if got, _ := series(mfs, "redispool_cluster_refreshes_total"); got < 1 {
 		t.Errorf("redispool_cluster_refreshes_total = %v; want 1 or more (Ping loaded the slot map)", got)
 	}

@@ -48,6 +48,7 @@
 // and the cluster's own statistics (ClusterStats):
 //
 //	redispool_cluster_slots{node}                   gauge    Slots (0 for a replica)
+//	redispool_cluster_pending_nodes                 gauge    PendingNodes
 //	redispool_cluster_moved_total                   counter  Moved
 //	redispool_cluster_ask_total                     counter  Ask
 //	redispool_cluster_tryagain_total                counter  TryAgain

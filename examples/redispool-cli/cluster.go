@@ -1,14 +1,17 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"maps"
 	"slices"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 
+	"github.com/gomodule/redigo/redis"
 	"github.com/redispool/redispool"
 )
 
@@ -18,6 +21,7 @@ type clusterJSON struct {
 	Masters       int        `json:"masters"`        // nodes serving slots
 	SlotsServed   int        `json:"slots_served"`   // of 16384
 	Nodes         []nodeJSON `json:"nodes"`          // by address
+	PendingNodes  int        `json:"pending_nodes"`  // pools of nodes known only from redirects
 	Moved         int64      `json:"moved"`          // MOVED replies followed or returned
 	Ask           int64      `json:"ask"`            // ASK replies
 	TryAgain      int64      `json:"tryagain"`       // TRYAGAIN replies
@@ -48,6 +52,7 @@ func clusterJSONOf(cs redispool.ClusterStats, before *redispool.ClusterStats, el
 		Retries:       cs.Retries,
 		Refreshes:     cs.Refreshes,
 		RefreshErrors: cs.RefreshErrors,
+		PendingNodes:  cs.PendingNodes,
 		Nodes:         []nodeJSON{},
 	}
 	for addr, n := range cs.Slots {
@@ -109,4 +114,115 @@ func writeClusterStats(w io.Writer, c *clusterJSON, withOps bool) {
 		fmt.Sprintf("slot-map reloads %s (%s failed)", fmtInt(c.Refreshes), fmtInt(c.RefreshErrors)),
 	}
 	fmt.Fprintf(w, "  redirects: %s\n", strings.Join(parts, ", "))
+	if c.PendingNodes > 0 {
+		fmt.Fprintf(w, "  %d node(s) known only from redirects, awaiting a slot map that lists them\n", c.PendingNodes)
+	}
+}
+
+// keyspaceCommand reports whether cmd, without a key, acts on the
+// keyspace of the one node it reaches: on a cluster, one master's part.
+func keyspaceCommand(cmd string) bool {
+	switch strings.ToUpper(cmd) {
+	case "DBSIZE", "FLUSHALL", "FLUSHDB", "KEYS", "SCAN", "RANDOMKEY":
+		return true
+	}
+	return false
+}
+
+// checkAllMasters refuses what do --all-masters cannot combine: a SCAN
+// from another cursor than 0, which means nothing on another master.
+func checkAllMasters(args []string) error {
+	if strings.EqualFold(args[0], "SCAN") && (len(args) < 2 || args[1] != "0") {
+		return usagef("--all-masters SCAN iterates every master from cursor 0 to the end: give cursor 0")
+	}
+	return nil
+}
+
+// doAllMasters runs cmd on every master of the cluster and combines the
+// replies: DBSIZE summed; KEYS concatenated; SCAN iterated to the end on
+// each master, its keys concatenated under cursor 0; any other reply
+// once if every master gave the same, else as address, reply, ... by
+// address.
+func (s *server) doAllMasters(ctx context.Context, cmd string, args []any) (any, error) {
+	var mu sync.Mutex
+	replies := make(map[string]any)
+	scan := strings.EqualFold(cmd, "SCAN")
+	err := s.cluster.ForEachMaster(ctx, func(ctx context.Context, p *redispool.Pool) error {
+		var reply any
+		var err error
+		if scan {
+			reply, err = scanAll(ctx, p, args[1:])
+		} else {
+			reply, err = p.Do(ctx, cmd, args...)
+		}
+		if err != nil {
+			return err
+		}
+		mu.Lock()
+		replies[p.Addr()] = reply
+		mu.Unlock()
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	addrs := slices.Sorted(maps.Keys(replies))
+	switch strings.ToUpper(cmd) {
+	case "DBSIZE":
+		var total int64
+		for _, a := range addrs {
+			n, _ := replies[a].(int64)
+			total += n
+		}
+		return total, nil
+	case "KEYS":
+		keys := []any{}
+		for _, a := range addrs {
+			ks, _ := replies[a].([]any)
+			keys = append(keys, ks...)
+		}
+		return keys, nil
+	case "SCAN":
+		keys := []any{}
+		for _, a := range addrs {
+			keys = append(keys, replies[a].([]any)...)
+		}
+		return []any{[]byte("0"), keys}, nil
+	}
+	same := true
+	for _, a := range addrs[1:] {
+		same = same && fmt.Sprint(replies[a]) == fmt.Sprint(replies[addrs[0]])
+	}
+	if same && len(addrs) > 0 {
+		return replies[addrs[0]], nil
+	}
+	var out []any
+	for _, a := range addrs {
+		out = append(out, []byte(a), replies[a])
+	}
+	return out, nil
+}
+
+// scanAll runs SCAN 0 opts... on p until the cursor comes back to 0 and
+// returns every key it gave.
+func scanAll(ctx context.Context, p *redispool.Pool, opts []any) ([]any, error) {
+	keys := []any{}
+	cursor := "0"
+	for {
+		v, err := redis.Values(p.Do(ctx, "SCAN", append([]any{cursor}, opts...)...))
+		if err != nil {
+			return nil, err
+		}
+		if len(v) != 2 {
+			return nil, fmt.Errorf("SCAN: unexpected reply %v", v)
+		}
+		page, err := redis.Values(v[1], nil)
+		if err != nil {
+			return nil, fmt.Errorf("SCAN: %w", err)
+		}
+		keys = append(keys, page...)
+		if cursor, err = redis.String(v[0], nil); err != nil || cursor == "0" {
+			return keys, err
+		}
+	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -109,6 +110,42 @@ func TestCluster(t *testing.T) {
 	if got.Errors != 0 || got.Cluster.Moved+got.Cluster.Ask == 0 {
 		t.Errorf("errors %d, moved %d, ask %d; want no error and some redirects", got.Errors, got.Cluster.Moved, got.Cluster.Ask)
 	}
+
+	// A keyless keyspace command runs on one master, and says so;
+	// --all-masters runs it on every master.
+	var keys int64
+	for _, m := range c.Masters(t) {
+		keys += m.Do(t, "DBSIZE").(int64)
+	}
+	r = runCLI(t, "--url", url, "do", "DBSIZE")
+	wantCode(t, r, exitOK)
+	contains(t, "do DBSIZE: stderr", r.stderr, "DBSIZE ran on one master only", `"do --all-masters DBSIZE"`)
+	r = runCLI(t, "--url", url, "do", "--all-masters", "DBSIZE")
+	wantCode(t, r, exitOK)
+	if want := strconv.FormatInt(keys, 10) + "\n"; r.stdout != want || r.stderr != "" {
+		t.Errorf("do --all-masters DBSIZE: %v; want %q, the keys of every master, and no note", r, want)
+	}
+	r = runCLI(t, "--url", url, "do", "--all-masters", "KEYS", "*")
+	wantCode(t, r, exitOK)
+	if n := strings.Count(r.stdout, "\n"); int64(n) != keys {
+		t.Errorf("do --all-masters KEYS *: %d keys; want %d", n, keys)
+	}
+	r = runCLI(t, "--url", url, "do", "--all-masters", "SCAN", "0", "COUNT", "7")
+	wantCode(t, r, exitOK)
+	if lines := strings.Split(strings.TrimSuffix(r.stdout, "\n"), "\n"); lines[0] != "0" || int64(len(lines)-1) != keys {
+		t.Errorf("do --all-masters SCAN 0: cursor %q and %d keys; want 0 and %d", lines[0], len(lines)-1, keys)
+	}
+	wantCode(t, runCLI(t, "--url", url, "do", "--all-masters", "SCAN", "17"), exitUsage)
+	r = runCLI(t, "--url", url, "do", "--all-masters", "FLUSHALL")
+	wantCode(t, r, exitOK)
+	if r.stdout != "OK\n" {
+		t.Errorf("do --all-masters FLUSHALL: %v; want OK", r)
+	}
+	for _, m := range c.Masters(t) {
+		if n := m.Do(t, "DBSIZE"); n != int64(0) {
+			t.Errorf("%s: DBSIZE %v after do --all-masters FLUSHALL; want 0", m, n)
+		}
+	}
 }
 
 func TestClusterUsageErrors(t *testing.T) {
@@ -119,6 +156,7 @@ func TestClusterUsageErrors(t *testing.T) {
 		{[]string{"--url", "redis+cluster://127.0.0.1:1/2", "ping"}, "database"},
 		{[]string{"--url", "redis+cluster://127.0.0.1:1", "--db", "1", "ping"}, "--db 1: a cluster has only database 0"},
 		{[]string{"--url", "redis+cluster://127.0.0.1:1", "--max-idle", "1", "--min-idle", "2", "ping"}, "MinIdle"},
+		{[]string{"--url", "redis://127.0.0.1:1", "do", "--all-masters", "DBSIZE"}, "--all-masters needs a cluster"},
 	}
 	for _, tc := range tests {
 		r := runCLI(t, tc.args...)

@@ -67,14 +67,31 @@ string is {"base64": "..."}, so binary values and text cannot be
 confused. Integers are numbers, nil is null, arrays are arrays, and an
 error inside an array (from EXEC or EVAL) is {"error": "..."}.
 
-RESP3 (HELLO 3) is refused: redigo, under redispool, speaks RESP2 only.`,
+RESP3 (HELLO 3) is refused: redigo, under redispool, speaks RESP2 only.
+
+On a cluster (redis+cluster://) a command is routed by its key, and a
+command without one runs on one master: DBSIZE, FLUSHALL, KEYS and SCAN
+then cover that master's keys only, and a note on stderr says so. With
+--all-masters the command runs on every master: DBSIZE is summed, KEYS
+concatenated, SCAN (from cursor 0) iterated to the end on each master
+and concatenated, and other replies printed once when every master gave
+the same (FLUSHALL: OK), else by master.`,
 	flags: func(fs *flag.FlagSet, e *env) func(context.Context, []string) error {
+		allMasters := fs.Bool("all-masters", false, "on a cluster, run COMMAND on every master and combine the replies (DBSIZE summed, KEYS and SCAN concatenated)")
 		return func(ctx context.Context, args []string) error {
 			if len(args) == 0 {
 				return usagef("missing COMMAND")
 			}
 			if err := checkProtocol(args); err != nil {
 				return err
+			}
+			if *allMasters {
+				if !isClusterURL(e.url) {
+					return usagef("--all-masters needs a cluster: a redis+cluster:// or rediss+cluster:// --url")
+				}
+				if err := checkAllMasters(args); err != nil {
+					return err
+				}
 			}
 			s, err := e.openPool(ctx)
 			if err != nil {
@@ -87,12 +104,22 @@ RESP3 (HELLO 3) is refused: redigo, under redispool, speaks RESP2 only.`,
 			}
 			var reply any
 			err = s.firstContact(ctx, func(ctx context.Context) (err error) {
-				reply, err = s.Do(ctx, args[0], cmdArgs...)
+				if *allMasters {
+					reply, err = s.doAllMasters(ctx, args[0], cmdArgs)
+				} else {
+					reply, err = s.Do(ctx, args[0], cmdArgs...)
+				}
 				return err
 			})
 			var rerr redis.Error
-			if err != nil && !errors.As(err, &rerr) {
+			if err != nil && (*allMasters || !errors.As(err, &rerr)) {
+				// With --all-masters the error names the master that
+				// sent it.
 				return fmt.Errorf("%s: %w", s.where, err)
+			}
+			if s.cluster != nil && !*allMasters && keyspaceCommand(args[0]) {
+				fmt.Fprintf(e.stderr, "%s: note: on a cluster, %s ran on one master only; \"do --all-masters %s\" runs it on every master\n",
+					progName, strings.ToUpper(args[0]), strings.Join(args, " "))
 			}
 			if rerr != "" {
 				reply = rerr
