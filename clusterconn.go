@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -136,7 +137,7 @@ func (cc *clusterConn) do(ctx context.Context, timeout time.Duration, cmd string
 	}
 	kind := classify(cmd, args)
 	if cc.doom != nil {
-		return cc.doDoomed(ctx, timeout, kind)
+		return cc.doDoomed(ctx, timeout, cmd, kind)
 	}
 	slot, keyed, _ := commandSlot(cmd, args)
 	if !keyed {
@@ -277,7 +278,7 @@ func (cc *clusterConn) refusal() error {
 // doDoomed runs a Do of a command of kind in a doomed transaction: EXEC
 // and DISCARD discard it, on the server if it got there; anything else
 // is refused.
-func (cc *clusterConn) doDoomed(ctx context.Context, timeout time.Duration, kind cmdKind) (any, error) {
+func (cc *clusterConn) doDoomed(ctx context.Context, timeout time.Duration, cmd string, kind cmdKind) (any, error) {
 	if kind != kindEndMulti {
 		return nil, cc.refusal()
 	}
@@ -296,11 +297,16 @@ func (cc *clusterConn) doDoomed(ctx context.Context, timeout time.Duration, kind
 		// of this transaction's.
 		cc.held, cc.skip = cc.held[:0], 0
 	}
-	if err != nil {
+	switch {
+	case !isExec(cmd):
+		return reply, err // DISCARD: what was asked for
+	case err != nil:
 		return nil, errors.Join(abort, err)
 	}
-	return reply, abort
+	return nil, abort
 }
+
+func isExec(cmd string) bool { return strings.EqualFold(cmd, "EXEC") }
 
 func (cc *clusterConn) run(ctx context.Context, timeout time.Duration, cmd string, args []any) (any, error) {
 	if timeout == noTimeout {
@@ -434,7 +440,7 @@ func (cc *clusterConn) Send(cmd string, args ...any) error {
 	}
 	kind := classify(cmd, args)
 	if cc.doom != nil {
-		return cc.sendDoomed(kind)
+		return cc.sendDoomed(cmd, kind)
 	}
 	slot, keyed, _ := commandSlot(cmd, args)
 	if cc.free() {
@@ -471,7 +477,7 @@ func (cc *clusterConn) note(kind cmdKind) {
 // sendDoomed sends a command of kind in a doomed transaction: EXEC and
 // DISCARD go out as a DISCARD, and the reply to an EXEC will be the
 // transaction's TxAbortError; anything else is refused.
-func (cc *clusterConn) sendDoomed(kind cmdKind) error {
+func (cc *clusterConn) sendDoomed(cmd string, kind cmdKind) error {
 	if kind != kindEndMulti {
 		return cc.refusal()
 	}
@@ -481,9 +487,12 @@ func (cc *clusterConn) sendDoomed(kind cmdKind) error {
 		// Nothing of it reached a server; its held commands are dropped,
 		// and EXEC fails here for want of a reply to carry the error.
 		cc.held, cc.skip = cc.held[:0], 0
+		if !isExec(cmd) {
+			return nil
+		}
 		return abort
 	}
-	if err := cc.ac.Send("DISCARD"); err != nil {
+	if err := cc.ac.Send("DISCARD"); err != nil || !isExec(cmd) {
 		return err
 	}
 	cc.aborts = append(cc.aborts, pendingAbort{seq: cc.ac.c.t.sent, err: abort})
