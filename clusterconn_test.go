@@ -342,8 +342,11 @@ func TestClusterConn(t *testing.T) {
 				c.Close()
 			}
 			for _, m := range rc.Masters(t) {
-				if n := m.CountClients(t, func(ci redistest.ClientInfo) bool { return ci.Name == "route" }); n > 4 {
-					t.Errorf("%d connections to %s; want at most MaxTotal 4", n, m)
+				// Slot-map loads may hold one more.
+				n := m.CountClients(t, func(ci redistest.ClientInfo) bool { return ci.Name == "route" })
+				t.Logf("%d connections to %s", n, m)
+				if n > 2 {
+					t.Errorf("%d connections to %s after 600 GETs from one goroutine; want 1 (2 with a slot-map load's)", n, m)
 				}
 			}
 			st := cl.Stats()
