@@ -362,6 +362,54 @@ func TestClusterConn(t *testing.T) {
 		}
 	})
 
+	t.Run("PubSubReceiverAndSubscriberApart", func(t *testing.T) {
+		// redigo allows one goroutine in Receive while another
+		// subscribes: the connection stays on its node meanwhile.
+		cl := newTestCluster(t, rc, ClusterConfig{Node: Config{ClientName: "apart"}})
+		psc := redis.PubSubConn{Conn: cl.Get()}
+		defer psc.Close()
+		if err := psc.Subscribe("c0"); err != nil {
+			t.Fatal(err)
+		}
+		counts := make(chan int, 64)
+		go func() {
+			defer close(counts)
+			for {
+				switch v := psc.Receive().(type) {
+				case redis.Subscription:
+					counts <- v.Count
+					if v.Count == 0 {
+						return
+					}
+				case error:
+					return
+				}
+			}
+		}()
+		next := func() int {
+			select {
+			case n := <-counts:
+				return n
+			case <-time.After(10 * time.Second):
+				t.Fatal("no confirmation")
+			}
+			return -1
+		}
+		next()
+		for i := 1; i <= 5; i++ {
+			psc.Subscribe("c" + strconv.Itoa(i))
+			if n := next(); n != i+1 {
+				t.Fatalf("count %d; want %d", n, i+1)
+			}
+			if _, err := cl.Do(ctx, "PUBLISH", "c0", "x"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		psc.Unsubscribe()
+		for n := next(); n != 0; n = next() {
+		}
+	})
+
 	t.Run("PubSubCloseStopsReceiver", func(t *testing.T) {
 		cl := newTestCluster(t, rc, ClusterConfig{Node: Config{ClientName: "psc", MaxTotal: 2}})
 		stopReceiverByClose(t, func() redis.Conn { return cl.Get() }, func(ch, msg string) error {
