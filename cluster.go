@@ -322,23 +322,23 @@ func (c *Cluster) Get() redis.Conn {
 	return &clusterConn{c: c}
 }
 
-// GetContext returns a connection that binds to a node lazily: at its
-// first command with a key, to the master serving the key's slot.
-// Commands without a key sent before it (MULTI, a pipelined TIME) are
-// held and go out with it, so that MULTI, GET k, TIME, EXEC run on one
-// node. A keyless Do before it (PING, SELECT 0) runs on any master and
-// does not bind. Once bound, it is an ordinary connection of that
-// node's pool, with the same isolation and reset on Close.
+// GetContext returns a connection that routes each command while it
+// holds no session state: a keyed command goes to its key's node and a
+// keyless one (PING, SELECT 0, TIME) to any master. A pipeline binds it
+// at its first keyed command, keyless commands sent before that being
+// held and sent with it, so that MULTI, GET k, TIME, EXEC run on one
+// node; so do WATCH and a subscription. Bound, a command whose key is
+// served by another node fails with ErrCrossSlot before any I/O (inside
+// MULTI it also dooms the transaction: EXEC discards it and returns a
+// *TxAbortError). Once its replies are read and its transaction or
+// WATCH has ended, the connection routes freely again.
 //
-// While the connection is clean (no transaction, WATCH, subscription or
-// unread reply), MOVED and ASK replies to Do are followed. Otherwise
-// the redirect is returned as a *RedirectError: a transaction is never
-// split across nodes. A command whose key is served by another node
-// than the one the connection is bound to fails with ErrCrossSlot
-// before any I/O.
+// While the connection is clean, MOVED and ASK replies to Do are
+// followed. Otherwise the redirect is returned as a *RedirectError: a
+// transaction is never split across nodes.
 //
-// ctx is checked, not retained; the borrow at binding time runs under
-// the context of the command that binds (DoContext), or under
+// ctx is checked, not retained; each borrow from a node's pool runs
+// under the context of the command that needs it (DoContext), or under
 // BorrowTimeout. The caller must Close the connection.
 func (c *Cluster) GetContext(ctx context.Context) (redis.Conn, error) {
 	if c.isClosed() {
@@ -368,7 +368,7 @@ func (c *Cluster) GetForKeys(ctx context.Context, keys ...string) (redis.Conn, e
 	if c.isClosed() {
 		return nil, ErrPoolClosed
 	}
-	cc := &clusterConn{c: c}
+	cc := &clusterConn{c: c, pinned: true}
 	if err := cc.bind(ctx, slot); err != nil {
 		return nil, err
 	}

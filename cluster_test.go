@@ -182,8 +182,10 @@ func TestClusterShared(t *testing.T) {
 		conn.Flush()
 		_, err = conn.Receive()
 		check("conn.Receive of MGET", err)
-		// Bound to a's node: a key served elsewhere fails before I/O,
-		// so with our error, not the server's.
+		// Bound to a's node by a pipeline whose reply is unread: a key
+		// served elsewhere fails before I/O, so with our error, not the
+		// server's.
+		conn.Send("GET", a)
 		for name, err := range map[string]error{
 			"Do":   func() error { _, err := conn.Do("GET", b); return err }(),
 			"Send": conn.Send("GET", b),
@@ -192,6 +194,10 @@ func TestClusterShared(t *testing.T) {
 			if !errors.Is(err, ErrCrossSlot) || errors.As(err, &rerr) {
 				t.Errorf("%s GET of another node's key on a bound connection = %v; want ErrCrossSlot before I/O", name, err)
 			}
+		}
+		conn.Flush()
+		if _, err := conn.Receive(); err != nil {
+			t.Errorf("the pipeline's reply after the refusals: %v", err)
 		}
 		conn.Close()
 	})

@@ -4,22 +4,51 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gomodule/redigo/redis"
 )
 
 // clusterConn is a connection from Cluster.Get, GetContext or
-// GetForKeys. It binds to a node at its first command with a key; until
-// then it holds the keyless commands sent on it. Bound, it is an
-// ordinary connection of that node's pool.
+// GetForKeys.
+//
+// While it holds no session state on a node it is free: each keyed
+// command goes to its key's node, and a keyless one to any master (the
+// node it last used, if it still holds a connection there). What ties
+// it to a node is what ties a redigo connection to its server: a
+// transaction or WATCH, replies not yet read, a subscription, or other
+// state the tracker follows (SELECT aside: a cluster has only database
+// 0 and refuses any other). Keyless commands sent while free are held
+// until a key says where the pipeline runs, and go out with it; tied,
+// a command for a key served elsewhere fails with ErrCrossSlot before
+// any I/O. A connection from GetForKeys stays on its node.
+//
+// A command refused before any I/O inside MULTI dooms the transaction,
+// as the server's own refusals do: the later commands are refused too,
+// and EXEC discards the transaction and returns an EXECABORT error.
 type clusterConn struct {
-	c      *Cluster
-	ac     *activeConn  // the bound connection; nil while unbound
-	node   *clusterNode // the node of ac
-	held   []heldCmd    // keyless commands awaiting the binding, in order
-	skip   int          // replies of held commands that Do already answered
-	closed bool
+	c    *Cluster
+	ac   *activeConn  // the connection in use; nil when none is held
+	node *clusterNode // the node of ac
+	held []heldCmd    // keyless commands awaiting a node, in order
+	skip int          // replies of held commands that Do already answered
+
+	pinned     bool // from GetForKeys: stays on its node
+	subscribed bool // a subscription was sent: stays on its node, where a receiver may be reading
+	multi      bool // MULTI sent or held, and no EXEC or DISCARD after it
+	doom       *TxAbortError
+	// aborts lists the EXECs sent, by Send, for doomed transactions:
+	// each went out as a DISCARD, whose reply stands for the error.
+	aborts []pendingAbort
+
+	closed atomic.Bool
+	// recv is held shared by Receive and taken by Close, as in
+	// activeConn; cur is ac, for a Close that finds a receiver.
+	recv sync.RWMutex
+	cur  atomic.Pointer[activeConn]
 }
 
 // heldCmd is a command sent before the connection was bound.
@@ -28,11 +57,42 @@ type heldCmd struct {
 	args []any
 }
 
+// pendingAbort is the DISCARD sent in place of a doomed EXEC: the seq-th
+// command sent on ac, as its tracker counts them.
+type pendingAbort struct {
+	seq uint64
+	err *TxAbortError
+}
+
 var (
 	_ redis.Conn            = (*clusterConn)(nil)
 	_ redis.ConnWithTimeout = (*clusterConn)(nil)
 	_ redis.ConnWithContext = (*clusterConn)(nil)
 )
+
+// ErrTxAborted is wrapped by the error of EXEC for a transaction that a
+// command refused before any I/O (ErrCrossSlot, a failed borrow) doomed
+// on a Cluster connection, and by the errors of the commands refused
+// after it.
+var ErrTxAborted = errors.New("redispool: cluster: transaction aborted")
+
+// TxAbortError is the error EXEC returns for a transaction on a Cluster
+// connection that was doomed by a command refused before any I/O: the
+// transaction was discarded on the server and nothing of it ran. Like
+// the server's own EXECABORT it is a redis.Error starting with
+// "EXECABORT"; it also wraps ErrTxAborted and the refusal (so
+// errors.Is(err, ErrCrossSlot) holds for a cross-slot command).
+type TxAbortError struct {
+	Cause error // why the command was refused
+}
+
+func (e *TxAbortError) Error() string {
+	return "EXECABORT Transaction discarded because of a previous error: " + e.Cause.Error()
+}
+
+func (e *TxAbortError) Unwrap() []error {
+	return []error{redis.Error(e.Error()), ErrTxAborted, e.Cause}
+}
 
 // noTimeout marks a do without a timeout of its own: the bound
 // connection's ReadTimeout applies.
@@ -50,55 +110,91 @@ func (cc *clusterConn) DoContext(ctx context.Context, cmd string, args ...any) (
 	return cc.do(ctx, noTimeout, cmd, args)
 }
 
+// free reports whether the connection holds no session state: it may
+// move to any node.
+// Unbound, or holding only held commands (a MULTI among them), it may
+// choose its node.
+func (cc *clusterConn) free() bool {
+	return cc.ac == nil || !cc.pinned && !cc.subscribed && len(cc.aborts) == 0 && cc.idle()
+}
+
+// idle reports whether the bound connection has no session state on its
+// node and no reply unread.
+func (cc *clusterConn) idle() bool {
+	t := &cc.ac.c.t
+	return t.flags()&^stateSelect == 0 && t.sent == t.recvd
+}
+
+// binds reports whether a keyless command of kind ties the connection
+// to the node it runs on.
+func binds(kind cmdKind) bool {
+	return kind == kindSetName || kind == kindUnresettable || kind == kindSubscribe || kind == kindSSubscribe
+}
+
 func (cc *clusterConn) do(ctx context.Context, timeout time.Duration, cmd string, args []any) (any, error) {
 	if err := cc.usable(); err != nil {
 		return nil, err
+	}
+	kind := classify(cmd, args)
+	if cc.doom != nil {
+		return cc.doDoomed(ctx, timeout, cmd, kind)
 	}
 	slot, keyed, _ := commandSlot(cmd, args)
 	if !keyed {
 		slot = -1
 	}
-	if cc.ac == nil {
+	if cc.free() {
 		switch {
-		case keyed:
-		case cmd == "" && len(cc.held) == 0:
+		case keyed, binds(kind), len(cc.held) > 0:
+		case cmd == "":
 			return nil, nil // nothing pending, as with redigo
-		case len(cc.held) == 0 && classify(cmd, args) == kindMulti:
+		case kind == kindMulti:
 			// Hold it until a key says where the transaction runs. Its
 			// own reply, skipped later, can only be OK.
 			cc.held = append(cc.held, heldCmd{cmd, args})
 			cc.skip++
+			cc.multi = true
 			return "OK", nil
-		case len(cc.held) == 0 && classify(cmd, args) != kindSubscribe:
+		case cc.ac == nil:
 			// PING, SELECT 0, TIME: any master answers, and the
-			// connection stays free to bind.
+			// connection stays free.
 			if timeout == noTimeout {
 				timeout = cc.c.readTO
 			}
 			return cc.c.do(ctx, timeout, -1, false, nil, 0, cmd, args)
 		}
 		if err := cc.bind(ctx, slot); err != nil {
-			return nil, err
+			return nil, cc.refused(err)
 		}
 	} else if keyed {
-		if err := cc.checkSlot(slot); err != nil {
-			return nil, err
+		if err := cc.checkSlot(slot, cmd, args); err != nil {
+			return nil, cc.refused(err)
 		}
+	}
+	if kind == kindSubscribe || kind == kindSSubscribe {
+		cc.subscribed = true
 	}
 
 	for redirects := 1; ; redirects++ {
-		clean := cc.ac.c.t.clean()
+		clean := !cc.subscribed && cc.idle()
+		recvd := cc.ac.c.t.recvd
 		reply, err := cc.run(ctx, timeout, cmd, args)
-		cc.skip = 0 // Do read every pending reply
-		kind, rerr := classifyReply(err)
 		switch kind {
+		case kindMulti:
+			cc.multi = true
+		case kindEndMulti:
+			cc.multi = false
+		}
+		reply, err = cc.afterDo(cmd, recvd, reply, err)
+		rkind, rerr := classifyReply(err)
+		switch rkind {
 		case replyCrossSlot:
 			return nil, crossSlotError{rerr}
 		case replyMoved, replyAsk:
 		default:
 			return reply, err
 		}
-		rd, perr := cc.c.redirected(kind, rerr, cc.node.addr)
+		rd, perr := cc.c.redirected(rkind, rerr, cc.node.addr)
 		if perr != nil {
 			return nil, perr
 		}
@@ -110,11 +206,11 @@ func (cc *clusterConn) do(ctx context.Context, timeout time.Duration, cmd string
 		if err := cc.c.redirectLimit(rd, redirects); err != nil {
 			return nil, err
 		}
-		if classify(cmd, args) == kindPlain {
+		if kind == kindPlain {
 			// Nothing ties the command to this connection: the cluster
 			// follows the redirect on a connection of the target's pool.
-			// After a MOVED the connection unbinds (it was clean), and
-			// its next command binds by the updated slot map.
+			// After a MOVED the connection lets go of the node (it was
+			// clean), and its next command goes by the updated map.
 			if !rd.Ask {
 				cc.unbind()
 			}
@@ -135,6 +231,83 @@ func (cc *clusterConn) do(ctx context.Context, timeout time.Duration, cmd string
 	}
 }
 
+// afterDo fixes up what a Do on ac returned, recvd being the replies
+// the tracker had counted before it: redigo's Do read every pending
+// reply, among them those of held commands Do already answered, and
+// the DISCARDs that stand for doomed EXECs.
+func (cc *clusterConn) afterDo(cmd string, recvd uint64, reply any, err error) (any, error) {
+	skip := cc.skip
+	cc.skip = 0
+	aborts := cc.aborts
+	cc.aborts = cc.aborts[:0]
+	if cmd != "" {
+		if len(aborts) > 0 && err == nil {
+			// As redigo's Do returns the first error among the pending
+			// replies.
+			err = aborts[0].err
+		}
+		return reply, err
+	}
+	replies, ok := reply.([]any)
+	if !ok {
+		return reply, err
+	}
+	for _, a := range aborts {
+		if i := a.seq - recvd - 1; i < uint64(len(replies)) {
+			replies[i] = a.err
+		}
+	}
+	return replies[min(skip, len(replies)):], err
+}
+
+// refused returns err, the refusal of a command before any I/O, after
+// dooming the transaction it was part of, if any.
+func (cc *clusterConn) refused(err error) error {
+	if cc.multi && cc.doom == nil {
+		cc.doom = &TxAbortError{Cause: err}
+	}
+	return err
+}
+
+// refusal is the error of a command refused because its transaction is
+// doomed.
+func (cc *clusterConn) refusal() error {
+	return fmt.Errorf("%w: command not sent; EXEC will discard the transaction: %w", ErrTxAborted, cc.doom.Cause)
+}
+
+// doDoomed runs a Do of a command of kind in a doomed transaction: EXEC
+// and DISCARD discard it, on the server if it got there; anything else
+// is refused.
+func (cc *clusterConn) doDoomed(ctx context.Context, timeout time.Duration, cmd string, kind cmdKind) (any, error) {
+	if kind != kindEndMulti {
+		return nil, cc.refusal()
+	}
+	// EXEC or DISCARD: both discard.
+	abort := cc.doom
+	cc.doom, cc.multi = nil, false
+	var reply any = "OK"
+	var err error
+	if cc.ac != nil && len(cc.held) == 0 {
+		reply, err = cc.run(ctx, timeout, "DISCARD", nil)
+		cc.skip = 0
+		cc.aborts = cc.aborts[:0]
+	} else {
+		// Never sent: nothing to discard on the server. Held commands
+		// went out with the first key, so a bound connection holds none
+		// of this transaction's.
+		cc.held, cc.skip = cc.held[:0], 0
+	}
+	switch {
+	case !isExec(cmd):
+		return reply, err // DISCARD: what was asked for
+	case err != nil:
+		return nil, errors.Join(abort, err)
+	}
+	return nil, abort
+}
+
+func isExec(cmd string) bool { return strings.EqualFold(cmd, "EXEC") }
+
 func (cc *clusterConn) run(ctx context.Context, timeout time.Duration, cmd string, args []any) (any, error) {
 	if timeout == noTimeout {
 		return cc.ac.DoContext(ctx, cmd, args...)
@@ -146,7 +319,7 @@ func (cc *clusterConn) run(ctx context.Context, timeout time.Duration, cmd strin
 // the cluster's Close on a connection not yet bound.
 func (cc *clusterConn) usable() error {
 	switch {
-	case cc.closed:
+	case cc.closed.Load():
 		return ErrConnClosed
 	case cc.ac == nil && cc.c.isClosed():
 		return ErrPoolClosed
@@ -154,43 +327,81 @@ func (cc *clusterConn) usable() error {
 	return nil
 }
 
-// bind borrows a connection from the master of slot (-1: any master)
-// and sends the held commands on it.
+// bind makes ac a connection to the master of slot (-1: any master),
+// keeping the one it holds if that serves the slot, and sends the held
+// commands on it.
 func (cc *clusterConn) bind(ctx context.Context, slot int) error {
-	n, pc, err := cc.c.borrow(ctx, slot)
-	if err != nil {
-		return err
+	if cc.ac != nil && !cc.serves(slot) {
+		cc.unbind()
 	}
-	cc.ac = &activeConn{p: n.pool, c: pc}
-	cc.node = n
+	if cc.ac == nil {
+		n, pc, err := cc.c.borrow(ctx, slot)
+		if err != nil {
+			return err
+		}
+		cc.ac = &activeConn{p: n.pool, c: pc}
+		cc.node = n
+		cc.cur.Store(cc.ac)
+	}
 	for _, h := range cc.held {
 		if err := cc.ac.Send(h.cmd, h.args...); err != nil {
 			return err
 		}
 	}
-	cc.held = nil
+	clear(cc.held)
+	cc.held = cc.held[:0]
 	return nil
 }
 
-// unbind returns the bound connection to its pool.
+// serves reports whether the node of ac serves slot (-1: any slot), as
+// far as the slot map knows.
+func (cc *clusterConn) serves(slot int) bool {
+	if slot < 0 {
+		return true
+	}
+	t := cc.c.table.Load()
+	if t == nil {
+		return true
+	}
+	owner := t.owner(slot)
+	return owner == nil || owner == cc.node
+}
+
+// unbind returns the connection to its pool.
 func (cc *clusterConn) unbind() {
 	if cc.ac != nil {
 		cc.ac.Close()
 		cc.ac, cc.node = nil, nil
+		cc.cur.Store(nil)
 	}
 }
 
 // checkSlot fails, before any I/O, a command for a slot that the node
 // the connection is bound to does not serve.
-func (cc *clusterConn) checkSlot(slot int) error {
-	t := cc.c.table.Load()
-	if t == nil {
+func (cc *clusterConn) checkSlot(slot int, cmd string, args []any) error {
+	if cc.serves(slot) {
 		return nil
 	}
-	if owner := t.owner(slot); owner != nil && owner != cc.node {
-		return fmt.Errorf("%w: the key's slot %d is served by %s; the connection is bound to %s", ErrCrossSlot, slot, owner.addr, cc.node.addr)
+	key, _ := commandKey(cmd, args)
+	owner := cc.c.table.Load().owner(slot)
+	return fmt.Errorf("%w: key %q (slot %d) is served by %s; the connection is bound to %s by %s", ErrCrossSlot, key, slot, owner.addr, cc.node.addr, cc.tie())
+}
+
+// tie names what binds the connection to its node, for errors.
+func (cc *clusterConn) tie() string {
+	switch {
+	case cc.multi:
+		return "its transaction"
+	case cc.pinned:
+		return "GetForKeys"
+	case cc.subscribed:
+		return "its subscription"
+	case cc.ac.c.t.sent != cc.ac.c.t.recvd:
+		return "its pipeline (replies not yet read)"
+	case cc.ac.c.t.flags()&stateWatch != 0:
+		return "WATCH"
 	}
-	return nil
+	return "its session state"
 }
 
 // borrow borrows a connection from the master of slot (-1: any master),
@@ -227,31 +438,75 @@ func (cc *clusterConn) Send(cmd string, args ...any) error {
 	if err := cc.usable(); err != nil {
 		return err
 	}
+	kind := classify(cmd, args)
+	if cc.doom != nil {
+		return cc.sendDoomed(cmd, kind)
+	}
 	slot, keyed, _ := commandSlot(cmd, args)
-	if cc.ac == nil {
+	if cc.free() {
 		if !keyed {
+			// Held until a key says where the pipeline runs.
 			cc.held = append(cc.held, heldCmd{cmd, args})
+			cc.note(kind)
 			return nil
 		}
 		if err := cc.bind(context.Background(), slot); err != nil {
-			return err
+			return cc.refused(err)
 		}
 	} else if keyed {
-		if err := cc.checkSlot(slot); err != nil {
-			return err
+		if err := cc.checkSlot(slot, cmd, args); err != nil {
+			return cc.refused(err)
 		}
 	}
+	cc.note(kind)
 	return cc.ac.Send(cmd, args...)
 }
 
-// Flush sends what was sent. Unbound, held commands stay held until a
-// key binds the connection, unless they include a subscription, which
-// binds it to any master (classic pub/sub reaches every node).
+// note records a command of kind sent or held.
+func (cc *clusterConn) note(kind cmdKind) {
+	switch kind {
+	case kindMulti:
+		cc.multi = true
+	case kindEndMulti:
+		cc.multi = false
+	case kindSubscribe, kindSSubscribe:
+		cc.subscribed = true
+	}
+}
+
+// sendDoomed sends a command of kind in a doomed transaction: EXEC and
+// DISCARD go out as a DISCARD, and the reply to an EXEC will be the
+// transaction's TxAbortError; anything else is refused.
+func (cc *clusterConn) sendDoomed(cmd string, kind cmdKind) error {
+	if kind != kindEndMulti {
+		return cc.refusal()
+	}
+	abort := cc.doom
+	cc.doom, cc.multi = nil, false
+	if cc.ac == nil || len(cc.held) > 0 {
+		// Nothing of it reached a server; its held commands are dropped,
+		// and EXEC fails here for want of a reply to carry the error.
+		cc.held, cc.skip = cc.held[:0], 0
+		if !isExec(cmd) {
+			return nil
+		}
+		return abort
+	}
+	if err := cc.ac.Send("DISCARD"); err != nil || !isExec(cmd) {
+		return err
+	}
+	cc.aborts = append(cc.aborts, pendingAbort{seq: cc.ac.c.t.sent, err: abort})
+	return nil
+}
+
+// Flush sends what was sent. Free, held commands stay held until a key
+// says where they run, unless they include a subscription, which binds
+// the connection to any master (classic pub/sub reaches every node).
 func (cc *clusterConn) Flush() error {
 	if err := cc.usable(); err != nil {
 		return err
 	}
-	if cc.ac == nil {
+	if len(cc.held) > 0 {
 		subscribe := false
 		for _, h := range cc.held {
 			if k := classify(h.cmd, h.args); k == kindSubscribe {
@@ -264,6 +519,9 @@ func (cc *clusterConn) Flush() error {
 		if err := cc.bind(context.Background(), -1); err != nil {
 			return err
 		}
+	}
+	if cc.ac == nil {
+		return nil
 	}
 	return cc.ac.Flush()
 }
@@ -283,21 +541,27 @@ func (cc *clusterConn) ReceiveContext(ctx context.Context) (any, error) {
 var errNothingSent = errors.New("redispool: cluster: Receive on a connection with no command sent")
 
 func (cc *clusterConn) receive(ctx context.Context, timeout time.Duration) (any, error) {
+	cc.recv.RLock()
+	defer cc.recv.RUnlock()
 	if err := cc.usable(); err != nil {
 		return nil, err
 	}
-	if cc.ac == nil {
+	if len(cc.held) > 0 {
 		// Keyless commands only: any master answers them.
-		if len(cc.held) == 0 {
-			return nil, errNothingSent
-		}
 		if err := cc.bind(ctx, -1); err != nil {
 			return nil, err
+		}
+		if cc.closed.Load() {
+			// Close ran meanwhile, perhaps before it could see ac.
+			cc.ac.c.abort()
 		}
 		if err := cc.ac.Flush(); err != nil {
 			return nil, err
 		}
+	} else if cc.ac == nil {
+		return nil, errNothingSent
 	}
+	t := &cc.ac.c.t
 	for {
 		var reply any
 		var err error
@@ -311,6 +575,16 @@ func (cc *clusterConn) receive(ctx context.Context, timeout time.Duration) (any,
 			continue
 		}
 		cc.skip = 0
+		if len(cc.aborts) > 0 && t.recvd == cc.aborts[0].seq {
+			abort := cc.aborts[0].err
+			cc.aborts = cc.aborts[1:]
+			if err == nil {
+				err = abort
+			} else {
+				err = errors.Join(abort, err)
+			}
+			return nil, err
+		}
 		kind, rerr := classifyReply(err)
 		switch kind {
 		case replyCrossSlot:
@@ -338,14 +612,22 @@ func (cc *clusterConn) Err() error {
 	return cc.ac.Err()
 }
 
-// Close returns the bound connection to its pool, undoing its session
-// state as Pool connections do. Held commands were never sent. A second
-// Close does nothing.
+// Close returns the connection to its pool, undoing its session state
+// as Pool connections do. Held commands were never sent. A second Close
+// does nothing. As with a Pool connection, Close may stop a goroutine in
+// Receive: the socket is closed under it and the connection is not
+// kept.
 func (cc *clusterConn) Close() error {
-	if cc.closed {
+	if cc.closed.Swap(true) {
 		return nil
 	}
-	cc.closed = true
+	if !cc.recv.TryLock() {
+		if ac := cc.cur.Load(); ac != nil {
+			ac.c.abort()
+		}
+		cc.recv.Lock()
+	}
+	defer cc.recv.Unlock()
 	cc.unbind()
 	cc.held = nil
 	return nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -35,6 +36,10 @@ type conn struct {
 	spare     *waiter   // the finished waiter of the borrow holding it, recycled on return
 
 	destroyed atomic.Bool
+	// aborted is set when the borrower's Close closed the socket under a
+	// goroutine in Receive (see activeConn.Close): the read error that
+	// follows is ours, not the server's.
+	aborted atomic.Bool
 }
 
 func newConn(f *factory, rc redis.Conn, nc net.Conn) *conn {
@@ -53,6 +58,8 @@ func newConn(f *factory, rc redis.Conn, nc net.Conn) *conn {
 // reasonNone.
 func (c *conn) reusable(poolClosed bool) destroyReason {
 	switch {
+	case c.aborted.Load():
+		return reasonDirty // closed under a receiver: its replies were never read
 	case c.broken || c.rc.Err() != nil:
 		return reasonBroken
 	case poolClosed:
@@ -80,7 +87,7 @@ func (c *conn) do(timeout time.Duration, cmd string, args []any) (any, error) {
 func (c *conn) receive(timeout time.Duration) (any, error) {
 	reply, err := c.rc.ReceiveWithTimeout(timeout)
 	c.t.onReceive(reply, err)
-	if err != nil && c.f.sentinel != nil {
+	if err != nil && c.f.sentinel != nil && !c.aborted.Load() {
 		c.f.sentinel.noteError(c, err)
 	}
 	return reply, err
@@ -120,6 +127,15 @@ func (c *conn) withContext(ctx context.Context, timeout time.Duration, op func(t
 	return reply, err
 }
 
+// abort closes the socket under a goroutine blocked reading it, which
+// then fails at once. Closing, unlike a deadline in the past, cannot be
+// undone by the read deadline redigo sets as a Receive begins. The
+// connection must not be reused.
+func (c *conn) abort() {
+	c.aborted.Store(true)
+	c.nc.Close()
+}
+
 // activeConn is a borrowed connection, handed to the caller. A new one
 // per borrow, so a caller that keeps it after Close can never reach the
 // next borrower's connection.
@@ -130,6 +146,9 @@ type activeConn struct {
 	// with itself, and with a pub/sub receiver checking it (redigo
 	// allows a Receive and a Send or Flush at once; see tracker).
 	closed atomic.Bool
+	// recv is held shared by each Receive, and taken by Close so that it
+	// never resets the connection under a receiver (see Close).
+	recv sync.RWMutex
 }
 
 var (
@@ -141,12 +160,37 @@ var (
 // Close returns the connection to the pool. It undoes session state the
 // caller left, or closes the connection when that cannot be done. A
 // second Close does nothing.
+//
+// Close may run while another goroutine is in Receive: that is how
+// redigo documents stopping a pub/sub receiver. Undoing the
+// subscription would mean reading the replies the receiver is reading,
+// so Close closes the socket instead; the receiver's read fails and it
+// returns, and the connection is closed, not kept.
 func (ac *activeConn) Close() error {
 	if ac.closed.Swap(true) {
 		return nil
 	}
+	// Receive takes recv and then checks closed; Close sets closed and
+	// then tries recv. So either Close finds the receiver here, or the
+	// receiver finds closed set and reads nothing.
+	if !ac.recv.TryLock() {
+		ac.c.abort()
+		ac.recv.Lock()
+	}
 	ac.p.put(ac.c)
+	ac.recv.Unlock()
 	return nil
+}
+
+// enterReceive admits a Receive, which must call ac.recv.RUnlock when
+// it is done, or reports that the connection is closed.
+func (ac *activeConn) enterReceive() bool {
+	ac.recv.RLock()
+	if ac.closed.Load() {
+		ac.recv.RUnlock()
+		return false
+	}
+	return true
 }
 
 func (ac *activeConn) Err() error {
@@ -196,23 +240,26 @@ func (ac *activeConn) Flush() error {
 }
 
 func (ac *activeConn) Receive() (any, error) {
-	if ac.closed.Load() {
+	if !ac.enterReceive() {
 		return nil, ErrConnClosed
 	}
+	defer ac.recv.RUnlock()
 	return ac.c.receive(ac.c.f.cfg.ReadTimeout)
 }
 
 func (ac *activeConn) ReceiveWithTimeout(timeout time.Duration) (any, error) {
-	if ac.closed.Load() {
+	if !ac.enterReceive() {
 		return nil, ErrConnClosed
 	}
+	defer ac.recv.RUnlock()
 	return ac.c.receive(timeout)
 }
 
 func (ac *activeConn) ReceiveContext(ctx context.Context) (any, error) {
-	if ac.closed.Load() {
+	if !ac.enterReceive() {
 		return nil, ErrConnClosed
 	}
+	defer ac.recv.RUnlock()
 	c := ac.c
 	return c.withContext(ctx, c.f.cfg.ReadTimeout, c.receive)
 }

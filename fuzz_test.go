@@ -362,6 +362,7 @@ func documentedInvalid(cfg Config) string {
 // the second the command.
 func FuzzTracker(f *testing.F) {
 	f.Add([]byte{4, 4, 4, 6, 0, 0})
+	f.Add([]byte{0, 23, 2, 0, 3, 0, 0, 26, 2, 0, 3, 0, 0, 2, 2, 0}) // SUBSCRIBE, UNSUBSCRIBE, both confirmed; ECHO in flight
 	f.Fuzz(func(t *testing.T, data []byte) {
 		const maxSteps = 64
 		var (
@@ -425,6 +426,12 @@ func FuzzTracker(f *testing.F) {
 			if tr.clean() {
 				if dirty := m.dirty(); dirty != "" {
 					t.Fatalf("tracker reports clean, but %s after:\n\t%s", dirty, strings.Join(trace, "\n\t"))
+				}
+			}
+			if tr.flags()&stateSubscribed != 0 && tr.unsubscribed() {
+				if n := m.channels + m.patterns + m.shards; n > 0 || len(m.unflushed) > 0 || len(m.replies) > 0 {
+					t.Fatalf("tracker reports the subscription over with nothing in flight, but %d subscriptions, %d commands unflushed, %d replies unread after:\n\t%s",
+						n, len(m.unflushed), len(m.replies), strings.Join(trace, "\n\t"))
 				}
 			}
 		}

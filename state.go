@@ -180,6 +180,156 @@ type tracker struct {
 	head  int
 	// pending is len(marks) - head, read by onReceive without mu.
 	pending atomic.Int32
+
+	// ps follows a subscription, under mu, so that a connection whose
+	// subscriptions have all been confirmed gone needs no drain.
+	ps pubsubLog
+}
+
+// pubsubLog follows the replies due on a subscribed connection. Each
+// (P/S)SUBSCRIBE or (P/S)UNSUBSCRIBE with n arguments is confirmed n
+// times, in order, and every other command gets one reply; pushed
+// messages come in between. An UNSUBSCRIBE without arguments is
+// confirmed once per subscription it ends (once if none), so it is
+// known to be done only when a confirmation counts 0 or the next
+// command's confirmation comes. Anything else, or a Do while
+// subscribed, makes the log lost: the connection is drained as before.
+type pubsubLog struct {
+	due  []psDue // the commands whose replies are due, oldest first; the array is reused
+	head int
+	// base is the number of commands sent before the one that
+	// subscribed: their replies must all have been read before it.
+	base uint64
+	zero bool // the last confirmation counted 0 subscriptions
+	lost bool
+}
+
+// psDue is a command sent on a subscribed connection.
+type psDue struct {
+	kind psKind
+	// left is the number of confirmations still due; -1 for an
+	// unsubscribe without arguments not yet confirmed, -2 once it was.
+	left int32
+}
+
+// psKind names the confirmation a pub/sub command gets.
+type psKind uint8
+
+const (
+	psOther psKind = iota // one reply: PING's ["pong", ...], or an error
+	psSubscribe
+	psPSubscribe
+	psSSubscribe
+	psUnsubscribe
+	psPUnsubscribe
+	psSUnsubscribe
+)
+
+var psNames = [...]string{"", "subscribe", "psubscribe", "ssubscribe", "unsubscribe", "punsubscribe", "sunsubscribe"}
+
+func psKindOf(cmd string) psKind {
+	for k := psSubscribe; k <= psSUnsubscribe; k++ {
+		if strings.EqualFold(cmd, psNames[k]) {
+			return k
+		}
+	}
+	return psOther
+}
+
+// start begins the log of a subscription whose first command is the
+// sent-th on the connection.
+func (l *pubsubLog) start(sent uint64) {
+	l.due, l.head = l.due[:0], 0
+	l.base, l.zero, l.lost = sent-1, false, false
+}
+
+func (l *pubsubLog) sent(cmd string, args []any) {
+	if l.lost {
+		return
+	}
+	kind := psKindOf(cmd)
+	left := int32(1)
+	switch {
+	case kind == psOther:
+	case len(args) > 0:
+		left = int32(len(args))
+	case kind >= psUnsubscribe:
+		left = -1
+	}
+	l.due = append(l.due, psDue{kind, left})
+}
+
+// received accounts for a reply that is not a pushed message.
+func (l *pubsubLog) received(reply any, err error) {
+	for !l.lost {
+		if l.head == len(l.due) {
+			l.lost = true // a reply to nothing we know of
+			return
+		}
+		d := &l.due[l.head]
+		name, count, isConf := confirmation(reply)
+		switch {
+		case err != nil:
+			l.pop() // an error answers its whole command
+		case !isConf:
+			if d.kind != psOther {
+				l.lost = true
+				return
+			}
+			l.pop()
+		case name != psNames[d.kind]:
+			if d.left != -2 {
+				l.lost = true
+				return
+			}
+			// The unsubscribe without arguments before it is done.
+			l.pop()
+			continue
+		default:
+			l.zero = count == 0
+			switch {
+			case d.left > 1:
+				d.left--
+			case d.left == 1, count == 0:
+				l.pop()
+			default:
+				d.left = -2
+			}
+		}
+		return
+	}
+}
+
+func (l *pubsubLog) pop() {
+	if l.head++; l.head == len(l.due) {
+		l.due, l.head = l.due[:0], 0
+	}
+}
+
+// confirmation returns the kind and count of a (un)subscribe
+// confirmation: [kind, channel, count].
+func confirmation(reply any) (kind string, count int64, ok bool) {
+	r, ok := reply.([]any)
+	if !ok || len(r) != 3 {
+		return "", 0, false
+	}
+	k, ok1 := r[0].([]byte)
+	n, ok2 := r[2].(int64)
+	if !ok1 || !ok2 {
+		return "", 0, false
+	}
+	return string(k), n, true
+}
+
+// isPushed reports whether reply is a message pushed to a subscriber,
+// not a reply to a command.
+func isPushed(reply any) bool {
+	r, ok := reply.([]any)
+	if !ok || len(r) < 3 {
+		return false
+	}
+	k, ok := r[0].([]byte)
+	return ok && (string(k) == "message" || string(k) == "pmessage" || string(k) == "smessage")
 }
 
 type mark struct {
@@ -190,15 +340,25 @@ type mark struct {
 
 func (t *tracker) flags() sessionState { return sessionState(t.state.Load()) }
 
+// stateSubscribed is the state of a connection in pub/sub mode.
+const stateSubscribed = stateSubscribe | stateSSubscribe
+
 // onSend records a pipelined command.
 func (t *tracker) onSend(cmd string, args []any) {
 	t.sent++
 	kind := classify(cmd, args)
-	if kind == kindPlain {
+	if kind == kindPlain && t.flags()&stateSubscribed == 0 {
 		return
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	switch {
+	case t.flags()&stateSubscribed != 0:
+		t.ps.sent(cmd, args)
+	case kind == kindSubscribe || kind == kindSSubscribe:
+		t.ps.start(t.sent)
+		t.ps.sent(cmd, args)
+	}
 	t.enter(kind)
 	switch kind {
 	case kindMulti, kindWatch:
@@ -221,8 +381,16 @@ func (t *tracker) onSend(cmd string, args []any) {
 
 // onReceive records a reply read with Receive.
 func (t *tracker) onReceive(reply any, err error) {
-	if t.flags()&(stateSubscribe|stateSSubscribe) != 0 {
-		return // pushed messages do not pair with commands
+	if t.flags()&stateSubscribed != 0 {
+		// Pushed messages do not pair with commands; replies and
+		// confirmations are logged.
+		if err == nil && isPushed(reply) {
+			return
+		}
+		t.mu.Lock()
+		t.ps.received(reply, err)
+		t.mu.Unlock()
+		return
 	}
 	t.recvd++
 	if t.pending.Load() == 0 {
@@ -249,6 +417,13 @@ func (t *tracker) beforeDo(cmd string, args []any) cmdKind {
 		return kindPlain
 	}
 	kind := classify(cmd, args)
+	if kind == kindSubscribe || kind == kindSSubscribe || t.flags()&stateSubscribed != 0 {
+		// Do reads one reply where a subscription gets several: the
+		// log cannot follow.
+		t.mu.Lock()
+		t.ps.lost = true
+		t.mu.Unlock()
+	}
 	t.enter(kind)
 	return kind
 }
@@ -328,6 +503,18 @@ func (t *tracker) clear() {
 	t.state.Store(0)
 	t.sent, t.recvd = 0, 0
 	t.dropMarks()
+	t.ps.start(1)
+}
+
+// unsubscribed reports whether the connection, though it subscribed,
+// is known to have left pub/sub mode with nothing in flight: every
+// reply before the subscription was read before it, every command
+// since has had all its replies, and the last confirmation counted 0.
+// Classic and sharded subscriptions are counted apart, so only a
+// connection that used one kind qualifies.
+func (t *tracker) unsubscribed() bool {
+	f := t.flags() & stateSubscribed
+	return f != stateSubscribed && !t.ps.lost && t.ps.head == len(t.ps.due) && t.ps.zero && t.recvd == t.ps.base
 }
 
 func (t *tracker) dropMarks() {
@@ -363,7 +550,13 @@ func (c *conn) reset() error {
 		return d, nil
 	}
 
-	if t.flags()&(stateSubscribe|stateSSubscribe) != 0 {
+	if t.flags()&stateSubscribed != 0 && t.unsubscribed() {
+		// The borrower unsubscribed and read every confirmation: a
+		// second drain would only cost a round trip.
+		t.state.And(^uint32(stateSubscribed))
+		t.sent, t.recvd = 0, 0
+	}
+	if t.flags()&stateSubscribed != 0 {
 		// Leave pub/sub, then read everything up to the echoed sentinel:
 		// pending replies, pushed messages, unsubscribe confirmations.
 		c.rc.Send("UNSUBSCRIBE")
