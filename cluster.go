@@ -387,7 +387,10 @@ func (c *Cluster) Do(ctx context.Context, cmd string, args ...any) (any, error) 
 	if !keyed {
 		slot = -1
 	}
-	return c.do(ctx, c.readTO, slot, c.cfg.ReadFromReplicas && keyed && isReadOnlyCommand(cmd), nil, 0, cmd, args)
+	// A blocking command waits as long as it says, as with Pool.Do.
+	timeout := blockingReadTimeout(ctx, c.readTO, cmd, args)
+	reply, err := c.do(ctx, timeout, slot, c.cfg.ReadFromReplicas && keyed && isReadOnlyCommand(cmd), nil, 0, cmd, args)
+	return reply, deadlineErr(ctx, err)
 }
 
 // do runs cmd, routed by slot (-1: any master), to replica if readOnly.

@@ -94,9 +94,11 @@ type Config struct {
 	// command. Zero means 3 seconds; negative means no timeout. A
 	// context deadline shorter than ReadTimeout takes precedence, and
 	// DoWithTimeout and ReceiveWithTimeout override ReadTimeout for one
-	// call: use them for blocking commands such as BLPOP, and for
-	// pub/sub receivers (redis.PubSubConn.ReceiveWithTimeout(0) waits
-	// for messages without a limit).
+	// call: use them for blocking commands such as BLPOP on a borrowed
+	// connection, and for pub/sub receivers
+	// (redis.PubSubConn.ReceiveWithTimeout(0) waits for messages without
+	// a limit). Pool.Do and Cluster.Do wait for a blocking command's own
+	// timeout plus ReadTimeout.
 	ReadTimeout  time.Duration
 	WriteTimeout time.Duration
 

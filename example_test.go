@@ -89,33 +89,49 @@ func ExamplePool_Do() {
 	// Output: [a b] <nil>
 }
 
-// Blocking commands (BLPOP, BRPOP, XREAD BLOCK, WAIT) wait on the server
-// for longer than ReadTimeout allows, and a context deadline can shorten
-// ReadTimeout but never lengthen it. Give such a command its own read
-// timeout with redis.DoWithTimeout, a little longer than the command
-// blocks for (0 means no limit).
+// Blocking commands (BLPOP, BRPOP, XREAD BLOCK ...) wait on the server
+// for longer than ReadTimeout allows. The one-shot Pool.Do (and
+// Cluster.Do) reads their reply for as long as the command blocks, plus
+// ReadTimeout, within ctx. A borrowed connection keeps ReadTimeout for
+// every read, which a context deadline can shorten but never lengthen:
+// give a blocking command its own read timeout there with
+// redis.DoWithTimeout, a little longer than the command blocks for (0
+// means no limit). WAIT and WAITAOF belong there too, on the connection
+// that made the writes.
 func Example_blockingCommand() {
 	addr, stop := startRedis()
 	defer stop()
 	ctx := context.Background()
-	p, err := redispool.New(ctx, redispool.Config{Addr: addr, ReadTimeout: 100 * time.Millisecond})
+	p, err := redispool.New(ctx, redispool.Config{Addr: addr, ReadTimeout: 500 * time.Millisecond})
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer p.Close()
-
-	// Under ReadTimeout, BLPOP fails after 100ms though it may block
-	// for a second and the context allows ten.
 	ctx10s, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	_, err = p.Do(ctx10s, "BLPOP", "jobs", 1)
+
+	// Pool.Do waits the 1s BLPOP blocks for, and ReadTimeout (500ms)
+	// more: nothing came, so the reply is nil.
+	_, err = redis.Strings(p.Do(ctx10s, "BLPOP", "jobs", 1))
+	fmt.Println(err == redis.ErrNil)
+
+	conn, err := p.GetContext(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	// On a borrowed connection, ReadTimeout: an i/o timeout after
+	// 500ms, though BLPOP may block for 1s and the context allows ten.
+	// The connection is closed: its late reply must not reach the next
+	// borrower.
+	_, err = redis.DoContext(conn, ctx10s, "BLPOP", "jobs", 1)
 	fmt.Println(errors.Is(err, os.ErrDeadlineExceeded))
+	conn.Close()
 
 	go func() {
 		time.Sleep(200 * time.Millisecond)
 		p.Do(ctx, "RPUSH", "jobs", "job-1")
 	}()
-	conn, err := p.GetContext(ctx)
+	conn, err = p.GetContext(ctx)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -124,6 +140,7 @@ func Example_blockingCommand() {
 	job, err := redis.Strings(redis.DoWithTimeout(conn, 3*time.Second, "BLPOP", "jobs", 2))
 	fmt.Println(job, err)
 	// Output:
+	// true
 	// true
 	// [jobs job-1] <nil>
 }

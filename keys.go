@@ -81,7 +81,25 @@ type cmdInfo struct {
 	// readOnly marks a keyed command that only reads, and that a replica
 	// of its key's slot may answer (ClusterConfig.ReadFromReplicas).
 	readOnly bool
+
+	// block is where a command that blocks on the server gives how long
+	// it may block; Pool.Do and Cluster.Do wait that long for its reply
+	// (blocking.go).
+	block blockArg
 }
+
+// blockArg says where a blocking command gives its timeout, and in which
+// unit. WAIT and WAITAOF block too but have none: they only mean
+// something on the connection that made the writes, a borrowed one,
+// whose reads keep their ReadTimeout.
+type blockArg uint8
+
+const (
+	blockNever    blockArg = iota // not a blocking command
+	blockLastSec                  // the last argument, in seconds: BLPOP k... timeout
+	blockFirstSec                 // the first argument, in seconds: BLMPOP timeout numkeys k...
+	blockOptionMs                 // the value after BLOCK, in milliseconds, if given: XREAD
+)
 
 var (
 	keysNone      = cmdInfo{rule: keyNone}
@@ -92,7 +110,6 @@ var (
 	keysPairs     = cmdInfo{rule: keyRange, first: 0, last: -1, step: 2} // MSET k v k v
 	keysTwo       = cmdInfo{rule: keyRange, first: 0, last: 1, step: 1}  // RENAME src dst
 	keysTwoRO     = cmdInfo{rule: keyRange, first: 0, last: 1, step: 1, readOnly: true}
-	keysBlocking  = cmdInfo{rule: keyRange, first: 0, last: -2, step: 1} // BLPOP k... timeout
 	keysSecond    = cmdInfo{rule: keyRange, first: 1, last: 1, step: 1}  // OBJECT ENCODING key
 	keysAfterOp   = cmdInfo{rule: keyRange, first: 1, last: -1, step: 1} // BITOP op dst k...
 	keysNumkeys0  = cmdInfo{rule: keyNumkeys, first: 0}                  // ZUNION numkeys k...
@@ -100,9 +117,17 @@ var (
 	keysNumkeys1  = cmdInfo{rule: keyNumkeys, first: 1} // EVAL script numkeys k...
 	keysNumkeys1R = cmdInfo{rule: keyNumkeys, first: 1, readOnly: true}
 	keysDestNum   = cmdInfo{rule: keyNumkeys, first: 1, last: 1} // ZUNIONSTORE dst numkeys k...
-	keysStreams   = cmdInfo{rule: keyStreams}                    // XREADGROUP
-	keysStreamsRO = cmdInfo{rule: keyStreams, readOnly: true}    // XREAD
 	keysMigrate   = cmdInfo{rule: keyMigrate}                    // MIGRATE
+)
+
+// The blocking commands' entries: where their keys are, as above, and
+// where their timeout is.
+var (
+	keysBlocking  = cmdInfo{rule: keyRange, first: 0, last: -2, step: 1, block: blockLastSec} // BLPOP k... timeout
+	keysTwoBlock  = cmdInfo{rule: keyRange, first: 0, last: 1, step: 1, block: blockLastSec}  // BLMOVE src dst ... timeout
+	keysNumkeys1B = cmdInfo{rule: keyNumkeys, first: 1, block: blockFirstSec}                 // BLMPOP timeout numkeys k...
+	keysStreams   = cmdInfo{rule: keyStreams, block: blockOptionMs}                           // XREADGROUP
+	keysStreamsRO = cmdInfo{rule: keyStreams, readOnly: true, block: blockOptionMs}           // XREAD
 )
 
 // commandTable lists every command whose keys are not just its first
@@ -136,7 +161,7 @@ var commandTable = map[string]cmdInfo{
 	// Counted keys.
 	"SINTERCARD": keysNumkeys0R, "ZUNION": keysNumkeys0R, "ZINTER": keysNumkeys0R,
 	"ZDIFF": keysNumkeys0R, "ZINTERCARD": keysNumkeys0R,
-	"LMPOP": keysNumkeys0, "ZMPOP": keysNumkeys0, "BLMPOP": keysNumkeys1, "BZMPOP": keysNumkeys1,
+	"LMPOP": keysNumkeys0, "ZMPOP": keysNumkeys0, "BLMPOP": keysNumkeys1B, "BZMPOP": keysNumkeys1B,
 	"ZUNIONSTORE": keysDestNum, "ZINTERSTORE": keysDestNum, "ZDIFFSTORE": keysDestNum,
 
 	// Streams.
@@ -149,7 +174,7 @@ var commandTable = map[string]cmdInfo{
 	"SINTERSTORE": keysAll, "SUNIONSTORE": keysAll, "SDIFFSTORE": keysAll,
 	"PFCOUNT": keysAllRO, "PFMERGE": keysAll,
 	"RENAME": keysTwo, "RENAMENX": keysTwo, "COPY": keysTwo, "SMOVE": keysTwo,
-	"LMOVE": keysTwo, "BLMOVE": keysTwo, "RPOPLPUSH": keysTwo, "BRPOPLPUSH": keysTwo,
+	"LMOVE": keysTwo, "BLMOVE": keysTwoBlock, "RPOPLPUSH": keysTwo, "BRPOPLPUSH": keysTwoBlock,
 	"ZRANGESTORE": keysTwo, "GEOSEARCHSTORE": keysTwo, "LCS": keysTwoRO,
 	"BLPOP": keysBlocking, "BRPOP": keysBlocking, "BZPOPMIN": keysBlocking, "BZPOPMAX": keysBlocking,
 

@@ -275,13 +275,29 @@ func (p *Pool) GetContext(ctx context.Context) (redis.Conn, error) {
 
 // Do borrows a connection, runs one command under ctx and returns the
 // connection.
+//
+// The reply is read as DoContext reads it, within ReadTimeout and ctx,
+// except for a command that blocks on the server for as long as its
+// arguments say — BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BLMPOP, BZPOPMIN,
+// BZPOPMAX, BZMPOP, and XREAD or XREADGROUP with BLOCK — whose reply is
+// awaited for that long plus ReadTimeout, within ctx. A timeout of 0
+// (block until there is something) waits until ctx's deadline, or
+// ReadTimeout when ctx has none. So p.Do(ctx, "BLPOP", "jobs", 5)
+// returns nil after 5s when nothing comes, not an i/o timeout. A
+// borrowed connection keeps ReadTimeout for every command: use
+// DoWithTimeout there.
 func (p *Pool) Do(ctx context.Context, cmd string, args ...any) (any, error) {
-	c, err := p.GetContext(ctx)
+	ac, err := p.GetContext(ctx)
 	if err != nil {
 		return nil, err
 	}
-	defer c.Close()
-	return c.(redis.ConnWithContext).DoContext(ctx, cmd, args...)
+	defer ac.Close()
+	c := ac.(*activeConn).c
+	timeout := blockingReadTimeout(ctx, c.f.cfg.ReadTimeout, cmd, args)
+	reply, err := c.withContext(ctx, timeout, func(timeout time.Duration) (any, error) {
+		return c.do(timeout, cmd, args)
+	})
+	return reply, deadlineErr(ctx, err)
 }
 
 // Ping borrows a connection and sends PING, so a service can fail fast

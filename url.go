@@ -41,15 +41,29 @@ func ParseURL(rawURL string) (Config, error) {
 	// net/url takes one host; a Sentinel URL lists several, which it
 	// would misread ("s1,s2:26380,s3" has an invalid port). Parse the URL
 	// with a placeholder host and split the list here.
-	var sentinelHosts string
-	if l := strings.ToLower(rawURL); strings.HasPrefix(l, "redis+sentinel://") || strings.HasPrefix(l, "rediss+sentinel://") {
+	var sentinelHosts, hostList string
+	l := strings.ToLower(rawURL)
+	switch {
+	case strings.HasPrefix(l, "redis+sentinel://") || strings.HasPrefix(l, "rediss+sentinel://"):
 		rawURL, sentinelHosts = cutHostList(rawURL)
+	case strings.HasPrefix(l, "redis://") || strings.HasPrefix(l, "rediss://"):
+		// A host list here is a cluster's or a set of Sentinels' with
+		// the scheme left out. net/url would read "h1:6379,h2" as a bad
+		// port, or "h1,h2" as one host to fail at dial: say what it is.
+		// Unless the URL is malformed otherwise: an '@' beyond the
+		// authority means the "hosts" may be part of a password, and
+		// parseRawURL then reports the URL without them.
+		if cut, hosts := cutHostList(rawURL); strings.Contains(hosts, ",") {
+			if _, err := parseRawURL(cut); err == nil {
+				rawURL, hostList = cut, hosts
+			}
+		}
 	}
 	u, err := parseRawURL(rawURL)
 	if err != nil {
 		return cfg, err
 	}
-	safe := strings.Replace(redactParams(u).Redacted(), hostListPlaceholder, sentinelHosts, 1)
+	safe := strings.Replace(redactParams(u).Redacted(), hostListPlaceholder, sentinelHosts+hostList, 1)
 	bad := func(format string, args ...any) (Config, error) {
 		return Config{}, fmt.Errorf("redispool: invalid URL %q: "+format, append([]any{safe}, args...)...)
 	}
@@ -66,6 +80,11 @@ func ParseURL(rawURL string) (Config, error) {
 	case "redis", "rediss":
 		if u.Opaque != "" {
 			return bad("no // before the host: want %s://host", u.Scheme)
+		}
+		if hostList != "" {
+			return bad("%s:// names one server, not a list of hosts; for a Redis Cluster use %s+cluster://%s "+
+				"(ParseClusterURL), for a master found through Sentinels %s+sentinel://sentinel1,sentinel2/master_name",
+				u.Scheme, u.Scheme, hostList, u.Scheme)
 		}
 		cfg.Network = "tcp"
 		host, port := u.Hostname(), u.Port()

@@ -194,3 +194,42 @@ func TestParseSentinelURLErrorsAndRedaction(t *testing.T) {
 		}
 	}
 }
+
+// TestParseURLRejectsHostList checks that a redis:// URL listing several
+// hosts, a cluster's or Sentinels' URL with the wrong scheme, fails at
+// once and names the schemes to use, rather than failing at dial with a
+// DNS error for "h1:6379,h2".
+func TestParseURLRejectsHostList(t *testing.T) {
+	const password = "s3cr3t-pw"
+	for _, tt := range []struct {
+		url, cluster string
+	}{
+		{"redis://h1:6379,h2:6380", "redis+cluster://h1:6379,h2:6380"},
+		{"redis://h1,h2", "redis+cluster://h1,h2"},
+		{"redis://h1:6379,h2", "redis+cluster://h1:6379,h2"},
+		{"redis://app:" + password + "@h1:6379,h2:6380/0?max_total=4", "redis+cluster://h1:6379,h2:6380"},
+		{"redis://:" + password + "@[::1]:7000,[::1]:7001", "redis+cluster://[::1]:7000,[::1]:7001"},
+		{"rediss://app:" + password + "@h1:6379,h2:6380", "rediss+cluster://h1:6379,h2:6380"},
+		{"REDIS://h1,h2", "redis+cluster://h1,h2"},
+	} {
+		_, err := ParseURL(tt.url)
+		if err == nil {
+			t.Errorf("ParseURL(%q) succeeded; want an error", tt.url)
+			continue
+		}
+		msg := err.Error()
+		if !strings.HasPrefix(msg, "redispool: ") || !strings.Contains(msg, tt.cluster) || !strings.Contains(msg, "+sentinel://") {
+			t.Errorf("ParseURL(%q) = %q; want an error naming %s and +sentinel://", tt.url, msg, tt.cluster)
+		}
+		if strings.Contains(msg, password) {
+			t.Errorf("ParseURL(%q) = %q: the error shows the password", tt.url, msg)
+		}
+	}
+	// A comma before an unescaped '@' beyond the host may be part of a
+	// password: the URL is malformed, and said so without it.
+	const raw = "redis://app:pa,ss/wd@h1,h2"
+	_, err := ParseURL(raw)
+	if err == nil || strings.Contains(err.Error(), "pa,ss") || strings.Contains(err.Error(), "wd") {
+		t.Errorf("ParseURL(%q) = %v; want an error that does not show the password", raw, err)
+	}
+}

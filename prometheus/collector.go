@@ -37,6 +37,30 @@
 // DestroyedFailover and Abandoned (connections reclaimed after
 // AbandonedTimeout); every
 // reason is exported from the first scrape, at zero until it happens.
+//
+// # A Redis Cluster
+//
+//	prometheus.MustRegister(redispoolprom.NewClusterCollector(cluster))
+//
+// exports each node's pool with the metrics above, renamed
+// redispool_cluster_node_* and labelled with the node's address
+// (redispool_cluster_node_connections{node="10.0.0.1:7000",state="idle"}),
+// and the cluster's own statistics (ClusterStats):
+//
+//	redispool_cluster_slots{node}                   gauge    Slots (0 for a replica)
+//	redispool_cluster_pending_nodes                 gauge    PendingNodes
+//	redispool_cluster_moved_total                   counter  Moved
+//	redispool_cluster_ask_total                     counter  Ask
+//	redispool_cluster_tryagain_total                counter  TryAgain
+//	redispool_cluster_clusterdown_total             counter  ClusterDown
+//	redispool_cluster_retries_total                 counter  Retries
+//	redispool_cluster_refreshes_total               counter  Refreshes
+//	redispool_cluster_refresh_errors_total          counter  RefreshErrors
+//
+// A node's series appear once the cluster has a pool for it and go when
+// the slot map drops the node. The node pools' names differ from a
+// single pool's so that one registry takes both collectors: Prometheus
+// wants one set of label names per metric name.
 package redispoolprom
 
 import (
@@ -84,10 +108,10 @@ func destroyedByReason(s *redispool.Stats) [len(destroyReasons)]int64 {
 	}
 }
 
-// collector is a prometheus.Collector for one pool.
-type collector struct {
-	pool *redispool.Pool
-
+// poolDescs describes one pool's metrics. For a Cluster's node pools
+// the names have the subsystem cluster_node, and every desc has a node
+// label before its own ones.
+type poolDescs struct {
 	maxConnections *prometheus.Desc
 	connections    *prometheus.Desc
 	waiting        *prometheus.Desc
@@ -101,22 +125,15 @@ type collector struct {
 	masterChanges  *prometheus.Desc
 }
 
-var _ prometheus.Collector = (*collector)(nil)
-
-// NewCollector returns a collector that exports p's statistics (see the
-// package documentation for the metrics). It reads p.Stats on every
-// scrape, so it stays valid for the life of p; after p.Close it goes on
-// reporting the final counts.
-func NewCollector(p *redispool.Pool, opts ...Option) prometheus.Collector {
-	o := options{namespace: "redispool"}
-	for _, opt := range opts {
-		opt(&o)
+// newPoolDescs returns the descs of a pool's metrics, named
+// <namespace>_[<subsystem>_]<name>, each with the variable labels in
+// labels (the node of a cluster's pool) before its own.
+func newPoolDescs(o *options, subsystem string, labels ...string) poolDescs {
+	desc := func(name, help string, own ...string) *prometheus.Desc {
+		return prometheus.NewDesc(prometheus.BuildFQName(o.namespace, subsystem, name), help,
+			append(labels[:len(labels):len(labels)], own...), o.constLabels)
 	}
-	desc := func(name, help string, labels ...string) *prometheus.Desc {
-		return prometheus.NewDesc(prometheus.BuildFQName(o.namespace, "", name), help, labels, o.constLabels)
-	}
-	return &collector{
-		pool: p,
+	return poolDescs{
 		maxConnections: desc("max_connections",
 			"Maximum number of connections the pool holds, borrowed and idle together (MaxTotal)."),
 		connections: desc("connections",
@@ -142,42 +159,74 @@ func NewCollector(p *redispool.Pool, opts ...Option) prometheus.Collector {
 	}
 }
 
-// Describe implements prometheus.Collector.
-func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	ch <- c.maxConnections
-	ch <- c.connections
-	ch <- c.waiting
-	ch <- c.borrows
-	ch <- c.waits
-	ch <- c.waitSeconds
-	ch <- c.timeouts
-	ch <- c.created
-	ch <- c.dialErrors
-	ch <- c.destroyed
-	ch <- c.masterChanges
+func (d *poolDescs) describe(ch chan<- *prometheus.Desc) {
+	ch <- d.maxConnections
+	ch <- d.connections
+	ch <- d.waiting
+	ch <- d.borrows
+	ch <- d.waits
+	ch <- d.waitSeconds
+	ch <- d.timeouts
+	ch <- d.created
+	ch <- d.dialErrors
+	ch <- d.destroyed
+	ch <- d.masterChanges
 }
+
+// collect sends the metrics of one pool's statistics s, with the values
+// of newPoolDescs' labels in labels.
+func (d *poolDescs) collect(ch chan<- prometheus.Metric, s *redispool.Stats, labels ...string) {
+	gauge := func(d *prometheus.Desc, v float64, own ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, append(labels[:len(labels):len(labels)], own...)...)
+	}
+	counter := func(d *prometheus.Desc, v float64, own ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, append(labels[:len(labels):len(labels)], own...)...)
+	}
+	gauge(d.maxConnections, float64(s.MaxTotal))
+	gauge(d.connections, float64(s.Active), "active")
+	gauge(d.connections, float64(s.Idle), "idle")
+	gauge(d.waiting, float64(s.Waiting))
+	counter(d.borrows, float64(s.Borrows))
+	counter(d.waits, float64(s.WaitCount))
+	counter(d.waitSeconds, s.WaitDuration.Seconds())
+	counter(d.timeouts, float64(s.Timeouts))
+	counter(d.created, float64(s.Created))
+	counter(d.dialErrors, float64(s.DialErrors))
+	for i, n := range destroyedByReason(s) {
+		counter(d.destroyed, float64(n), destroyReasons[i])
+	}
+	counter(d.masterChanges, float64(s.MasterChanges))
+}
+
+func newOptions(opts []Option) *options {
+	o := &options{namespace: "redispool"}
+	for _, opt := range opts {
+		opt(o)
+	}
+	return o
+}
+
+// collector is a prometheus.Collector for one pool.
+type collector struct {
+	pool *redispool.Pool
+	poolDescs
+}
+
+var _ prometheus.Collector = (*collector)(nil)
+
+// NewCollector returns a collector that exports p's statistics (see the
+// package documentation for the metrics). It reads p.Stats on every
+// scrape, so it stays valid for the life of p; after p.Close it goes on
+// reporting the final counts.
+func NewCollector(p *redispool.Pool, opts ...Option) prometheus.Collector {
+	return &collector{pool: p, poolDescs: newPoolDescs(newOptions(opts), "")}
+}
+
+// Describe implements prometheus.Collector.
+func (c *collector) Describe(ch chan<- *prometheus.Desc) { c.describe(ch) }
 
 // Collect implements prometheus.Collector.
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	s := c.pool.Stats()
-	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
-	}
-	counter := func(d *prometheus.Desc, v float64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, labels...)
-	}
-	gauge(c.maxConnections, float64(s.MaxTotal))
-	gauge(c.connections, float64(s.Active), "active")
-	gauge(c.connections, float64(s.Idle), "idle")
-	gauge(c.waiting, float64(s.Waiting))
-	counter(c.borrows, float64(s.Borrows))
-	counter(c.waits, float64(s.WaitCount))
-	counter(c.waitSeconds, s.WaitDuration.Seconds())
-	counter(c.timeouts, float64(s.Timeouts))
-	counter(c.created, float64(s.Created))
-	counter(c.dialErrors, float64(s.DialErrors))
-	for i, n := range destroyedByReason(&s) {
-		counter(c.destroyed, float64(n), destroyReasons[i])
-	}
-	counter(c.masterChanges, float64(s.MasterChanges))
+	c.collect(ch, &s)
 }

@@ -155,7 +155,6 @@ func TestClusterUsageErrors(t *testing.T) {
 	}{
 		{[]string{"--url", "redis+cluster://127.0.0.1:1/2", "ping"}, "database"},
 		{[]string{"--url", "redis+cluster://127.0.0.1:1", "--db", "1", "ping"}, "--db 1: a cluster has only database 0"},
-		{[]string{"--url", "redis+cluster://127.0.0.1:1", "bench", "--metrics-addr", "127.0.0.1:0"}, "--metrics-addr"},
 		{[]string{"--url", "redis+cluster://127.0.0.1:1", "--max-idle", "1", "--min-idle", "2", "ping"}, "MinIdle"},
 		{[]string{"--url", "redis://127.0.0.1:1", "do", "--all-masters", "DBSIZE"}, "--all-masters needs a cluster"},
 	}

@@ -11,20 +11,24 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"github.com/redispool/redispool"
 	redispoolprom "github.com/redispool/redispool/prometheus"
 )
 
-// serveMetrics serves the pool's Prometheus metrics at /metrics on addr
+// serveMetrics serves the Prometheus metrics of s at /metrics on addr
 // until the returned function is called, which waits for the server to
-// stop. It announces the address on stderr.
-func serveMetrics(addr string, p *redispool.Pool, stderr io.Writer) (stop func(), err error) {
+// stop: a pool's, or for a cluster each node's pool, labelled by node,
+// and the cluster's counters. It announces the address on stderr.
+func serveMetrics(addr string, s *server, stderr io.Writer) (stop func(), err error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("--metrics-addr: %w", err)
 	}
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(redispoolprom.NewCollector(p))
+	if s.cluster != nil {
+		reg.MustRegister(redispoolprom.NewClusterCollector(s.cluster))
+	} else {
+		reg.MustRegister(redispoolprom.NewCollector(s.pool))
+	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}

@@ -384,17 +384,13 @@ func (e *env) openLoad(ctx context.Context, lf *loadFlags, w *workload) (s *serv
 	}
 	w.pool = s
 	w.cluster = s.cluster != nil
-	if lf.metricsAddr != "" && s.cluster != nil {
-		s.close()
-		return nil, nil, usagef("--metrics-addr: not supported for a cluster yet")
-	}
 	if err := s.firstContact(ctx, s.Ping); err != nil {
 		s.close()
 		return nil, nil, fmt.Errorf("cannot reach %s: %w", s.where, err)
 	}
 	stop = s.close
 	if lf.metricsAddr != "" {
-		stopMetrics, err := serveMetrics(lf.metricsAddr, s.pool, e.stderr)
+		stopMetrics, err := serveMetrics(lf.metricsAddr, s, e.stderr)
 		if err != nil {
 			s.close()
 			return nil, nil, err

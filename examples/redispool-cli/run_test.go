@@ -39,6 +39,7 @@ func TestUsageErrorsExitWithStatus2(t *testing.T) {
 		{"mix with repeated op", []string{"stats", "--mix", "get=1,get=2"}, "get appears twice"},
 		{"url without scheme", []string{"--url", "localhost:6379", "ping"}, "invalid URL"},
 		{"url with unknown parameter", []string{"--url", "redis://localhost/?max_totl=3", "ping"}, "unknown parameter"},
+		{"url with a host list", []string{"--url", "redis://:pw@h1:6379,h2:6380", "ping"}, "use redis+cluster://h1:6379,h2:6380"},
 		{"invalid config", []string{"--min-idle", "5", "--max-idle", "2", "ping"}, "MinIdle 5 exceeds MaxIdle 2"},
 		{"negative max-total", []string{"--max-total", "-1", "ping"}, "MaxTotal -1 is negative"},
 		{"do without command", []string{"do"}, "missing COMMAND"},
