@@ -250,6 +250,12 @@ func (p *Pool) put(c *conn) {
 	if p.cfg.AbandonedTimeout > 0 && !p.returned(c) {
 		return // reclaimed as abandoned: closed, and its slot given away
 	}
+	p.putUntracked(c)
+}
+
+// putUntracked takes back a connection that AbandonedTimeout does not
+// track: a pipeline's shared connection, or one put has checked.
+func (p *Pool) putUntracked(c *conn) {
 	// Decide and reset outside the lock: the reset may take round trips.
 	reason := c.reusable(p.isClosed())
 	if reason == reasonNone && p.f.passivate(c) != nil {
