@@ -165,6 +165,9 @@ func (p *Pool) wait(ctx context.Context) (*conn, error) {
 	p.waiters.push(w, &p.stats)
 	p.mu.Unlock()
 	p.stats.waitCount.Add(1)
+	if p.pipes != nil {
+		p.pipes.yieldIdle() // an idle shared connection is free for the taking
+	}
 
 	var g grant
 	if done := ctx.Done(); done == nil {

@@ -107,6 +107,7 @@ type pipeline struct {
 
 	commands atomic.Int64 // commands sent pipelined, inline round trips included
 	batches  atomic.Int64 // writes of the loops and inline round trips
+	shared   atomic.Int64 // connections the pipes hold now
 }
 
 func newPipeline(host pipeHost, cfg pipeConfig) *pipeline {
@@ -144,7 +145,6 @@ type pipe struct {
 	queued []*call // not yet written, oldest first
 	ops    uint64  // commands taken, for the idle check
 	yield  bool    // give the connection back as soon as nothing is in flight
-	broken error   // set by an inline round trip that failed
 
 	nq atomic.Int32 // len(queued), read by the loop without the lock
 
@@ -212,7 +212,7 @@ func (pl *pipeline) do(ctx context.Context, cmd string, args []any) (any, error)
 	wake := false
 	switch p.state {
 	case pipeIdle:
-		if ctx.Done() == nil {
+		if ctx.Done() == nil && !p.c.stale() {
 			p.state = pipeInline
 			b := p.buf
 			p.buf = p.spare[:0]
@@ -260,14 +260,14 @@ func (p *pipe) inline(b []byte) (any, error) {
 	}
 	p.spare = b[:0]
 	if err != nil {
+		// Closed before the caller hears of it, as an exclusive
+		// connection would be; the loop lends another if need be.
 		err = p.failure(err, 1)
+		p.release(err)
 	}
 	p.mu.Lock()
 	switch {
-	case err != nil:
-		p.broken = err
-		p.state = pipeBusy
-	case len(p.queued) > 0 || p.closed || p.yield:
+	case err != nil || len(p.queued) > 0 || p.closed || p.yield:
 		p.state = pipeBusy
 	default:
 		p.state = pipeIdle
@@ -379,13 +379,6 @@ func (p *pipe) loop() {
 	var lastOps uint64
 	for {
 		p.mu.Lock()
-		if p.broken != nil {
-			err := p.broken
-			p.broken = nil
-			p.mu.Unlock()
-			p.release(err)
-			continue
-		}
 		if p.closed && len(p.queued) > 0 {
 			failed := p.failQueuedLocked(ErrPoolClosed)
 			p.mu.Unlock()
@@ -393,7 +386,8 @@ func (p *pipe) loop() {
 			continue
 		}
 		drained := p.head == len(p.inflight)
-		if drained && p.c != nil && (p.closed || p.yield || p.c.stale() || (len(p.queued) == 0 && p.pl.host.borrowersWaiting())) {
+		stale := p.c != nil && p.c.stale()
+		if drained && p.c != nil && (p.closed || p.yield || stale || (len(p.queued) == 0 && p.pl.host.borrowersWaiting())) {
 			p.mu.Unlock()
 			p.release(nil)
 			continue
@@ -410,7 +404,10 @@ func (p *pipe) loop() {
 			}
 			continue
 		}
-		if len(p.queued) > 0 && (drained || !p.c.stale()) {
+		// A stale connection takes no more commands: its replies are
+		// read, then it goes back and the queue waits for another.
+		canWrite := !stale
+		if len(p.queued) > 0 && canWrite {
 			p.writeBatchLocked() // unlocks p.mu
 		} else if drained {
 			if p.c == nil {
@@ -426,7 +423,7 @@ func (p *pipe) loop() {
 		} else {
 			p.mu.Unlock()
 		}
-		p.readInflight()
+		p.readInflight(canWrite)
 	}
 }
 
@@ -444,7 +441,7 @@ func (p *pipe) park(tick *time.Ticker, lastOps *uint64) {
 			p.mu.Unlock()
 			continue // an inline round trip is under way, or a wake is coming
 		}
-		if p.ops != *lastOps {
+		if p.ops != *lastOps && !p.c.stale() {
 			*lastOps = p.ops
 			p.mu.Unlock()
 			continue
@@ -491,13 +488,14 @@ func (p *pipe) writeBatchLocked() {
 	}
 }
 
-// readInflight reads replies and hands them out until the socket has
-// no more buffered or nothing is in flight, and then, while commands
-// wait to be written, returns so that the loop writes them first.
-func (p *pipe) readInflight() {
+// readInflight reads replies and hands them out until nothing is in
+// flight; but when it has read every reply buffered and commands wait to
+// be written, it returns first, if canWrite, so that the loop writes
+// them before it blocks on the socket.
+func (p *pipe) readInflight(canWrite bool) {
 	for p.head < len(p.inflight) {
 		if p.rd.Buffered() == 0 {
-			if p.nq.Load() > 0 {
+			if canWrite && p.nq.Load() > 0 {
 				return
 			}
 			p.setReadDeadline(p.inflight[p.head].sent)
@@ -553,6 +551,7 @@ func (p *pipe) lend() error {
 		}
 		return err
 	}
+	p.pl.shared.Add(1)
 	p.c, p.rw = c, c.sharedStream()
 	if p.rd == nil {
 		p.rd = bufio.NewReaderSize(p.rw, pipeReadBuffer)
@@ -576,6 +575,7 @@ func (p *pipe) release(broken error) {
 		p.rw.SetDeadline(time.Time{})
 	}
 	p.pl.host.returnShared(p.c, broken)
+	p.pl.shared.Add(-1)
 	p.c, p.rw = nil, nil
 	p.rd.Reset(nil)
 	p.mu.Lock()
