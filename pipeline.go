@@ -518,15 +518,16 @@ func (p *pipe) readInflight(canWrite bool) {
 	p.inflight, p.head = p.inflight[:0], 0
 }
 
-// failInflight fails every command in flight with err and gives the
-// connection back, to be closed.
+// failInflight closes the connection and fails every command in flight
+// on it with err: closed first, so that a caller who hears of the
+// failure finds it closed, as with an exclusive connection.
 func (p *pipe) failInflight(err error) {
+	p.release(err)
 	for i := p.head; i < len(p.inflight); i++ {
 		deliver(p.inflight[i], nil, err)
 		p.inflight[i] = nil
 	}
 	p.inflight, p.head = p.inflight[:0], 0
-	p.release(err)
 }
 
 // failure describes an I/O or protocol error on the shared connection
