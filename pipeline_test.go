@@ -515,3 +515,21 @@ func TestPipelineLargeCommandTakesExclusivePath(t *testing.T) {
 		t.Errorf("PipelinedCommands = %d; want 1 (the GET only)", st.PipelinedCommands)
 	}
 }
+
+// BenchmarkPoolDoGet is the allocation count of issue 16's target: the
+// whole p.Do(ctx, "GET", "k") with a constant key, one goroutine.
+func BenchmarkPoolDoGet(b *testing.B) {
+	s := redistest.StartServer(b)
+	p := newTestPool(b, Config{Addr: s.Addr()})
+	ctx := context.Background()
+	if _, err := p.Do(ctx, "SET", "k", strings.Repeat("v", 100)); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		if _, err := p.Do(ctx, "GET", "k"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

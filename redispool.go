@@ -298,7 +298,9 @@ func (p *Pool) Do(ctx context.Context, cmd string, args ...any) (any, error) {
 		return nil, err
 	}
 	defer c.Close()
-	return c.(redis.ConnWithContext).DoContext(ctx, cmd, args...)
+	// A copy, so that args does not escape: a caller's argument slice
+	// then stays on its stack, and a pipelined Do allocates none.
+	return c.(redis.ConnWithContext).DoContext(ctx, cmd, append([]any(nil), args...)...)
 }
 
 // Ping borrows a connection and sends PING, so a service can fail fast
