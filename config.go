@@ -179,6 +179,19 @@ type Config struct {
 	// 100ms. Zero means off.
 	AbandonedTimeout time.Duration
 
+	// PipelineConns is how many shared connections Pool.Do sends its
+	// commands down, auto-pipelined: concurrent callers' commands are
+	// written together and their replies matched to them in order (see
+	// pipeline.go for which commands qualify; the rest, and every
+	// command on a connection from Get, take a connection of their
+	// own). Shared connections come from the pool and count toward
+	// MaxTotal; one with nothing in flight goes back after a few
+	// milliseconds, or at once when a borrower waits. Zero means 1 (one
+	// connection batches better than two); negative turns pipelining
+	// off, so that Do borrows a connection for every command. At most
+	// MaxTotal are used.
+	PipelineConns int
+
 	// Logger, if non-nil, receives connection lifecycle events:
 	// connections created and closed (Debug; Info when closed as broken
 	// or unhealthy), failed health checks and state resets (Info), and

@@ -16,6 +16,7 @@ type conn struct {
 	f       *factory
 	rc      redis.ConnWithTimeout // redigo's connection
 	nc      net.Conn              // the socket under rc (under TLS, the TCP socket)
+	stream  net.Conn              // what rc reads and writes: TLS over nc, in the reply guard
 	created time.Time
 	peek    *socketPeeker // nil where the platform cannot peek
 

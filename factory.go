@@ -123,6 +123,7 @@ func (f *factory) dial(ctx context.Context) (*conn, error) {
 	// done here rather than by redigo so that the handshake honours ctx,
 	// and so that redigo reads through the reply guard above TLS.
 	var raw atomic.Pointer[net.Conn] // read by the AfterFunc goroutine
+	var stream net.Conn              // what redigo reads and writes, for the pipeline (pipeline.go)
 	dialRaw := func(ctx context.Context, network, addr string) (net.Conn, error) {
 		c, err := f.dialNet(ctx, network, addr)
 		if err != nil {
@@ -143,7 +144,8 @@ func (f *factory) dial(ctx context.Context) (*conn, error) {
 			}
 			top = tc
 		}
-		return &guardConn{Conn: top, addr: addr}, nil
+		stream = &guardConn{Conn: top, addr: addr}
+		return stream, nil
 	}
 	stop := context.AfterFunc(ctx, func() {
 		if nc := raw.Load(); nc != nil {
@@ -174,7 +176,9 @@ func (f *factory) dial(ctx context.Context) (*conn, error) {
 	}
 	nc := *raw.Load()
 	nc.SetDeadline(time.Time{})
-	return newConn(f, rc, nc), nil
+	c := newConn(f, rc, nc)
+	c.stream = stream
+	return c, nil
 }
 
 // firstCmd is the command a new connection sends after the dial's own

@@ -154,6 +154,8 @@ type Pool struct {
 	bg         sync.WaitGroup     // background goroutines
 
 	stats counters
+
+	pipes *pipeline // nil with PipelineConns negative
 }
 
 // New validates cfg and creates a pool. It does not connect: it fails
@@ -190,6 +192,14 @@ func New(ctx context.Context, cfg Config) (*Pool, error) {
 	p.bgCancel = cancel
 	p.f.closing = bgCtx // Close ends dials in flight
 	p.op = pool.NewObjectPool(bgCtx, p.f, engineConfig(cfg, bgCtx))
+
+	if cfg.PipelineConns >= 0 {
+		p.pipes = newPipeline(poolHost{p}, pipeConfig{
+			conns:        min(max(cfg.PipelineConns, 1), cfg.MaxTotal),
+			readTimeout:  cfg.ReadTimeout,
+			writeTimeout: cfg.WriteTimeout,
+		})
+	}
 
 	p.bg.Add(1)
 	go p.flusher()
@@ -273,8 +283,10 @@ func (p *Pool) GetContext(ctx context.Context) (redis.Conn, error) {
 	return &activeConn{p: p, c: c}, nil
 }
 
-// Do borrows a connection, runs one command under ctx and returns the
-// connection.
+// Do runs one command under ctx. A data command that neither blocks nor
+// touches session state goes down a shared connection, pipelined with
+// other goroutines' commands (Config.PipelineConns); any other borrows
+// a connection, runs the command and returns the connection.
 //
 // The reply is read as DoContext reads it, within ReadTimeout and ctx,
 // except for a command that blocks on the server for as long as its
@@ -287,6 +299,18 @@ func (p *Pool) GetContext(ctx context.Context) (redis.Conn, error) {
 // borrowed connection keeps ReadTimeout for every command: use
 // DoWithTimeout there.
 func (p *Pool) Do(ctx context.Context, cmd string, args ...any) (any, error) {
+	if p.pipes != nil && mayPipeline(cmd) {
+		if reply, err := p.pipes.do(ctx, cmd, args); err != errNotPipelined {
+			return reply, err
+		}
+	}
+	// A copy, so that args does not escape: a caller's argument slice
+	// then stays on its stack, and a pipelined Do allocates none.
+	return p.doExclusive(ctx, cmd, append([]any(nil), args...))
+}
+
+// doExclusive runs one command on a borrowed connection.
+func (p *Pool) doExclusive(ctx context.Context, cmd string, args []any) (any, error) {
 	ac, err := p.GetContext(ctx)
 	if err != nil {
 		return nil, err
@@ -322,6 +346,11 @@ func (p *Pool) Ping(ctx context.Context) error {
 // goroutines have stopped.
 func (p *Pool) Close() error {
 	p.closeOnce.Do(func() {
+		if p.pipes != nil {
+			// Fails the queued commands, waits for those in flight and
+			// gives the shared connections back.
+			p.pipes.close()
+		}
 		var waiting chain
 		p.mu.Lock()
 		p.closed = true
