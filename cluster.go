@@ -125,6 +125,8 @@ type Cluster struct {
 
 	next  atomic.Uint32 // spreads keyless commands over the masters
 	stats clusterCounters
+
+	redigo atomicRedigoPool // RedigoPool's (bridge.go)
 }
 
 // clusterNode is one node of the cluster and its pool.

@@ -218,7 +218,8 @@ func (ac *activeConn) ReceiveContext(ctx context.Context) (any, error) {
 }
 
 // errorConn is what Get returns when it cannot borrow: every method
-// returns the error, as with redigo's Pool.
+// but Close returns the error, as with redigo's Pool, whose error
+// connection closes with nil (there is nothing to return).
 type errorConn struct{ err error }
 
 var (
@@ -234,7 +235,7 @@ func (ec errorConn) DoWithTimeout(time.Duration, string, ...any) (any, error) {
 func (ec errorConn) DoContext(context.Context, string, ...any) (any, error) { return nil, ec.err }
 func (ec errorConn) Send(string, ...any) error                              { return ec.err }
 func (ec errorConn) Err() error                                             { return ec.err }
-func (ec errorConn) Close() error                                           { return ec.err }
+func (ec errorConn) Close() error                                           { return nil }
 func (ec errorConn) Flush() error                                           { return ec.err }
 func (ec errorConn) Receive() (any, error)                                  { return nil, ec.err }
 func (ec errorConn) ReceiveWithTimeout(time.Duration) (any, error)          { return nil, ec.err }

@@ -104,7 +104,8 @@ var (
 	// ErrPoolExhausted is returned when no connection became available
 	// within BorrowTimeout or before the context ended (the error then
 	// also wraps the context's error), or at once with FailFast.
-	ErrPoolExhausted = errors.New("redispool: connection pool exhausted")
+	// It also matches redigo's redis.ErrPoolExhausted (bridge.go).
+	ErrPoolExhausted error = poolExhausted{}
 
 	// ErrConnClosed is returned by every method of a borrowed
 	// connection after its Close.
@@ -154,6 +155,8 @@ type Pool struct {
 	bg         sync.WaitGroup     // background goroutines
 
 	stats counters
+
+	redigo atomicRedigoPool // RedigoPool's (bridge.go)
 }
 
 // New validates cfg and creates a pool. It does not connect: it fails
