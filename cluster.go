@@ -467,7 +467,7 @@ func (c *Cluster) send(ctx context.Context, n *clusterNode, pc *conn, timeout ti
 		pc.rc.Send("ASKING")
 	}
 	reply, err := pc.withContext(ctx, timeout, func(timeout time.Duration) (any, error) {
-		return pc.do(timeout, cmd, args)
+		return pc.do(ctx, timeout, cmd, args)
 	})
 	if err != nil && ctx.Err() == nil {
 		if _, ok := err.(redis.Error); !ok {
