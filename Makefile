@@ -3,7 +3,7 @@
 # library's go.mod. go.work ties them together for development.
 
 GO          ?= go
-MODULES     := . examples prometheus bench
+MODULES     := . examples prometheus otel bench ecosystem
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 FUZZTIME    ?= 10s
 

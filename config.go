@@ -198,6 +198,12 @@ type Config struct {
 	// failed dials and reclaimed connections (Warn). Every record names
 	// the address and, for a close, the reason. Nil means no logging.
 	Logger *slog.Logger
+
+	// CommandHook, if non-nil, observes each command the pool's
+	// connections run for their users, for tracing: see CommandHook
+	// (hook.go) and the otel module. Nil means none, at the cost of one
+	// nil check per command.
+	CommandHook CommandHook
 }
 
 // String formats the Config with the password redacted, so a Config can
@@ -243,6 +249,7 @@ func (c Config) String() string {
 	field("EvictionInterval", c.EvictionInterval)
 	field("CheckTimeout", c.CheckTimeout)
 	field("AbandonedTimeout", c.AbandonedTimeout)
+	field("CommandHook", c.CommandHook != nil)
 	b.WriteString("}")
 	return b.String()
 }
@@ -289,6 +296,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Duration("EvictionInterval", c.EvictionInterval),
 		slog.Duration("CheckTimeout", c.CheckTimeout),
 		slog.Duration("AbandonedTimeout", c.AbandonedTimeout),
+		slog.Bool("CommandHook", c.CommandHook != nil),
 	)
 }
 

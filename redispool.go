@@ -104,7 +104,8 @@ var (
 	// ErrPoolExhausted is returned when no connection became available
 	// within BorrowTimeout or before the context ended (the error then
 	// also wraps the context's error), or at once with FailFast.
-	ErrPoolExhausted = errors.New("redispool: connection pool exhausted")
+	// It also matches redigo's redis.ErrPoolExhausted (bridge.go).
+	ErrPoolExhausted error = poolExhausted{}
 
 	// ErrConnClosed is returned by every method of a borrowed
 	// connection after its Close.
@@ -155,7 +156,8 @@ type Pool struct {
 
 	stats counters
 
-	pipes *pipeline // nil with PipelineConns negative
+	pipes  *pipeline        // nil with PipelineConns negative
+	redigo atomicRedigoPool // RedigoPool's (bridge.go)
 }
 
 // New validates cfg and creates a pool. It does not connect: it fails
@@ -319,7 +321,7 @@ func (p *Pool) doExclusive(ctx context.Context, cmd string, args []any) (any, er
 	c := ac.(*activeConn).c
 	timeout := blockingReadTimeout(ctx, c.f.cfg.ReadTimeout, cmd, args)
 	reply, err := c.withContext(ctx, timeout, func(timeout time.Duration) (any, error) {
-		return c.do(timeout, cmd, args)
+		return c.do(ctx, timeout, cmd, args)
 	})
 	return reply, deadlineErr(ctx, err)
 }
