@@ -13,13 +13,13 @@ import "context"
 // Do, DoWithTimeout or DoContext — on a connection from Get or
 // GetContext, through Pool.Do, Cluster.Do or RedigoPool — each on the
 // connection that runs it: a command that a Cluster follows to another
-// node after MOVED or ASK is seen once per node, and so is the CLUSTER
-// SLOTS with which a Cluster loads its slot map. Its context is
+// node after MOVED or ASK is seen once per node. Its context is
 // context.Background for Do and DoWithTimeout, which take none. It does
 // not see commands queued with Send (pipelines, and what a pub/sub
 // receiver reads), nor those the pool sends on its own behalf (AUTH,
 // SELECT and CLIENT SETNAME when dialing, health-check PINGs, the
-// resets on return).
+// resets on return, and a Cluster's slot-map loads on its control
+// connections).
 //
 // It is never given the command's arguments, which may hold keys,
 // values and secrets. It runs on the caller's goroutine and delays the

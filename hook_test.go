@@ -95,7 +95,9 @@ func TestCommandHookOnClusterNodes(t *testing.T) {
 	}
 	conn.Close()
 	got := h.take()
-	want := []string{"CLUSTER tcp " + node + " r ok", "SET tcp " + node + " r ok", "SET tcp " + node + "  ok"}
+	// The slot-map load (CLUSTER SLOTS) runs on a control connection, of
+	// the pool's own, and is not a user's command.
+	want := []string{"SET tcp " + node + " r ok", "SET tcp " + node + "  ok"}
 	if len(got) != len(want) {
 		t.Fatalf("hook saw %q; want %q", got, want)
 	}
