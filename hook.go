@@ -37,9 +37,16 @@ type CommandInfo struct {
 // startCommand calls the hook for cmd on c; the caller has checked that
 // there is one.
 func (c *conn) startCommand(ctx context.Context, cmd string) func(error) {
+	return c.f.startCommand(ctx, cmd)
+}
+
+// startCommand calls the hook for cmd sent to the factory's server; the
+// caller has checked that there is one. It returns nil, or the function
+// to call with the command's error.
+func (f *factory) startCommand(ctx context.Context, cmd string) func(error) {
 	if cmd == "" {
 		return nil // redigo's Do(""): a flush and a read of pending replies, no command
 	}
-	cfg := &c.f.cfg
-	return cfg.CommandHook(ctx, CommandInfo{Name: cmd, Network: cfg.Network, Addr: c.f.addr(), DB: cfg.DB})
+	cfg := &f.cfg
+	return cfg.CommandHook(ctx, CommandInfo{Name: cmd, Network: cfg.Network, Addr: f.addr(), DB: cfg.DB})
 }

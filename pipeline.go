@@ -98,6 +98,7 @@ type pipeConfig struct {
 // A pipeline is a pool's set of pipes.
 type pipeline struct {
 	host   pipeHost
+	hook   func(ctx context.Context, cmd string) func(error) // Config.CommandHook's start, or nil
 	cfg    pipeConfig
 	pipes  []*pipe
 	rr     atomic.Uint32
@@ -218,7 +219,15 @@ func (pl *pipeline) do(ctx context.Context, cmd string, args []any) (any, error)
 			p.buf = p.spare[:0]
 			p.spare = nil
 			p.mu.Unlock()
-			return p.inline(b)
+			if pl.hook == nil {
+				return p.inline(b)
+			}
+			done := pl.hook(ctx, cmd)
+			reply, err := p.inline(b)
+			if done != nil {
+				done(hookErr(reply, err))
+			}
+			return reply, err
 		}
 		p.state = pipeBusy
 		wake = true
@@ -236,7 +245,26 @@ func (pl *pipeline) do(ctx context.Context, cmd string, args []any) (any, error)
 	if wake {
 		p.signal()
 	}
-	return p.wait(ctx, cl)
+	if pl.hook == nil {
+		return p.wait(ctx, cl)
+	}
+	// Started once the command is queued, not before: a command that
+	// goes to an exclusive connection instead is seen there.
+	done := pl.hook(ctx, cmd)
+	reply, err := p.wait(ctx, cl)
+	if done != nil {
+		done(hookErr(reply, err))
+	}
+	return reply, err
+}
+
+// hookErr is the error a CommandHook is told of: err, or the error
+// reply.
+func hookErr(reply any, err error) error {
+	if e, ok := reply.(redis.Error); ok && err == nil {
+		return e
+	}
+	return err
 }
 
 func (p *pipe) signal() {

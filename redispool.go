@@ -201,6 +201,9 @@ func New(ctx context.Context, cfg Config) (*Pool, error) {
 			readTimeout:  cfg.ReadTimeout,
 			writeTimeout: cfg.WriteTimeout,
 		})
+		if cfg.CommandHook != nil {
+			p.pipes.hook = p.f.startCommand
+		}
 	}
 
 	p.bg.Add(1)
