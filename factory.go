@@ -144,6 +144,12 @@ func (f *factory) dialTo(ctx context.Context, addr string) (*conn, error) {
 			c.SetDeadline(dl)
 		}
 		raw.Store(&c)
+		if err := ctx.Err(); err != nil {
+			// ctx ended before raw was stored: the AfterFunc found nothing
+			// to interrupt, and the dial would wait for its deadline.
+			c.Close()
+			return nil, err
+		}
 		top := c
 		if f.tls != nil {
 			tc := tls.Client(c, f.tlsFor(addr))
@@ -156,8 +162,10 @@ func (f *factory) dialTo(ctx context.Context, addr string) (*conn, error) {
 		return &guardConn{Conn: top, addr: addr}, nil
 	}
 	stop := context.AfterFunc(ctx, func() {
+		// Close, not a past deadline: redigo sets a read deadline of
+		// its own before each reply, which would undo one.
 		if nc := raw.Load(); nc != nil {
-			(*nc).SetDeadline(aLongTimeAgo)
+			(*nc).Close()
 		}
 	})
 	opts := append(f.opts[:len(f.opts):len(f.opts)], redis.DialContextFunc(dialRaw))
