@@ -68,8 +68,8 @@ type SentinelConfig struct {
 	TLSConfig *tls.Config
 
 	// Timeout bounds connecting to one Sentinel and each query of it.
-	// Zero means 500ms: a Sentinel that does not answer promptly is
-	// passed over for the next.
+	// Zero means 500ms: a Sentinel that does not answer promptly is left
+	// out of that query.
 	Timeout time.Duration
 
 	// PollInterval is how often the Sentinels are asked for the master
@@ -392,7 +392,6 @@ type candidate struct {
 	score   int64  // rank by config-epoch; see candidates
 	role    rank   // what ROLE said, when asked
 	checked string // what ROLE said, or why it could not, for logs
-	current bool
 }
 
 // rank orders what ROLE says of a candidate: a node that says it is no
@@ -492,12 +491,12 @@ func (s *sentinelClient) settle(ctx context.Context, m0 *master, order []string,
 }
 
 // candidates gathers the addresses the answers name, with the current
-// master m0 (if any) among them, each scored by config-epoch: an
-// announced master no Sentinel has named since scores just above the
-// highest epoch the pool knew when it heard the announcement, so that a
-// Sentinel that has not yet heard of that failover ranks below it and
-// one that knows of a later failover above; a config-epoch nobody
-// reported scores lowest. It fails when no Sentinel named a master.
+// master m0 (if any) among them, each scored by config-epoch. An
+// announced master scores at least just above the highest epoch the
+// pool knew when it heard the announcement: a Sentinel that has not yet
+// heard of that failover ranks below it, one that knows of a later
+// failover above. A config-epoch nobody reported scores lowest. It fails
+// when no Sentinel named a master.
 func (s *sentinelClient) candidates(m0 *master, order []string, answers []answer) ([]*candidate, error) {
 	var cands []*candidate
 	find := func(addr string) *candidate {
@@ -538,7 +537,6 @@ func (s *sentinelClient) candidates(m0 *master, order []string, answers []answer
 	}
 	if m0 != nil {
 		c := find(m0.addr)
-		c.current = true
 		own := 2 * (m0.epoch + 1)
 		if m0.announced {
 			own = 2*(m0.known+1) + 1
@@ -600,7 +598,7 @@ func (s *sentinelClient) choose(m0 *master, c *candidate) {
 	}
 }
 
-// askAll asks every Sentinel in order at once, each under Timeout, and
+// askAll asks every Sentinel at once, each under Timeout, and
 // returns their answers. It stops waiting once every Sentinel answered,
 // or once more than half of them named one address and none another:
 // one hung Sentinel then costs nothing.

@@ -324,6 +324,7 @@ func TestSentinel(t *testing.T) {
 			t.Fatalf("SET: %v", err)
 		}
 		waitFor(t, func() bool { return fake.Subscribers() == 1 })
+		announced := time.Now()
 		if n := fake.Announce(master.Addr(), replica.Addr()); n != 1 {
 			t.Fatalf("the announcement reached %d subscribers; want 1", n)
 		}
@@ -338,6 +339,9 @@ func TestSentinel(t *testing.T) {
 		if err != nil {
 			t.Fatalf("SET 5s after a bogus +switch-master to the replica: %v (Addr %s)", err, p.Addr())
 		}
+		st := p.Stats()
+		t.Logf("bogus +switch-master: writes succeeded again %v after it; MasterChanges %d, DestroyedFailover %d",
+			time.Since(announced).Round(time.Millisecond), st.MasterChanges, st.DestroyedFailover)
 		for i := 0; i < 3; i++ {
 			if _, err := p.Do(ctx, "INCR", "bogus-n"); err != nil {
 				t.Fatalf("INCR %d after the pool went back: %v", i, err)
@@ -384,6 +388,7 @@ func TestSentinel(t *testing.T) {
 		// Nothing but SENTINEL MASTER, the optional command, was refused.
 		for _, s := range d.Sentinels {
 			entries, _ := s.Do(t, "ACL", "LOG").([]any)
+			t.Logf("Sentinel %s: ACL LOG has %d entries", s.Addr(), len(entries))
 			for _, e := range entries {
 				if obj := aclLogField(e, "object"); obj != "sentinel|master" {
 					t.Errorf("Sentinel %s refused %q for the pool's user; want only sentinel|master refused", s.Addr(), obj)
