@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -422,7 +423,7 @@ func (a *candidate) better(b *candidate) bool {
 // resolve asks every Sentinel for the master and makes the best answer
 // the master. When the answers, with the current master, name a single
 // address, it is taken as it is: the dial's ROLE check verifies it.
-// Otherwise each address is asked for its ROLE, the best by
+// Otherwise the addresses are asked for their ROLE, the best by
 // candidate.better wins, and the Sentinels that named another one move
 // to the end of the order. The result is dropped if the master changed
 // meanwhile (an announcement, which asks for a query of its own).
@@ -441,9 +442,18 @@ func (s *sentinelClient) settle(ctx context.Context, m0 *master, order []string,
 	if err != nil {
 		return err
 	}
+	// Ranked with every role unknown yet; the first that ROLE confirms
+	// as a master wins, as none below it can beat it. Only when it is
+	// not are the others asked: after a genuine +switch-master the old
+	// master, which a Sentinel that has not caught up may still name,
+	// gets no dial.
+	sort.SliceStable(cands, func(i, j int) bool { return cands[i].better(cands[j]) })
 	checked := len(cands) > 1
 	if checked {
-		s.checkRoles(ctx, cands)
+		s.checkRoles(ctx, cands[:1])
+		if cands[0].role != roleMaster {
+			s.checkRoles(ctx, cands[1:])
+		}
 	}
 	best := cands[0]
 	for _, c := range cands[1:] {

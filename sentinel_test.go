@@ -1046,14 +1046,14 @@ func TestSentinelRanksAnswers(t *testing.T) {
 			cur:     &master{addr: "b:1", gen: 4, epoch: 7, known: 7},
 			answers: []ans{{"s1", "a:1", 5}, {"s2", "b:1", 7}},
 			roles:   map[string]string{"a:1": "master", "b:1": "master"},
-			want:    "b:1", wantGen: 4, wantOrder: "s2 s1", wantRoles: 2,
+			want:    "b:1", wantGen: 4, wantOrder: "s2 s1", wantRoles: 1,
 		},
 		{
 			name:    "Sentinels that have not heard of an announced failover do not undo it",
 			cur:     &master{addr: "b:1", gen: 4, epoch: -1, known: 5, announced: true},
 			answers: []ans{{"s1", "a:1", 5}, {"s2", "a:1", 5}},
 			roles:   map[string]string{"a:1": "master", "b:1": "master"},
-			want:    "b:1", wantGen: 4, wantRoles: 2,
+			want:    "b:1", wantGen: 4, wantRoles: 1, // b:1 only: the old master a:1 gets no dial
 		},
 		{
 			name:    "an announcement of a replica is undone",
@@ -1067,13 +1067,13 @@ func TestSentinelRanksAnswers(t *testing.T) {
 			cur:     &master{addr: "b:1", gen: 4, epoch: -1, known: 5, announced: true},
 			answers: []ans{{"s1", "c:1", 7}},
 			roles:   map[string]string{"b:1": "master", "c:1": "master"},
-			want:    "c:1", wantGen: 5, wantRoles: 2,
+			want:    "c:1", wantGen: 5, wantRoles: 1,
 		},
 		{
 			name:    "without config-epochs (SENTINEL MASTER refused) the most Sentinels win",
 			answers: []ans{{"s1", "x:1", -1}, {"s2", "y:1", -1}, {"s3", "y:1", -1}},
 			roles:   map[string]string{"x:1": "master", "y:1": "master"},
-			want:    "y:1", wantGen: 1, wantOrder: "s2 s3 s1", wantRoles: 2,
+			want:    "y:1", wantGen: 1, wantOrder: "s2 s3 s1", wantRoles: 1,
 		},
 		{
 			name:    "with no master found, a node that could not be asked beats a replica",
