@@ -30,7 +30,7 @@ import (
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redispool/redispool"
-	"github.com/redispool/redispool/internal/redistest"
+	"github.com/redispool/redispool/redistest"
 )
 
 // loanTracking is the AbandonedTimeout the kit sets, when the Config
