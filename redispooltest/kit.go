@@ -24,6 +24,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -59,11 +61,14 @@ func NewMiniredis(t testing.TB) (*redispool.Pool, *miniredis.Miniredis) {
 // NewServer returns a Pool on a real redis-server started for the test
 // on a free loopback port, with args as extra redis-server arguments
 // ("--maxmemory", "10mb"). It needs redis-server on $PATH: without it
-// the test is skipped, or fails when REDISPOOL_REQUIRE_SERVER=1 (set it
-// in CI, so that the tests cannot pass by skipping). The server is
-// stopped, by its PID, when the test ends.
+// the test fails, saying so, unless the environment variable
+// REDISPOOLTEST_SKIP_WITHOUT_SERVER is 1, which skips it instead (for
+// developers' machines; CI should install redis-server, so that the
+// tests cannot pass by skipping). The server is stopped, by its PID,
+// when the test ends.
 func NewServer(t testing.TB, args ...string) *redispool.Pool {
 	t.Helper()
+	need(t, "redis-server")
 	srv := redistest.StartServer(t, args...)
 	cfg := redispool.Config{Network: srv.Network(), Addr: srv.Addr(), Password: srv.Password()}
 	return NewPool(t, cfg)
@@ -103,12 +108,14 @@ func Check(t testing.TB, p *redispool.Pool) {
 
 // NewCluster returns a Cluster on a real Redis Cluster started for the
 // test: masters (zero means 3) with no replicas, on loopback ports. It
-// needs redis-server and redis-cli on $PATH, as NewServer does. The
+// needs redis-server and redis-cli on $PATH, as NewServer needs
+// redis-server. The
 // Cluster is closed, and the nodes stopped, when the test ends; a
 // connection still borrowed from any node then fails the test, with
 // where it was borrowed.
 func NewCluster(t testing.TB, masters int) *redispool.Cluster {
 	t.Helper()
+	need(t, "redis-server", "redis-cli")
 	rc := redistest.StartCluster(t, redistest.ClusterOptions{Masters: masters, Replicas: -1})
 	cfg := redispool.ClusterConfig{Addrs: rc.Addrs(), Node: redispool.Config{AbandonedTimeout: loanTracking}}
 	c, err := redispool.NewCluster(context.Background(), cfg)
@@ -128,6 +135,25 @@ func NewCluster(t testing.TB, masters int) *redispool.Cluster {
 		}
 	})
 	return c
+}
+
+// SkipEnv is the environment variable that, set to 1, makes NewServer
+// and NewCluster skip the test when redis-server is not installed,
+// rather than fail it.
+const SkipEnv = "REDISPOOLTEST_SKIP_WITHOUT_SERVER"
+
+// need fails the test, or skips it with SkipEnv, when a program is not
+// on $PATH.
+func need(t testing.TB, programs ...string) {
+	t.Helper()
+	for _, prog := range programs {
+		if _, err := exec.LookPath(prog); err != nil {
+			if os.Getenv(SkipEnv) == "1" {
+				t.Skipf("redispooltest: %s not found on $PATH (%s=1)", prog, SkipEnv)
+			}
+			t.Fatalf("redispooltest: %s not found on $PATH: install Redis (Debian: apt-get install redis-server redis-tools), or set %s=1 to skip such tests", prog, SkipEnv)
+		}
+	}
 }
 
 // leaks describes the connections still borrowed from p, or returns "".

@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/gomodule/redigo/redis"
+	"github.com/redispool/redispool"
+	"github.com/redispool/redispool/redistest"
 	"go.uber.org/goleak"
 )
 
@@ -150,3 +152,68 @@ func TestNewClusterLeakReport(t *testing.T) {
 		t.Fatalf("got %q; want one report naming %s", r.errors, where)
 	}
 }
+
+// The examples' test bodies, run for real.
+func TestExampleFlows(t *testing.T) {
+	t.Run("CounterOnMiniredis", func(t *testing.T) {
+		p := New(t)
+		for want := 1; want <= 3; want++ {
+			got, err := redis.Int(p.Do(context.Background(), "INCR", "hits:home"))
+			if err != nil || got != want {
+				t.Fatalf("INCR = %d, %v; want %d", got, err, want)
+			}
+		}
+	})
+	t.Run("SurvivesRestart", func(t *testing.T) {
+		srv := redistest.StartServer(t)
+		p := NewPool(t, redispool.Config{Addr: srv.Addr()})
+		ctx := context.Background()
+		if _, err := p.Do(ctx, "INCR", "hits:home"); err != nil {
+			t.Fatal(err)
+		}
+		// Restart returns once the old process has exited, so the
+		// kernel has closed its sockets: the pool's borrow check finds
+		// the idle connection dead and dials again.
+		srv.Restart()
+		if got, err := redis.Int(p.Do(ctx, "INCR", "hits:home")); err != nil || got != 1 {
+			t.Fatalf("INCR after restart = %d, %v; want 1", got, err)
+		}
+	})
+}
+
+func TestNewServerWithoutRedisFailsOrSkips(t *testing.T) {
+	t.Setenv("PATH", t.TempDir()) // no redis-server here
+	for _, skip := range []string{"", "1"} {
+		t.Setenv(SkipEnv, skip)
+		r := &fatalRecorder{recorder: recorder{TB: t}}
+		func() {
+			defer func() { recover() }() // Fatalf and Skipf end the "test" by panicking here
+			NewServer(r)
+		}()
+		switch {
+		case skip == "1" && !strings.Contains(r.skip, "not found"):
+			t.Errorf("%s=1: skip message %q; want a skip naming the missing binary", SkipEnv, r.skip)
+		case skip == "" && !strings.Contains(r.fatal, "redis-server not found"):
+			t.Errorf("without %s: fatal %q; want a failure naming redis-server", SkipEnv, r.fatal)
+		}
+	}
+}
+
+// fatalRecorder records Fatalf and Skipf and stops the caller by
+// panicking, as runtime.Goexit would stop a real test.
+type fatalRecorder struct {
+	recorder
+	fatal, skip string
+}
+
+func (r *fatalRecorder) Fatalf(format string, args ...any) {
+	r.fatal = fmt.Sprintf(format, args...)
+	panic("fatal")
+}
+
+func (r *fatalRecorder) Skipf(format string, args ...any) {
+	r.skip = fmt.Sprintf(format, args...)
+	panic("skip")
+}
+
+func (r *fatalRecorder) Helper() {}
