@@ -404,36 +404,6 @@ func (cc *clusterConn) tie() string {
 	return "its session state"
 }
 
-// borrow borrows a connection from the master of slot (-1: any master),
-// retrying refused dials within RetryTimeout.
-func (c *Cluster) borrow(ctx context.Context, slot int) (*clusterNode, *conn, error) {
-	var r retrier
-	for {
-		if c.isClosed() {
-			return nil, nil, ErrPoolClosed
-		}
-		t, err := c.slotMap(ctx)
-		if err != nil {
-			return nil, nil, err
-		}
-		n, err := t.route(slot, false, &c.next)
-		if err != nil {
-			c.requestRefresh()
-			return nil, nil, err
-		}
-		pc, err := c.get(ctx, n)
-		if err == nil {
-			return n, pc, nil
-		}
-		if !c.retryableBorrow(ctx, err) {
-			return nil, nil, err
-		}
-		if err := r.wait(ctx, c, err); err != nil {
-			return nil, nil, err
-		}
-	}
-}
-
 func (cc *clusterConn) Send(cmd string, args ...any) error {
 	if err := cc.usable(); err != nil {
 		return err
