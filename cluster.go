@@ -106,7 +106,6 @@ type Cluster struct {
 	// Control connections (see ctlDo) carry CLUSTER SLOTS and Ping's
 	// PINGs outside the node pools.
 	ctlCfg    Config     // the node template with defaults, for dialing them
-	ctlStats  counters   // their factories' counters; not reported
 	ctlMu     sync.Mutex // protects following fields
 	ctl       map[string]*conn
 	ctlClosed bool
@@ -185,7 +184,7 @@ func NewCluster(ctx context.Context, cfg ClusterConfig) (*Cluster, error) {
 	}
 	c.node.Network = "tcp"
 	if cfg.ReadFromReplicas {
-		c.node.dialCmd = "READONLY"
+		c.node = c.node.readOnly()
 	}
 	c.ctlCfg = c.node.withDefaults()
 	c.readTO = c.ctlCfg.ReadTimeout
@@ -493,7 +492,7 @@ func (c *Cluster) Close() error {
 		c.ctl = nil
 		c.ctlMu.Unlock()
 		for _, pc := range idle {
-			pc.rc.Close()
+			pc.closeUnpooled()
 		}
 	})
 	return nil

@@ -120,10 +120,7 @@ func (cc *clusterConn) free() bool {
 
 // idle reports whether the bound connection has no session state on its
 // node and no reply unread.
-func (cc *clusterConn) idle() bool {
-	t := &cc.ac.c.t
-	return t.flags()&^stateSelect == 0 && t.sent == t.recvd
-}
+func (cc *clusterConn) idle() bool { return cc.ac.idle() }
 
 // binds reports whether a keyless command of kind ties the connection
 // to the node it runs on.
@@ -177,7 +174,7 @@ func (cc *clusterConn) do(ctx context.Context, timeout time.Duration, cmd string
 
 	for redirects := 1; ; redirects++ {
 		clean := !cc.subscribed && cc.idle()
-		recvd := cc.ac.c.t.recvd
+		recvd := cc.ac.received()
 		reply, err := cc.run(ctx, timeout, cmd, args)
 		switch kind {
 		case kindMulti:
@@ -339,7 +336,7 @@ func (cc *clusterConn) bind(ctx context.Context, slot int) error {
 		if err != nil {
 			return err
 		}
-		cc.ac = &activeConn{p: n.pool, c: pc}
+		cc.ac = n.pool.handOut(pc)
 		cc.node = n
 		cc.cur.Store(cc.ac)
 	}
@@ -396,9 +393,9 @@ func (cc *clusterConn) tie() string {
 		return "GetForKeys"
 	case cc.subscribed:
 		return "its subscription"
-	case cc.ac.c.t.sent != cc.ac.c.t.recvd:
+	case cc.ac.sent() != cc.ac.received():
 		return "its pipeline (replies not yet read)"
-	case cc.ac.c.t.flags()&stateWatch != 0:
+	case cc.ac.watching():
 		return "WATCH"
 	}
 	return "its session state"
@@ -465,7 +462,7 @@ func (cc *clusterConn) sendDoomed(cmd string, kind cmdKind) error {
 	if err := cc.ac.Send("DISCARD"); err != nil || !isExec(cmd) {
 		return err
 	}
-	cc.aborts = append(cc.aborts, pendingAbort{seq: cc.ac.c.t.sent, err: abort})
+	cc.aborts = append(cc.aborts, pendingAbort{seq: cc.ac.sent(), err: abort})
 	return nil
 }
 
@@ -523,7 +520,7 @@ func (cc *clusterConn) receive(ctx context.Context, timeout time.Duration) (any,
 		}
 		if cc.closed.Load() {
 			// Close ran meanwhile, perhaps before it could see ac.
-			cc.ac.c.abort()
+			cc.ac.abort()
 		}
 		if err := cc.ac.Flush(); err != nil {
 			return nil, err
@@ -531,7 +528,6 @@ func (cc *clusterConn) receive(ctx context.Context, timeout time.Duration) (any,
 	} else if cc.ac == nil {
 		return nil, errNothingSent
 	}
-	t := &cc.ac.c.t
 	for {
 		var reply any
 		var err error
@@ -545,7 +541,7 @@ func (cc *clusterConn) receive(ctx context.Context, timeout time.Duration) (any,
 			continue
 		}
 		cc.skip = 0
-		if len(cc.aborts) > 0 && t.recvd == cc.aborts[0].seq {
+		if len(cc.aborts) > 0 && cc.ac.received() == cc.aborts[0].seq {
 			abort := cc.aborts[0].err
 			cc.aborts = cc.aborts[1:]
 			if err == nil {
@@ -593,7 +589,7 @@ func (cc *clusterConn) Close() error {
 	}
 	if !cc.recv.TryLock() {
 		if ac := cc.cur.Load(); ac != nil {
-			ac.c.abort()
+			ac.abort()
 		}
 		cc.recv.Lock()
 	}

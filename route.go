@@ -116,19 +116,15 @@ func (c *Cluster) do(ctx context.Context, timeout time.Duration, slot int, readO
 // connection with a PING before the command is sent; one that fails is
 // closed and the error returned as a failed borrow, which Do retries.
 func (c *Cluster) get(ctx context.Context, n *clusterNode) (*conn, error) {
-	pc, err := n.pool.get(ctx)
+	pc, err := n.pool.lend(ctx)
 	if err != nil {
 		return nil, err
 	}
 	if s := n.suspect.Load(); s == 0 || time.Now().UnixNano() >= s {
 		return pc, nil
 	}
-	_, err = pc.withContext(ctx, pc.f.cfg.CheckTimeout, func(timeout time.Duration) (any, error) {
-		return pc.rc.DoWithTimeout(timeout, "PING") // leaves no state: not tracked
-	})
-	if err != nil {
-		pc.broken = true
-		n.pool.put(pc)
+	if err := n.pool.ping(ctx, pc); err != nil {
+		n.pool.takeBack(pc)
 		return nil, fmt.Errorf("%w: %s: %w", errCheckFailed, n.addr, err)
 	}
 	return pc, nil
@@ -141,21 +137,13 @@ var errCheckFailed = errors.New("redispool: cluster: connection check failed")
 // send runs cmd on pc, a connection of n, preceded by ASKING when
 // asking, and returns pc to its pool.
 func (c *Cluster) send(ctx context.Context, n *clusterNode, pc *conn, timeout time.Duration, asking bool, cmd string, args []any) (any, error) {
-	if asking {
-		// Straight to redigo, not through the tracker: ASKING flags only
-		// the next command, which is ours, so it leaves nothing behind
-		// and the connection stays reusable. Do reads its reply first.
-		pc.rc.Send("ASKING")
-	}
-	reply, err := pc.withContext(ctx, timeout, func(timeout time.Duration) (any, error) {
-		return pc.do(ctx, timeout, cmd, args)
-	})
+	reply, err := n.pool.run(ctx, pc, timeout, asking, cmd, args)
 	if err != nil && ctx.Err() == nil {
 		if _, ok := err.(redis.Error); !ok {
 			n.suspect.Store(time.Now().Add(suspectWindow).UnixNano())
 		}
 	}
-	n.pool.put(pc)
+	n.pool.takeBack(pc)
 	return reply, err
 }
 

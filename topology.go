@@ -16,8 +16,6 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
-
-	"github.com/gomodule/redigo/redis"
 )
 
 const (
@@ -117,7 +115,7 @@ func (c *Cluster) nodeFor(addr string, role nodeRole) (*clusterNode, error) {
 		cfg := c.node
 		cfg.Addr = addr
 		if role == roleReplica {
-			cfg.dialCmd = "READONLY"
+			cfg = cfg.readOnly()
 		}
 		p, err := New(context.Background(), cfg) // no I/O: it only starts the pool's goroutines
 		if err != nil {
@@ -291,7 +289,7 @@ func (c *Cluster) retire(t *slotTable) {
 	}
 	c.ctlMu.Unlock()
 	for _, pc := range idle {
-		pc.rc.Close()
+		pc.closeUnpooled()
 	}
 }
 
@@ -309,15 +307,9 @@ func (c *Cluster) ctlDo(ctx context.Context, addr, cmd string, args ...any) (any
 		if err != nil {
 			return nil, err
 		}
-		reply, err := pc.withContext(ctx, c.readTO, func(timeout time.Duration) (any, error) {
-			return pc.rc.DoWithTimeout(timeout, cmd, args...)
-		})
-		if _, isReply := err.(redis.Error); err != nil && !isReply {
-			pc.broken = true
-		}
-		broken := pc.broken // pc is another caller's once put back
-		c.ctlPut(addr, pc)
-		if broken && reused && attempt == 0 && ctx.Err() == nil {
+		reply, fit, err := pc.doUnpooled(ctx, c.readTO, cmd, args)
+		c.ctlPut(addr, pc, fit) // pc is another caller's once put back
+		if !fit && reused && attempt == 0 && ctx.Err() == nil {
 			continue
 		}
 		return reply, err
@@ -339,21 +331,20 @@ func (c *Cluster) ctlTake(ctx context.Context, addr string) (pc *conn, reused bo
 	c.ctlMu.Unlock()
 	cfg := c.ctlCfg
 	cfg.Addr = addr
-	f := newFactory(cfg, &c.ctlStats)
-	f.closing = c.bgCtx // Close ends the dial
-	pc, err = f.dial(ctx)
+	pc, err = dialUnpooled(ctx, cfg, c.bgCtx) // Close ends the dial
 	return pc, false, err
 }
 
-// ctlPut keeps pc as addr's idle control connection, or closes it.
-func (c *Cluster) ctlPut(addr string, pc *conn) {
+// ctlPut keeps pc as addr's idle control connection if it is fit, or
+// closes it.
+func (c *Cluster) ctlPut(addr string, pc *conn, fit bool) {
 	c.ctlMu.Lock()
-	keep := !pc.broken && pc.rc.Err() == nil && !c.ctlClosed && c.ctl[addr] == nil
+	keep := fit && !c.ctlClosed && c.ctl[addr] == nil
 	if keep {
 		c.ctl[addr] = pc
 	}
 	c.ctlMu.Unlock()
 	if !keep {
-		pc.rc.Close()
+		pc.closeUnpooled()
 	}
 }
