@@ -18,16 +18,14 @@ import (
 	"github.com/gomodule/redigo/redis"
 )
 
-const numSlots = 16384
-
 // slotTable is the slot map: which node serves each slot. It is never
 // changed once published; a reload or a MOVED publishes a new one, so
 // routing reads it without a lock.
 type slotTable struct {
-	slots   [numSlots]uint16 // index into shards; 0: no owner
-	shards  []shard          // shards[0] is unused
-	masters []*clusterNode   // every master once, for keyless commands
-	from    string           // the node that sent the CLUSTER SLOTS reply
+	slots   [slotCount]uint16 // index into shards; 0: no owner
+	shards  []shard           // shards[0] is unused
+	masters []*clusterNode    // every master once, for keyless commands
+	from    string            // the node that sent the CLUSTER SLOTS reply
 }
 
 type shard struct {
@@ -118,7 +116,7 @@ func (c *Cluster) parseSlots(reply any, from string) (*slotTable, error) {
 		}
 		lo, err1 := redis.Int(e[0], nil)
 		hi, err2 := redis.Int(e[1], nil)
-		if err1 != nil || err2 != nil || lo < 0 || hi >= numSlots || lo > hi {
+		if err1 != nil || err2 != nil || lo < 0 || hi >= slotCount || lo > hi {
 			return nil, malformed
 		}
 		addr, dialable, ok := slotNodeAddr(e[2], fromHost)
@@ -229,12 +227,12 @@ func (t *slotTable) undialable() []error {
 func (t *slotTable) slotRanges(i uint16) string {
 	var b strings.Builder
 	n := 0
-	for s := 0; s < numSlots; s++ {
+	for s := 0; s < slotCount; s++ {
 		if t.slots[s] != i {
 			continue
 		}
 		e := s
-		for e+1 < numSlots && t.slots[e+1] == i {
+		for e+1 < slotCount && t.slots[e+1] == i {
 			e++
 		}
 		if n > 0 {
