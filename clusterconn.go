@@ -332,7 +332,7 @@ func (cc *clusterConn) bind(ctx context.Context, slot int) error {
 		cc.unbind()
 	}
 	if cc.ac == nil {
-		n, pc, err := cc.c.borrow(ctx, slot)
+		n, pc, err := cc.c.borrowFor(ctx, slot)
 		if err != nil {
 			return err
 		}

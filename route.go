@@ -3,8 +3,8 @@ package redispool
 // The command path: Cluster.do routes a command to the node that serves
 // its slot, follows MOVED and ASK replies (redirected: the replies
 // themselves are parsed in redirect.go) and retries what the cluster did
-// not run (retrier). Cluster.borrow does the same for a clusterConn that
-// binds to a node.
+// not run (retrier). Cluster.borrowFor finds and borrows a connection
+// the same way for a clusterConn that binds to a node.
 
 import (
 	"context"
@@ -55,7 +55,7 @@ func (c *Cluster) do(ctx context.Context, timeout time.Duration, slot int, readO
 				return nil, err
 			}
 		}
-		pc, err := c.get(ctx, n)
+		pc, err := c.borrowFrom(ctx, n)
 		if err != nil {
 			if !c.retryableBorrow(ctx, err) {
 				return nil, err
@@ -107,15 +107,16 @@ func (c *Cluster) do(ctx context.Context, timeout time.Duration, slot int, readO
 	}
 }
 
-// get borrows a connection from n's pool. A node that dies breaks all
-// its connections at once, and under load the next command would go out
-// on one the pool handed back unchecked (returned under peekAfterIdle
-// ago), or on one dialed into the dying listener's backlog (a dial
-// without AUTH or SELECT makes no round trip). So for suspectWindow
-// after an I/O error on one of n's connections, get checks every
-// connection with a PING before the command is sent; one that fails is
-// closed and the error returned as a failed borrow, which Do retries.
-func (c *Cluster) get(ctx context.Context, n *clusterNode) (*conn, error) {
+// borrowFrom borrows a connection from n's pool. A node that dies
+// breaks all its connections at once, and under load the next command
+// would go out on one the pool handed back unchecked (returned under
+// peekAfterIdle ago), or on one dialed into the dying listener's
+// backlog (a dial without AUTH or SELECT makes no round trip). So for
+// suspectWindow after an I/O error on one of n's connections,
+// borrowFrom checks every connection with a PING before the command is
+// sent; one that fails is closed and the error returned as a failed
+// borrow, which Do retries.
+func (c *Cluster) borrowFrom(ctx context.Context, n *clusterNode) (*conn, error) {
 	pc, err := n.pool.lend(ctx)
 	if err != nil {
 		return nil, err
@@ -131,7 +132,7 @@ func (c *Cluster) get(ctx context.Context, n *clusterNode) (*conn, error) {
 }
 
 // errCheckFailed is wrapped by the error of a borrow whose connection
-// failed get's check: the command was not sent.
+// failed borrowFrom's check: the command was not sent.
 var errCheckFailed = errors.New("redispool: cluster: connection check failed")
 
 // send runs cmd on pc, a connection of n, preceded by ASKING when
@@ -192,9 +193,9 @@ func (c *Cluster) redirectNode(rd *RedirectError) (*clusterNode, error) {
 
 // retryableBorrow reports whether a failed borrow from a node's pool may
 // be retried on a fresh route: the pool was closed by a reload, or the
-// node refused the connection or failed get's check (it may be down
-// while a replica takes over). Exhausted pools, rejected credentials and ended contexts are
-// not retried.
+// node refused the connection or failed borrowFrom's check (it may be
+// down while a replica takes over). Exhausted pools, rejected
+// credentials and ended contexts are not retried.
 func (c *Cluster) retryableBorrow(ctx context.Context, err error) bool {
 	if ctx.Err() != nil || c.isClosed() {
 		return false
@@ -247,9 +248,9 @@ func (r *retrier) wait(ctx context.Context, c *Cluster, cause error) error {
 	}
 }
 
-// borrow borrows a connection from the master of slot (-1: any master),
+// borrowFor borrows a connection from the master of slot (-1: any master),
 // retrying refused dials within RetryTimeout.
-func (c *Cluster) borrow(ctx context.Context, slot int) (*clusterNode, *conn, error) {
+func (c *Cluster) borrowFor(ctx context.Context, slot int) (*clusterNode, *conn, error) {
 	var r retrier
 	for {
 		if c.isClosed() {
@@ -264,7 +265,7 @@ func (c *Cluster) borrow(ctx context.Context, slot int) (*clusterNode, *conn, er
 			c.requestRefresh()
 			return nil, nil, err
 		}
-		pc, err := c.get(ctx, n)
+		pc, err := c.borrowFrom(ctx, n)
 		if err == nil {
 			return n, pc, nil
 		}

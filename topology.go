@@ -50,7 +50,7 @@ type clusterNode struct {
 	// known only from a redirect, and counts against maxPendingNodes.
 	listed atomic.Bool
 	// suspect is when (UnixNano) the window that follows an I/O error
-	// on one of the node's connections ends; see Cluster.get.
+	// on one of the node's connections ends; see Cluster.borrowFrom.
 	suspect atomic.Int64
 }
 
