@@ -54,30 +54,6 @@ type clusterNode struct {
 	suspect atomic.Int64
 }
 
-type loadCall struct {
-	done chan struct{}
-	err  error
-}
-
-// errTooManyPending is the error of a redirect to yet another node that
-// the slot map does not list while maxPendingNodes such nodes wait for
-// a reload to list them.
-var errTooManyPending = fmt.Errorf("redispool: cluster: redirected to a node the slot map does not list while %d such nodes await a reload that lists them", maxPendingNodes)
-
-// slotMap returns the slot map, loading it on first use.
-func (c *Cluster) slotMap(ctx context.Context) (*slotTable, error) {
-	if t := c.table.Load(); t != nil {
-		return t, nil
-	}
-	if err := c.reload(ctx); err != nil {
-		return nil, err
-	}
-	if t := c.table.Load(); t != nil {
-		return t, nil
-	}
-	return nil, ErrPoolClosed // the table is never unset; Close raced the load
-}
-
 // nodeRole says why nodeFor is asked for a node.
 type nodeRole uint8
 
@@ -130,43 +106,75 @@ func (c *Cluster) nodeFor(addr string, role nodeRole) (*clusterNode, error) {
 	return n, nil
 }
 
-// requestRefresh asks the refresher for a reload of the slot map. It
-// never blocks: a request made while one is pending joins it.
-func (c *Cluster) requestRefresh() {
-	select {
-	case c.kick <- struct{}{}:
-	default:
+// errTooManyPending is the error of a redirect to yet another node that
+// the slot map does not list while maxPendingNodes such nodes wait for
+// a reload to list them.
+var errTooManyPending = fmt.Errorf("redispool: cluster: redirected to a node the slot map does not list while %d such nodes await a reload that lists them", maxPendingNodes)
+
+// retire closes the pools of nodes that t does not list, except those
+// known only from a recent redirect: a master importing its first slot
+// is named by ASK replies before CLUSTER SLOTS lists it. It also closes
+// the control connections to nodes that are not masters of t.
+func (c *Cluster) retire(t *slotTable) {
+	listed := make(map[string]bool)
+	masters := make(map[string]bool)
+	for _, sh := range t.shards[1:] {
+		if sh.master != nil {
+			listed[sh.master.addr] = true
+			masters[sh.master.addr] = true
+		}
+		for _, a := range sh.replicaAddrs {
+			listed[a] = true
+		}
+	}
+	recent := time.Now().Add(-redirectGrace).UnixNano()
+	var gone []*clusterNode
+	c.nodesMu.Lock()
+	for addr, n := range c.nodes {
+		switch {
+		case listed[addr]:
+			n.listed.Store(true)
+		case n.listed.Load() || n.redirected.Load() < recent:
+			delete(c.nodes, addr)
+			gone = append(gone, n)
+		}
+	}
+	c.nodesMu.Unlock()
+	for _, n := range gone {
+		n.pool.Close()
+	}
+
+	var idle []*conn
+	c.ctlMu.Lock()
+	for addr, pc := range c.ctl {
+		if !masters[addr] {
+			delete(c.ctl, addr)
+			idle = append(idle, pc)
+		}
+	}
+	c.ctlMu.Unlock()
+	for _, pc := range idle {
+		pc.closeUnpooled()
 	}
 }
 
-// refresher reloads the slot map when asked, at most once per
-// refreshCooldown, and every RefreshInterval.
-func (c *Cluster) refresher() {
-	defer c.bg.Done()
-	var tick <-chan time.Time
-	if c.cfg.RefreshInterval > 0 {
-		t := time.NewTicker(c.cfg.RefreshInterval)
-		defer t.Stop()
-		tick = t.C
+// slotMap returns the slot map, loading it on first use.
+func (c *Cluster) slotMap(ctx context.Context) (*slotTable, error) {
+	if t := c.table.Load(); t != nil {
+		return t, nil
 	}
-	for {
-		select {
-		case <-c.closed:
-			return
-		case <-tick:
-		case <-c.kick:
-			if wait := refreshCooldown - time.Since(time.Unix(0, c.lastLoad.Load())); wait > 0 {
-				t := time.NewTimer(wait)
-				select {
-				case <-t.C:
-				case <-c.closed:
-					t.Stop()
-					return
-				}
-			}
-		}
-		c.reload(c.bgCtx) //nolint:errcheck // counted in RefreshErrors; commands see the consequences
+	if err := c.reload(ctx); err != nil {
+		return nil, err
 	}
+	if t := c.table.Load(); t != nil {
+		return t, nil
+	}
+	return nil, ErrPoolClosed // the table is never unset; Close raced the load
+}
+
+type loadCall struct {
+	done chan struct{}
+	err  error
 }
 
 // reload loads the slot map, single-flight: callers that arrive during
@@ -246,50 +254,42 @@ func (c *Cluster) load(ctx context.Context) error {
 		strings.Join(c.cfg.Addrs, ", "), errors.Join(errs...))
 }
 
-// retire closes the pools of nodes that t does not list, except those
-// known only from a recent redirect: a master importing its first slot
-// is named by ASK replies before CLUSTER SLOTS lists it. It also closes
-// the control connections to nodes that are not masters of t.
-func (c *Cluster) retire(t *slotTable) {
-	listed := make(map[string]bool)
-	masters := make(map[string]bool)
-	for _, sh := range t.shards[1:] {
-		if sh.master != nil {
-			listed[sh.master.addr] = true
-			masters[sh.master.addr] = true
-		}
-		for _, a := range sh.replicaAddrs {
-			listed[a] = true
-		}
+// requestRefresh asks the refresher for a reload of the slot map. It
+// never blocks: a request made while one is pending joins it.
+func (c *Cluster) requestRefresh() {
+	select {
+	case c.kick <- struct{}{}:
+	default:
 	}
-	recent := time.Now().Add(-redirectGrace).UnixNano()
-	var gone []*clusterNode
-	c.nodesMu.Lock()
-	for addr, n := range c.nodes {
-		switch {
-		case listed[addr]:
-			n.listed.Store(true)
-		case n.listed.Load() || n.redirected.Load() < recent:
-			delete(c.nodes, addr)
-			gone = append(gone, n)
-		}
-	}
-	c.nodesMu.Unlock()
-	for _, n := range gone {
-		n.pool.Close()
-	}
+}
 
-	var idle []*conn
-	c.ctlMu.Lock()
-	for addr, pc := range c.ctl {
-		if !masters[addr] {
-			delete(c.ctl, addr)
-			idle = append(idle, pc)
-		}
+// refresher reloads the slot map when asked, at most once per
+// refreshCooldown, and every RefreshInterval.
+func (c *Cluster) refresher() {
+	defer c.bg.Done()
+	var tick <-chan time.Time
+	if c.cfg.RefreshInterval > 0 {
+		t := time.NewTicker(c.cfg.RefreshInterval)
+		defer t.Stop()
+		tick = t.C
 	}
-	c.ctlMu.Unlock()
-	for _, pc := range idle {
-		pc.closeUnpooled()
+	for {
+		select {
+		case <-c.closed:
+			return
+		case <-tick:
+		case <-c.kick:
+			if wait := refreshCooldown - time.Since(time.Unix(0, c.lastLoad.Load())); wait > 0 {
+				t := time.NewTimer(wait)
+				select {
+				case <-t.C:
+				case <-c.closed:
+					t.Stop()
+					return
+				}
+			}
+		}
+		c.reload(c.bgCtx) //nolint:errcheck // counted in RefreshErrors; commands see the consequences
 	}
 }
 
