@@ -23,9 +23,10 @@ import (
 	"github.com/gomodule/redigo/redis"
 )
 
-// lend borrows a connection, as GetContext does, for the Cluster's
-// command path: it runs one command on it (run) and takes it back
-// (takeBack), without the activeConn a user would get.
+// lend borrows a connection as GetContext does, but bare: the
+// Cluster's command path runs one command on it (run) and takes it back
+// (takeBack) without the activeConn a user would get; a clusterConn
+// that binds to the node wraps it (handOut).
 func (p *Pool) lend(ctx context.Context) (*conn, error) { return p.get(ctx) }
 
 // takeBack returns a connection lend lent. One that broke, or that ping
