@@ -140,6 +140,13 @@ type ClusterStats struct {
 	// made up. At most 8; a redirect to a further unlisted node fails.
 	PendingNodes int
 
+	// ControlConns counts the idle control connections: one at most
+	// per master, outside every node pool, on which the Cluster loads
+	// the slot map and Ping PINGs, so that topology work never waits
+	// behind borrowed data connections. The servers see them beside
+	// the pools' connections.
+	ControlConns int
+
 	Moved         int64 // MOVED replies: the slot map was out of date
 	Ask           int64 // ASK replies: a slot was being migrated
 	TryAgain      int64 // TRYAGAIN replies: a multi-key command met a slot in migration
@@ -452,6 +459,9 @@ func (c *Cluster) Stats() ClusterStats {
 		nodes = append(nodes, n)
 	}
 	c.nodesMu.Unlock()
+	c.ctlMu.Lock()
+	s.ControlConns = len(c.ctl)
+	c.ctlMu.Unlock()
 	for _, n := range nodes {
 		s.Nodes[n.addr] = n.pool.Stats()
 		if !n.listed.Load() {
