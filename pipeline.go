@@ -865,63 +865,6 @@ func parseInteger(p []byte) (any, error) {
 	return n, nil
 }
 
-// mayPipeline reports whether cmd may go down a shared connection: a
-// data command that neither blocks nor reads or changes session state,
-// and sends exactly one reply. Anything else, unknown and module
-// commands included, takes an exclusive connection. (The Cluster's
-// command table in keys.go and state.go's classify will absorb this
-// list.)
-func mayPipeline(cmd string) bool {
-	if len(cmd) > 24 {
-		return false
-	}
-	var up [24]byte
-	for i := 0; i < len(cmd); i++ {
-		c := cmd[i]
-		if 'a' <= c && c <= 'z' {
-			c -= 'a' - 'A'
-		}
-		up[i] = c
-	}
-	_, ok := pipelineCommands[string(up[:len(cmd)])]
-	return ok
-}
-
-var pipelineCommands = func() map[string]struct{} {
-	m := map[string]struct{}{}
-	for _, c := range []string{
-		"PING", "ECHO",
-		// Strings.
-		"GET", "SET", "SETEX", "PSETEX", "SETNX", "GETSET", "GETDEL", "GETEX", "GETRANGE", "SETRANGE",
-		"STRLEN", "APPEND", "MGET", "MSET", "MSETNX", "INCR", "INCRBY", "INCRBYFLOAT", "DECR", "DECRBY",
-		// Keys.
-		"DEL", "UNLINK", "EXISTS", "EXPIRE", "PEXPIRE", "EXPIREAT", "PEXPIREAT", "EXPIRETIME", "PEXPIRETIME",
-		"TTL", "PTTL", "PERSIST", "TYPE", "TOUCH",
-		// Hashes.
-		"HGET", "HSET", "HSETNX", "HMGET", "HMSET", "HDEL", "HEXISTS", "HGETALL", "HINCRBY", "HINCRBYFLOAT",
-		"HKEYS", "HVALS", "HLEN", "HSTRLEN", "HRANDFIELD",
-		// Lists, without the blocking pops.
-		"LPUSH", "RPUSH", "LPUSHX", "RPUSHX", "LPOP", "RPOP", "LLEN", "LRANGE", "LINDEX", "LSET", "LREM",
-		"LTRIM", "LINSERT", "LPOS", "LMOVE", "RPOPLPUSH",
-		// Sets.
-		"SADD", "SREM", "SMEMBERS", "SISMEMBER", "SMISMEMBER", "SCARD", "SPOP", "SRANDMEMBER", "SMOVE",
-		"SINTER", "SUNION", "SDIFF", "SINTERCARD",
-		// Sorted sets, without the blocking pops.
-		"ZADD", "ZREM", "ZSCORE", "ZMSCORE", "ZINCRBY", "ZCARD", "ZCOUNT", "ZLEXCOUNT", "ZRANGE",
-		"ZRANGEBYSCORE", "ZRANGEBYLEX", "ZREVRANGE", "ZREVRANGEBYSCORE", "ZREVRANGEBYLEX", "ZRANK",
-		"ZREVRANK", "ZREMRANGEBYSCORE", "ZREMRANGEBYRANK", "ZREMRANGEBYLEX", "ZPOPMIN", "ZPOPMAX",
-		"ZRANDMEMBER",
-		// HyperLogLogs, bitmaps, geo.
-		"PFADD", "PFCOUNT", "GETBIT", "SETBIT", "BITCOUNT", "BITPOS", "GEOADD", "GEOPOS", "GEODIST",
-		"GEOHASH", "GEOSEARCH",
-		// Streams, without XREAD and XREADGROUP, which can block.
-		"XADD", "XLEN", "XRANGE", "XREVRANGE", "XDEL", "XTRIM", "XACK",
-	} {
-		m[c] = struct{}{}
-	}
-	return m
-}()
-
 // The pool as its pipeline's host. Shared connections are borrowed with
 // take, not get, so that AbandonedTimeout does not track them.
 
