@@ -106,9 +106,18 @@ type pipeline struct {
 	cancel context.CancelFunc
 	loops  sync.WaitGroup
 
-	commands atomic.Int64 // commands sent pipelined, inline round trips included
+	commands atomic.Int64 // commands written, inline round trips included
 	batches  atomic.Int64 // writes of the loops and inline round trips
+	sizes    [PipelineBatchBuckets]atomic.Int64
 	shared   atomic.Int64 // connections the pipes hold now
+}
+
+// noteBatch counts a write of n commands: per write, not per command,
+// so that the counters cost a busy pipe less as its batches grow.
+func (pl *pipeline) noteBatch(n int) {
+	pl.batches.Add(1)
+	pl.commands.Add(int64(n))
+	pl.sizes[batchBucket(n)].Add(1)
 }
 
 func newPipeline(host pipeHost, cfg pipeConfig) *pipeline {
@@ -209,7 +218,6 @@ func (pl *pipeline) do(ctx context.Context, cmd string, args []any) (any, error)
 		return nil, errNotPipelined
 	}
 	p.ops++
-	pl.commands.Add(1)
 	wake := false
 	switch p.state {
 	case pipeIdle:
@@ -278,7 +286,7 @@ func (p *pipe) signal() {
 // holds its command; nothing else is in flight.
 func (p *pipe) inline(b []byte) (any, error) {
 	c := p.c
-	p.pl.batches.Add(1)
+	p.pl.noteBatch(1)
 	t := time.Now()
 	err := p.write(b, t)
 	var reply any
@@ -496,7 +504,7 @@ func (p *pipe) writeBatchLocked() {
 	}
 	p.mu.Unlock()
 
-	p.pl.batches.Add(1)
+	p.pl.noteBatch(len(batch))
 	t := time.Now()
 	for _, cl := range batch {
 		cl.sent = t
