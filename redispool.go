@@ -187,7 +187,7 @@ func New(ctx context.Context, cfg Config) (*Pool, error) {
 	p.timer.Stop()
 	p.f = newFactory(cfg, &p.stats)
 	if cfg.Sentinel != nil {
-		p.f.sentinel = newSentinel(*cfg.Sentinel, &p.stats, cfg.Logger, func() { p.closeIdle(reasonFailover) })
+		p.f.sentinel = newSentinel(*cfg.Sentinel, &p.stats, cfg.Logger, p.f.role, func() { p.closeIdle(reasonFailover) })
 	}
 
 	bgCtx, cancel := context.WithCancel(context.Background())

@@ -18,6 +18,7 @@ type Stats struct {
 
 	// Borrows.
 	Waiting      int           // borrowers waiting now because MaxTotal are borrowed
+	Dialing      int           // borrowers waiting now for a connection being dialed for them (with Sentinel, the query of the Sentinels too); not counted in Active or Idle
 	Borrows      int64         // successful borrows
 	WaitCount    int64         // borrows that had to wait because MaxTotal were borrowed
 	WaitDuration time.Duration // total time borrows spent waiting
@@ -78,6 +79,7 @@ func (p *Pool) Stats() Stats {
 	s := Stats{
 		MaxTotal:           p.cfg.MaxTotal,
 		Waiting:            int(c.waiting.Load()),
+		Dialing:            int(c.dialing.Load()),
 		Borrows:            c.borrows.Load(),
 		WaitCount:          c.waitCount.Load(),
 		WaitDuration:       time.Duration(c.waitNanos.Load()),
@@ -127,6 +129,7 @@ func (p *Pool) Stats() Stats {
 type counters struct {
 	open    atomic.Int64 // dialed and not yet closed
 	waiting atomic.Int64 // in the queue of waiters now
+	dialing atomic.Int64 // borrowers in MakeObject now
 
 	borrows, waitCount, waitNanos, timeouts atomic.Int64
 	created, dialErrors                     atomic.Int64
