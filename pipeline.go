@@ -27,11 +27,13 @@ import (
 // its lock and wait for their reply. The loop writes what is queued
 // only when it would otherwise block on the socket, so replies already
 // buffered are handed out first and the batches grow with the load.
-// When the pipe is idle, a caller whose context cannot end does its own
-// round trip instead, on the loop's behalf: with nobody else waiting a
-// hand-off to the loop would only add latency. (A caller whose context
-// can end cannot: it must be able to return at once, and its reply
-// still be read by someone.)
+// When the pipe is idle, a caller does its own round trip instead, on
+// the loop's behalf: with nobody else waiting a hand-off to the loop
+// would only add latency (at one goroutine, half the throughput). A
+// context that ends meanwhile interrupts the I/O through the socket's
+// deadline; a command written whose reply has not begun is then left
+// in flight for the loop to read and drop, as if it had gone through
+// the loop.
 //
 // A shared connection is a pooled connection, borrowed through
 // pipeHost: set up as every other, counted in MaxTotal and Stats, but
@@ -128,7 +130,9 @@ func newPipeline(host pipeHost, cfg pipeConfig) *pipeline {
 	pl := &pipeline{host: host, cfg: cfg}
 	pl.ctx, pl.cancel = context.WithCancel(context.Background())
 	for range cfg.conns {
-		pl.pipes = append(pl.pipes, &pipe{pl: pl, wake: make(chan struct{}, 1)})
+		p := &pipe{pl: pl, wake: make(chan struct{}, 1), interrupted: make(chan struct{}, 1)}
+		p.interrupt = p.interruptIO
+		pl.pipes = append(pl.pipes, p)
 	}
 	return pl
 }
@@ -147,6 +151,11 @@ const (
 type pipe struct {
 	pl   *pipeline
 	wake chan struct{} // to the parked loop; buffered
+
+	// interrupt is interruptIO, bound once, for context.AfterFunc;
+	// interrupted gets a token when it has run.
+	interrupt   func()
+	interrupted chan struct{}
 
 	mu     sync.Mutex // protects following fields
 	state  pipeState
@@ -221,17 +230,17 @@ func (pl *pipeline) do(ctx context.Context, cmd string, args []any) (any, error)
 	wake := false
 	switch p.state {
 	case pipeIdle:
-		if ctx.Done() == nil && !p.c.stale() {
+		if !p.c.stale() {
 			p.state = pipeInline
 			b := p.buf
 			p.buf = p.spare[:0]
 			p.spare = nil
 			p.mu.Unlock()
 			if pl.hook == nil {
-				return p.inline(b)
+				return p.inline(ctx, b)
 			}
 			done := pl.hook(ctx, cmd)
-			reply, err := p.inline(b)
+			reply, err := p.inline(ctx, b)
 			if done != nil {
 				done(hookErr(reply, err))
 			}
@@ -283,19 +292,63 @@ func (p *pipe) signal() {
 }
 
 // inline does one round trip for a caller that found the pipe idle. b
-// holds its command; nothing else is in flight.
-func (p *pipe) inline(b []byte) (any, error) {
+// holds its command; nothing else is in flight. A context that can end
+// interrupts the I/O through the socket's deadline, as on an exclusive
+// connection (conn.withContext). If it ends after the command was
+// written and before any of the reply arrived, the call is left in
+// flight, abandoned, for the loop to read and drop its reply, and the
+// connection stays in use; if the write or the reply is cut short, the
+// connection is closed.
+func (p *pipe) inline(ctx context.Context, b []byte) (any, error) {
 	c := p.c
 	p.pl.noteBatch(1)
 	t := time.Now()
-	err := p.write(b, t)
+	// Both deadlines are set before the interrupt can fire, so that
+	// neither undoes it.
+	err := p.setDeadlines(t)
+	var stop func() bool
+	if err == nil && ctx.Done() != nil {
+		stop = context.AfterFunc(ctx, p.interrupt)
+	}
 	var reply any
+	sent, started := false, false
 	if err == nil {
-		p.setReadDeadline(t)
-		reply, err = p.readReply()
+		if _, err = p.rw.Write(b); err == nil {
+			sent = true
+			// Peek first, so that an interrupt that finds no reply
+			// yet leaves nothing of it consumed.
+			if _, err = p.rd.Peek(1); err == nil {
+				started = true
+				reply, err = p.readReply()
+			}
+		}
 	}
 	p.spare = b[:0]
-	if err != nil {
+	interrupted := stop != nil && !stop()
+	if interrupted {
+		<-p.interrupted // its deadline is set: ours may replace it
+	}
+	switch {
+	case err == nil:
+		if interrupted {
+			p.clearDeadlines()
+		}
+	case interrupted && sent && !started:
+		// The reply is still to come, whole: the loop reads and drops
+		// it.
+		p.clearDeadlines()
+		cl := callPool.Get().(*call)
+		cl.st.Store(callAbandoned)
+		cl.sent = t
+		if p.head == len(p.inflight) {
+			p.inflight, p.head = p.inflight[:0], 0
+		}
+		p.inflight = append(p.inflight, cl)
+		err = fmt.Errorf("redispool: %w", ctx.Err())
+	case interrupted:
+		err = fmt.Errorf("redispool: %w", ctx.Err())
+		p.release(fmt.Errorf("redispool: shared connection to %s interrupted mid-command: %w", p.pl.host.serverAddr(), err))
+	default:
 		// Closed before the caller hears of it, as an exclusive
 		// connection would be; the loop lends another if need be.
 		err = p.failure(err, 1)
@@ -303,7 +356,7 @@ func (p *pipe) inline(b []byte) (any, error) {
 	}
 	p.mu.Lock()
 	switch {
-	case err != nil || len(p.queued) > 0 || p.closed || p.yield:
+	case p.c == nil || p.head < len(p.inflight) || len(p.queued) > 0 || p.closed || p.yield:
 		p.state = pipeBusy
 	default:
 		p.state = pipeIdle
@@ -321,6 +374,33 @@ func (p *pipe) inline(b []byte) (any, error) {
 		return nil, e
 	}
 	return reply, nil
+}
+
+// interruptIO makes the I/O of an inline round trip fail at once; the
+// context of its caller ended. It runs in a goroutine of its own
+// (context.AfterFunc), and tells the caller when it is done.
+func (p *pipe) interruptIO() {
+	p.rw.SetDeadline(aLongTimeAgo)
+	p.interrupted <- struct{}{}
+}
+
+// clearDeadlines undoes an interrupt that did not break the connection.
+func (p *pipe) clearDeadlines() {
+	p.rw.SetDeadline(time.Time{})
+	p.rdFor, p.deadlines = time.Time{}, false
+}
+
+// setDeadlines sets the write and read deadlines of a round trip
+// started at t.
+func (p *pipe) setDeadlines(t time.Time) error {
+	if wt := p.pl.cfg.writeTimeout; wt > 0 {
+		if err := p.rw.SetWriteDeadline(t.Add(wt)); err != nil {
+			return err
+		}
+		p.deadlines = true
+	}
+	p.setReadDeadline(t)
+	return nil
 }
 
 // wait waits for cl's reply, or for ctx to end.

@@ -12,8 +12,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/redispool/redispool"
-	"github.com/redispool/redispool/redistest"
 	redispoolprom "github.com/redispool/redispool/prometheus"
+	"github.com/redispool/redispool/redistest"
 )
 
 func newCluster(t testing.TB, cfg redispool.ClusterConfig) *redispool.Cluster {

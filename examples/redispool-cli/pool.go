@@ -291,6 +291,7 @@ func sumStats(cs redispool.ClusterStats) redispool.Stats {
 		t.Active += n.Active
 		t.Idle += n.Idle
 		t.Waiting += n.Waiting
+		t.Dialing += n.Dialing
 		t.Borrows += n.Borrows
 		t.WaitCount += n.WaitCount
 		t.WaitDuration += n.WaitDuration

@@ -43,10 +43,11 @@ func (s sample) perOp(v uint64) float64 {
 // concurrency). Its per-worker state is made once, so that a timed run
 // allocates nothing but what the contender does.
 type runner struct {
-	ops   []func(context.Context) error
-	hists []*hist
-	count []int64
-	errs  []int64
+	timeout time.Duration // of each operation's context, if > 0
+	ops     []func(context.Context) error
+	hists   []*hist
+	count   []int64
+	errs    []int64
 
 	mu       sync.Mutex
 	firstErr error
@@ -91,7 +92,14 @@ func (r *runner) run(ctx context.Context, d time.Duration) sample {
 			<-start
 			for !stop.Load() {
 				t0 := time.Now()
-				err := op(ctx)
+				var err error
+				if r.timeout > 0 {
+					octx, cancel := context.WithTimeout(ctx, r.timeout)
+					err = op(octx)
+					cancel()
+				} else {
+					err = op(ctx)
+				}
 				lat := time.Since(t0)
 				n++
 				if err != nil {
@@ -261,6 +269,7 @@ func measureCell(ctx context.Context, addr string, cs []contender.Contender, w c
 		}
 		clients[i] = cl
 		runners[i] = newRunner(cl, w, conc)
+		runners[i].timeout = o.opTimeout
 		if s := runners[i].run(ctx, o.warmup); s.errs > 0 {
 			return nil, fmt.Errorf("%s %s conc %d: warm-up: %d errors, first: %w", c.Name, w, conc, s.errs, s.firstErr)
 		}
