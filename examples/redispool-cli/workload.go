@@ -124,8 +124,8 @@ type loadFlags struct {
 type pipelineMode string
 
 const (
-	pipelineDefault pipelineMode = ""     // as the URL or the library's default says
-	pipelineOn      pipelineMode = "on"   // PipelineConns 0 (the default) unless the URL sets more
+	pipelineDefault pipelineMode = ""     // the library's default: on
+	pipelineOn      pipelineMode = "on"   // PipelineConns 0, the default
 	pipelineOff     pipelineMode = "off"  // PipelineConns -1: every Do borrows a connection
 	pipelineBoth    pipelineMode = "both" // off, then on, and the two compared (bench only)
 )
@@ -164,7 +164,7 @@ func (f *loadFlags) register(fs *flag.FlagSet, clients int, duration string) {
 	fs.IntVar(&f.size, "size", 64, "size of SET values in `bytes`")
 	fs.IntVar(&f.keys, "keys", 10000, "number of distinct keys to spread operations over")
 	fs.IntVar(&f.depth, "depth", 10, "GETs per pipeline operation")
-	fs.Var(&f.pipelining, "pipeline", "`on` or off: whether get, set, incr and ping, sent with Do, are auto-pipelined (Config.PipelineConns; default: on, unless the URL's pipeline_conns says otherwise)")
+	fs.Var(&f.pipelining, "pipeline", "`on` or off: whether get, set, incr and ping, sent with Do, are auto-pipelined (Config.PipelineConns; default on)")
 	fs.StringVar(&f.prefix, "key-prefix", "redispool-cli:", "`prefix` of every key the workload touches")
 	fs.StringVar(&f.metricsAddr, "metrics-addr", "", "serve Prometheus metrics of the pool at http://`addr`/metrics while running, e.g. :9121")
 }
