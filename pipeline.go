@@ -57,6 +57,10 @@ const (
 
 	// pipeReadBuffer is the size of a pipe's read buffer.
 	pipeReadBuffer = 16 << 10
+
+	// pipeKeepBuffer is the largest write buffer a pipe keeps for
+	// reuse; a larger one, grown by a burst, goes to the collector.
+	pipeKeepBuffer = 1 << 20
 )
 
 // errNotPipelined tells the caller of pipeline.do to send the command
@@ -323,7 +327,7 @@ func (p *pipe) inline(ctx context.Context, b []byte) (any, error) {
 			}
 		}
 	}
-	p.spare = b[:0]
+	p.keepSpare(b)
 	interrupted := stop != nil && !stop()
 	if interrupted {
 		<-p.interrupted // its deadline is set: ours may replace it
@@ -388,6 +392,18 @@ func (p *pipe) interruptIO() {
 func (p *pipe) clearDeadlines() {
 	p.rw.SetDeadline(time.Time{})
 	p.rdFor, p.deadlines = time.Time{}, false
+}
+
+// keepSpare keeps b, written, as the next buffer to hand the callers,
+// unless it grew too large to keep. Either way spare must stop naming
+// the buffer the callers hold now: with both the same, the next write
+// would go out while callers append to it.
+func (p *pipe) keepSpare(b []byte) {
+	if cap(b) <= pipeKeepBuffer {
+		p.spare = b[:0]
+	} else {
+		p.spare = nil
+	}
 }
 
 // setDeadlines sets the write and read deadlines of a round trip
@@ -596,9 +612,7 @@ func (p *pipe) writeBatchLocked() {
 	clear(batch)
 	p.batch = batch[:0]
 	err := p.write(b, t)
-	if cap(b) <= 1<<20 {
-		p.spare = b[:0]
-	}
+	p.keepSpare(b)
 	if err != nil {
 		p.failInflight(p.failure(err, len(p.inflight)-p.head))
 	}

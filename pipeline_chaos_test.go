@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -142,4 +143,55 @@ func TestPipelineServerKilledAndRestartedUnderLoad(t *testing.T) {
 		t.Errorf("Stats = %+v: more connections than MaxTotal", st)
 	}
 	t.Logf("%d ops, %d failed, all while the server was down; %+v", ops.Load(), errs.Load(), st)
+}
+
+// TestPipelineBatchesOverOneMiBKeepTheStreamIntact: 64 goroutines write
+// and read back 60 KB values of their own, so that the batches grow past
+// the 1 MiB a pipe keeps of a written buffer, and a 1 MiB SET (over
+// pipeMaxCommand, so exclusive) leaves the queue's buffer that large too.
+// The first version kept the pipe's spare buffer aliased to the one it
+// handed to the callers once a written buffer was too large to keep: the
+// next write then went out while callers appended to it, and the server
+// read commands made of pieces of others (ERR unknown command
+// '$1048576').
+func TestPipelineBatchesOverOneMiBKeepTheStreamIntact(t *testing.T) {
+	checkNoLeak(t, goleak.IgnoreCurrent())
+	s := redistest.StartServer(t)
+	p := newTestPool(t, Config{Addr: s.Addr(), MaxTotal: 8, ClientName: pipeName})
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	for w := range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			key := "big:" + strconv.Itoa(w)
+			for i := range 20 {
+				val := fmt.Sprintf("%d/%d/", w, i) + strings.Repeat("v", 60<<10)
+				if w == 0 && i%5 == 0 {
+					// Exclusive: over pipeMaxCommand.
+					if _, err := p.Do(ctx, "SET", "huge", strings.Repeat("h", 1<<20)); err != nil {
+						failed.Add(1)
+						t.Errorf("SET huge: %v", err)
+						return
+					}
+				}
+				if _, err := p.Do(ctx, "SET", key, val); err != nil {
+					failed.Add(1)
+					t.Errorf("worker %d: SET: %v", w, err)
+					return
+				}
+				got, err := redis.String(p.Do(ctx, "GET", key))
+				if err != nil || got != val {
+					failed.Add(1)
+					t.Errorf("worker %d: GET %s: %d bytes, %v; want its own %d bytes", w, key, len(got), err, len(val))
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if st := p.Stats(); st.DestroyedBroken != 0 {
+		t.Errorf("Stats = %+v; want no connection broken", st)
+	}
 }
