@@ -85,8 +85,11 @@ type pipeHost interface {
 	// for AbandonedTimeout.
 	lendShared(ctx context.Context) (sharedConn, error)
 	// returnShared gives a connection back; broken, if not nil, is why
-	// it must be closed.
-	returnShared(c sharedConn, broken error)
+	// it must be closed. lastWrite is when the pipe last wrote to it:
+	// the pool counts its idle time from then, so that the borrow
+	// check PINGs a connection the pipe held idle, as it would one
+	// idle in the pool.
+	returnShared(c sharedConn, broken error, lastWrite time.Time)
 	// borrowersWaiting reports whether an exclusive borrower waits for
 	// a connection.
 	borrowersWaiting() bool
@@ -161,13 +164,14 @@ type pipe struct {
 	interrupt   func()
 	interrupted chan struct{}
 
-	mu     sync.Mutex // protects following fields
-	state  pipeState
-	closed bool
-	buf    []byte  // the encoded commands of queued
-	queued []*call // not yet written, oldest first
-	ops    uint64  // commands taken, for the idle check
-	yield  bool    // give the connection back as soon as nothing is in flight
+	mu      sync.Mutex // protects following fields
+	state   pipeState
+	closed  bool
+	buf     []byte  // the encoded commands of queued
+	queued  []*call // not yet written, oldest first
+	ops     uint64  // commands taken, for the idle check
+	yield   bool    // give the connection back as soon as nothing is in flight
+	lending bool    // the loop is borrowing a connection for the queue
 
 	nq atomic.Int32 // len(queued), read by the loop without the lock
 
@@ -181,6 +185,7 @@ type pipe struct {
 	head      int
 	batch     []*call   // the slice not in use as queued
 	rdFor     time.Time // the send time the read deadline was set for
+	lastWrite time.Time // when c was last written to
 	deadlines bool      // a deadline was set on rw: clear it on release
 }
 
@@ -307,6 +312,7 @@ func (p *pipe) inline(ctx context.Context, b []byte) (any, error) {
 	c := p.c
 	p.pl.noteBatch(1)
 	t := time.Now()
+	p.lastWrite = t
 	// Both deadlines are set before the interrupt can fire, so that
 	// neither undoes it.
 	err := p.setDeadlines(t)
@@ -427,7 +433,11 @@ func (p *pipe) wait(ctx context.Context, cl *call) (any, error) {
 		select {
 		case <-cl.ch:
 		case <-done:
-			if p.cancel(cl) {
+			if cancelled, waitedForConn := p.cancel(cl); waitedForConn {
+				// Not sent because every connection was borrowed: the
+				// error an exclusive borrow would have given.
+				return nil, fmt.Errorf("%w: %w while the pipeline waited for a connection", ErrPoolExhausted, ctx.Err())
+			} else if cancelled {
 				return nil, fmt.Errorf("redispool: %w", ctx.Err())
 			}
 			<-cl.ch // delivered as ctx ended
@@ -443,9 +453,10 @@ func (p *pipe) wait(ctx context.Context, cl *call) (any, error) {
 // written is taken out of the queue, never to be sent; one written is
 // abandoned, its reply to be read and dropped. It reports false when
 // the reply was delivered meanwhile.
-func (p *pipe) cancel(cl *call) bool {
+func (p *pipe) cancel(cl *call) (cancelled, waitedForConn bool) {
 	p.mu.Lock()
 	if cl.st.Load() == callQueued {
+		waitedForConn = p.lending
 		for i, q := range p.queued {
 			if q != cl {
 				continue
@@ -464,10 +475,10 @@ func (p *pipe) cancel(cl *call) bool {
 		p.nq.Store(int32(len(p.queued)))
 		p.mu.Unlock()
 		callPool.Put(cl)
-		return true
+		return true, waitedForConn
 	}
 	p.mu.Unlock()
-	return cl.st.CompareAndSwap(callSent, callAbandoned)
+	return cl.st.CompareAndSwap(callSent, callAbandoned), false
 }
 
 // deliver hands cl its reply, or drops the reply if its caller left.
@@ -525,8 +536,13 @@ func (p *pipe) loop() {
 			continue
 		}
 		if len(p.queued) > 0 && p.c == nil {
+			p.lending = true
 			p.mu.Unlock()
-			if err := p.lend(); err != nil {
+			err := p.lend()
+			p.mu.Lock()
+			p.lending = false
+			p.mu.Unlock()
+			if err != nil {
 				p.mu.Lock()
 				failed := p.failQueuedLocked(err)
 				p.state = pipeStopped
@@ -602,6 +618,7 @@ func (p *pipe) writeBatchLocked() {
 
 	p.pl.noteBatch(len(batch))
 	t := time.Now()
+	p.lastWrite = t
 	for _, cl := range batch {
 		cl.sent = t
 	}
@@ -705,7 +722,7 @@ func (p *pipe) release(broken error) {
 	if broken == nil && p.deadlines {
 		p.rw.SetDeadline(time.Time{})
 	}
-	p.pl.host.returnShared(p.c, broken)
+	p.pl.host.returnShared(p.c, broken, p.lastWrite)
 	p.pl.shared.Add(-1)
 	p.c, p.rw = nil, nil
 	p.rd.Reset(nil)
@@ -1022,12 +1039,12 @@ func (h poolHost) lendShared(ctx context.Context) (sharedConn, error) {
 	return c, nil
 }
 
-func (h poolHost) returnShared(sc sharedConn, broken error) {
+func (h poolHost) returnShared(sc sharedConn, broken error, lastWrite time.Time) {
 	c := sc.(*conn)
 	if broken != nil {
 		c.broken = true
 	}
-	h.p.putUntracked(c)
+	h.p.putShared(c, lastWrite)
 }
 
 func (h poolHost) borrowersWaiting() bool { return h.p.stats.waiting.Load() > 0 }
