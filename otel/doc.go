@@ -24,6 +24,7 @@
 //	redispool.connections.max                 gauge    MaxTotal
 //	redispool.connections{state}              gauge    Active, Idle, Shared (state active, idle, shared)
 //	redispool.waiting                         gauge    Waiting
+//	redispool.dialing                         gauge    Dialing
 //	redispool.borrows                         counter  Borrows
 //	redispool.waits                           counter  WaitCount
 //	redispool.wait.duration                   counter  WaitDuration, in seconds

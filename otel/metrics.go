@@ -26,7 +26,7 @@ func destroyedByReason(s *redispool.Stats) [len(destroyReasons)]int64 {
 
 // instruments are the observable instruments of one registration.
 type instruments struct {
-	max, conns, waiting                      metric.Int64ObservableGauge
+	max, conns, waiting, dialing             metric.Int64ObservableGauge
 	borrows, waits, timeouts                 metric.Int64ObservableCounter
 	created, dialErrors, destroyed, masterCh metric.Int64ObservableCounter
 	waitSeconds                              metric.Float64ObservableCounter
@@ -82,6 +82,8 @@ func RegisterMetrics(client redispool.Client, opts ...Option) (metric.Registrati
 		"Number of open connections, by state: active (borrowed), idle (waiting in the pool) or shared (held by Do's auto-pipelining).")
 	in.waiting = gauge("redispool.waiting", "{borrow}",
 		"Number of borrowers waiting now because MaxTotal connections are borrowed.")
+	in.dialing = gauge("redispool.dialing", "{borrow}",
+		"Number of borrowers waiting now on a dial made for them: an unreachable server shows here.")
 	in.borrows = counter("redispool.borrows", "{borrow}", "Number of successful borrows.")
 	in.waits = counter("redispool.waits", "{borrow}",
 		"Number of borrows that had to wait because MaxTotal connections were borrowed.")
@@ -100,7 +102,7 @@ func RegisterMetrics(client redispool.Client, opts ...Option) (metric.Registrati
 		"Number of commands Do wrote on a shared connection (auto-pipelining).")
 	in.batches = counter("redispool.pipeline.batches", "{batch}",
 		"Number of writes on shared connections, by the number of commands in them (batch.size: 1, 2, 3-4 ... 257+).")
-	insts := []metric.Observable{in.max, in.conns, in.waiting, in.borrows, in.waits, in.waitSeconds,
+	insts := []metric.Observable{in.max, in.conns, in.waiting, in.dialing, in.borrows, in.waits, in.waitSeconds,
 		in.timeouts, in.created, in.dialErrors, in.destroyed, in.masterCh, in.pipelined, in.batches}
 	if cluster {
 		in.slots = gauge("redispool.cluster.slots", "{slot}", "Number of hash slots each master serves.")
@@ -138,6 +140,7 @@ func (in *instruments) observePool(o metric.Observer, s redispool.Stats, attrs [
 	o.ObserveInt64(in.conns, int64(s.Idle), with(attrs, attribute.String("state", "idle")))
 	o.ObserveInt64(in.conns, int64(s.Shared), with(attrs, attribute.String("state", "shared")))
 	o.ObserveInt64(in.waiting, int64(s.Waiting), all)
+	o.ObserveInt64(in.dialing, int64(s.Dialing), all)
 	o.ObserveInt64(in.borrows, s.Borrows, all)
 	o.ObserveInt64(in.waits, s.WaitCount, all)
 	o.ObserveFloat64(in.waitSeconds, s.WaitDuration.Seconds(), all)

@@ -22,6 +22,7 @@
 //	redispool_max_connections                       gauge    MaxTotal
 //	redispool_connections{state="active|idle|shared"} gauge  Active, Idle, Shared
 //	redispool_waiting                               gauge    Waiting
+//	redispool_dialing                               gauge    Dialing
 //	redispool_borrows_total                         counter  Borrows
 //	redispool_waits_total                           counter  WaitCount
 //	redispool_wait_seconds_total                    counter  WaitDuration
@@ -124,6 +125,7 @@ type poolDescs struct {
 	maxConnections *prometheus.Desc
 	connections    *prometheus.Desc
 	waiting        *prometheus.Desc
+	dialing        *prometheus.Desc
 	borrows        *prometheus.Desc
 	waits          *prometheus.Desc
 	waitSeconds    *prometheus.Desc
@@ -152,6 +154,8 @@ func newPoolDescs(o *options, subsystem string, labels ...string) poolDescs {
 			"Number of open connections, by state: active (borrowed), idle (waiting in the pool) or shared (held by Do's auto-pipelining).", "state"),
 		waiting: desc("waiting",
 			"Number of borrowers waiting now because MaxTotal connections are borrowed."),
+		dialing: desc("dialing",
+			"Number of borrowers waiting now on a dial made for them: an unreachable server shows here."),
 		borrows: desc("borrows_total",
 			"Total number of successful borrows."),
 		waits: desc("waits_total",
@@ -181,6 +185,7 @@ func (d *poolDescs) describe(ch chan<- *prometheus.Desc) {
 	ch <- d.maxConnections
 	ch <- d.connections
 	ch <- d.waiting
+	ch <- d.dialing
 	ch <- d.borrows
 	ch <- d.waits
 	ch <- d.waitSeconds
@@ -208,6 +213,7 @@ func (d *poolDescs) collect(ch chan<- prometheus.Metric, s *redispool.Stats, lab
 	gauge(d.connections, float64(s.Idle), "idle")
 	gauge(d.connections, float64(s.Shared), "shared")
 	gauge(d.waiting, float64(s.Waiting))
+	gauge(d.dialing, float64(s.Dialing))
 	counter(d.borrows, float64(s.Borrows))
 	counter(d.waits, float64(s.WaitCount))
 	counter(d.waitSeconds, s.WaitDuration.Seconds())

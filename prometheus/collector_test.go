@@ -233,7 +233,7 @@ myapp_redis_max_connections{pool="cache",shard="1"} 3
 	if err := testutil.CollectAndCompare(c, strings.NewReader(want), "myapp_redis_max_connections"); err != nil {
 		t.Error(err)
 	}
-	if n, want := testutil.CollectAndCount(c), 24; n != want {
+	if n, want := testutil.CollectAndCount(c), 25; n != want {
 		t.Errorf("collected %d metrics; want %d", n, want)
 	}
 }
@@ -318,6 +318,57 @@ func TestCollectorExportsWaitingBorrowers(t *testing.T) {
 	<-done
 	if got := metricValue(t, c, "redispool_waiting"); got != 0 {
 		t.Errorf("redispool_waiting = %v after the waiter was served; want 0", got)
+	}
+}
+
+// A server that accepts and never answers holds the borrower in its dial
+// (the dial's PING): redispool_dialing shows it, where Active, Idle and
+// Waiting are all 0.
+func TestCollectorExportsBorrowersWaitingOnADial(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var accepted []net.Conn
+	acceptDone := make(chan struct{})
+	go func() {
+		defer close(acceptDone)
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted = append(accepted, nc) // never answered
+		}
+	}()
+	defer func() {
+		ln.Close()
+		<-acceptDone
+		for _, nc := range accepted {
+			nc.Close()
+		}
+	}()
+	p := newPool(t, redispool.Config{Addr: ln.Addr().String(), DialTimeout: 30 * time.Second})
+	c := redispoolprom.NewCollector(p)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if conn, err := p.GetContext(ctx); err == nil {
+			conn.Close()
+		}
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for metricValue(t, c, "redispool_dialing") != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("redispool_dialing never reached 1 with one borrower dialing a silent server")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	<-done
+	if got := metricValue(t, c, "redispool_dialing"); got != 0 {
+		t.Errorf("redispool_dialing = %v after the borrow ended; want 0", got)
 	}
 }
 
