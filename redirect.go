@@ -99,7 +99,7 @@ func parseRedirect(reply redis.Error, from string) (*RedirectError, error) {
 		return nil, fmt.Errorf("redispool: cluster: malformed redirect %q from %s", reply, from)
 	}
 	slot, err := strconv.Atoi(f[1])
-	if err != nil || slot < 0 || slot >= 16384 {
+	if err != nil || slot < 0 || slot >= slotCount {
 		return nil, fmt.Errorf("redispool: cluster: malformed redirect %q from %s", reply, from)
 	}
 	host, port, err := net.SplitHostPort(f[2])
