@@ -111,13 +111,3 @@ func parseRedirect(reply redis.Error, from string) (*RedirectError, error) {
 	}
 	return &RedirectError{Ask: f[0] == "ASK", Slot: slot, Addr: net.JoinHostPort(host, port)}, nil
 }
-
-// clusterReplyError makes err, an error a node replied with, the error
-// a caller sees: a CROSSSLOT reply also becomes ErrCrossSlot. Other
-// errors are returned as they are.
-func clusterReplyError(err error) error {
-	if kind, rerr := classifyReply(err); kind == replyCrossSlot {
-		return crossSlotError{rerr}
-	}
-	return err
-}
