@@ -129,7 +129,7 @@ func (p *Pool) withSlot(ctx context.Context, spare *waiter) (*conn, error) {
 // fromEngine borrows a connection from the engine for a borrower holding
 // a slot, giving the slot back if it cannot.
 func (p *Pool) fromEngine(ctx context.Context) (*conn, error) {
-	c, err := p.borrow(ctx)
+	c, err := p.borrowFromEngine(ctx)
 	if err != nil {
 		p.release()
 		return nil, err
@@ -384,13 +384,13 @@ func (p *Pool) invalidate(c *conn) {
 	}
 }
 
-// borrow takes a connection from the engine. The caller holds a slot,
+// borrowFromEngine takes a connection from the engine. The caller holds a slot,
 // so the engine has an idle connection or room to dial one. It can
 // still report exhaustion for a moment, while the evictor examines the
 // only idle connection or while a connection it evicts is being closed;
-// those windows are short, so borrow retries after a brief pause until
+// those windows are short, so borrowFromEngine retries after a brief pause until
 // the borrow deadline.
-func (p *Pool) borrow(ctx context.Context) (*conn, error) {
+func (p *Pool) borrowFromEngine(ctx context.Context) (*conn, error) {
 	var deadline time.Time // set at the first retry
 	pause := 50 * time.Microsecond
 	redials := 0

@@ -229,7 +229,7 @@ func engineConfig(cfg Config, bgCtx context.Context) *pool.ObjectPoolConfig {
 	oc.LIFO = !cfg.FIFO
 	// Pool waits for a slot before borrowing, so the engine never has
 	// to block; when it reports exhaustion anyway, the evictor is
-	// examining a connection (see borrow).
+	// examining a connection (see borrowFromEngine).
 	oc.BlockWhenExhausted = false
 	oc.TestOnBorrow = true
 	oc.TestOnCreate = false
