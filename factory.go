@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -44,10 +43,7 @@ type factory struct {
 	closing context.Context
 }
 
-var (
-	_ pool.PooledObjectFactory = (*factory)(nil)
-	_ pool.EvictionPolicy      = evictionPolicy{}
-)
+var _ pool.PooledObjectFactory = (*factory)(nil)
 
 func newFactory(cfg Config, stats *counters) *factory {
 	f := &factory{
@@ -281,16 +277,12 @@ func isAuthError(msg string) bool {
 // DestroyObject closes the connection and records why.
 func (f *factory) DestroyObject(ctx context.Context, o *pool.PooledObject) error {
 	c := o.Object.(*conn)
-	if r, ok := ctx.Value(destroyReasonKey{}).(destroyReason); ok && c.reason == reasonNone {
+	if r, ok := destroyReasonOf(ctx); ok && c.reason == reasonNone {
 		c.reason = r // an idle connection closed by Pool.closeIdle
 	}
 	f.destroy(c)
 	return nil
 }
-
-// destroyReasonKey is the context key under which closeIdle tells
-// DestroyObject why the engine closes idle connections.
-type destroyReasonKey struct{}
 
 // destroy closes c once, however many paths reach it.
 func (f *factory) destroy(c *conn) {
@@ -321,62 +313,6 @@ func (f *factory) destroy(c *conn) {
 	}
 }
 
-// ValidateObject checks a connection about to be borrowed: cheap checks
-// first, a round trip only for a connection idle for PingAfterIdle. ctx
-// is the borrower's, which the engine passes through from BorrowObject.
-func (f *factory) ValidateObject(ctx context.Context, o *pool.PooledObject) bool {
-	// The engine stamped LastBorrowTime with time.Now just before calling
-	// us; a clock read costs ~50ns here, a tenth of the borrow.
-	return f.validate(ctx, o.Object.(*conn), o.LastBorrowTime, idleSince(o))
-}
-
-// validate is the borrow check of c, idle since idleSince, at now, for
-// connections from the engine and from the hot stack alike. A failed
-// one has its reason set, ready to be closed.
-func (f *factory) validate(ctx context.Context, c *conn, now, idleSince time.Time) bool {
-	reason, err := f.check(ctx, c, now, idleSince)
-	if reason == reasonNone {
-		return true
-	}
-	c.reason = reason
-	switch {
-	case err == nil && reason == reasonFailover:
-		err = errFormerMaster
-	case err == nil:
-		err = fmt.Errorf("connection past its %s limit", reason)
-	}
-	failure := err // a copy, so err stays on the stack on the healthy path
-	f.lastCheck.Store(&failure)
-	if reason == reasonUnhealthy || reason == reasonBroken {
-		if f.log != nil {
-			f.log.LogAttrs(context.Background(), slog.LevelInfo, "redispool: connection failed health check",
-				slog.String("addr", f.addr()), slog.String("error", err.Error()))
-		}
-	}
-	return false
-}
-
-// errFormerMaster is the check failure of a connection made before the
-// pool switched to a new master.
-var errFormerMaster = errors.New("connection to a master the pool has left")
-
-// lastCheckWas reports whether the most recent failed check failed with
-// target.
-func (f *factory) lastCheckWas(target error) bool {
-	e := f.lastCheck.Load()
-	return e != nil && errors.Is(*e, target)
-}
-
-// firstCheckError is the error for a borrow whose new connection failed
-// its first health check: the server accepted it and closed it at once,
-// as it does when maxclients is reached.
-func (f *factory) firstCheckError() error {
-	if e := f.lastCheck.Load(); e != nil {
-		return fmt.Errorf("redispool: connect to %s %s: new connection failed its health check: %w", f.cfg.Network, f.addr(), *e)
-	}
-	return fmt.Errorf("redispool: connect to %s %s: new connection failed its health check", f.cfg.Network, f.addr())
-}
-
 // ActivateObject does nothing: connections are made clean when they are
 // returned, so an idle connection is ready to borrow.
 func (f *factory) ActivateObject(context.Context, *pool.PooledObject) error { return nil }
@@ -401,40 +337,4 @@ func (f *factory) passivate(c *conn) error {
 		return err
 	}
 	return nil
-}
-
-// evictionPolicy closes idle connections past MaxConnIdleTime or
-// MaxConnLifetime, and those the server has closed, which the peek finds
-// without a round trip; the engine refills MinIdle after each run, so
-// Stats and MinIdle are true within one EvictionInterval of a server
-// dropping idle connections. The engine looks policies up by name in a
-// global registry, so the policy is stateless and reads its limits from
-// the connection's factory.
-type evictionPolicy struct{}
-
-func (evictionPolicy) Evict(_ *pool.EvictionConfig, o *pool.PooledObject, _ int) bool {
-	c := o.Object.(*conn)
-	if reason := c.f.expired(c, time.Now(), idleSince(o)); reason != reasonNone {
-		c.reason = reason
-		return true
-	}
-	// The engine holds c for the evictor: no borrower can be using it.
-	if err := c.peek.check(); err != nil {
-		c.reason = reasonUnhealthy
-		if c.f.log != nil {
-			c.f.log.LogAttrs(context.Background(), slog.LevelInfo, "redispool: idle connection failed health check",
-				slog.String("addr", c.f.cfg.Addr), slog.String("error", err.Error()))
-		}
-		return true
-	}
-	return false
-}
-
-const evictionPolicyName = "github.com/redispool/redispool"
-
-var registerOnce sync.Once
-
-func registerEvictionPolicy() string {
-	registerOnce.Do(func() { pool.RegistryEvictionPolicy(evictionPolicyName, evictionPolicy{}) })
-	return evictionPolicyName
 }

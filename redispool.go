@@ -193,7 +193,7 @@ func New(ctx context.Context, cfg Config) (*Pool, error) {
 	bgCtx, cancel := context.WithCancel(context.Background())
 	p.bgCancel = cancel
 	p.f.closing = bgCtx // Close ends dials in flight
-	p.op = pool.NewObjectPool(bgCtx, p.f, engineConfig(cfg, bgCtx))
+	p.op = newEngine(bgCtx, p.f, cfg)
 
 	if cfg.PipelineConns >= 0 {
 		p.pipes = newPipeline(poolHost{p}, pipeConfig{
@@ -216,30 +216,6 @@ func New(ctx context.Context, cfg Config) (*Pool, error) {
 		}()
 	}
 	return p, nil
-}
-
-// engineConfig translates cfg into go-commons-pool's configuration.
-func engineConfig(cfg Config, bgCtx context.Context) *pool.ObjectPoolConfig {
-	oc := pool.NewDefaultPoolConfig()
-	oc.MaxTotal = cfg.MaxTotal
-	// Pool trims idle connections itself, counting the hot stack's (see
-	// keepLocked and flush).
-	oc.MaxIdle = cfg.MaxTotal
-	oc.MinIdle = cfg.MinIdle
-	oc.LIFO = !cfg.FIFO
-	// Pool waits for a slot before borrowing, so the engine never has
-	// to block; when it reports exhaustion anyway, the evictor is
-	// examining a connection (see borrowFromEngine).
-	oc.BlockWhenExhausted = false
-	oc.TestOnBorrow = true
-	oc.TestOnCreate = false
-	oc.TestOnReturn = false
-	oc.TestWhileIdle = false
-	oc.TimeBetweenEvictionRuns = cfg.EvictionInterval
-	oc.NumTestsPerEvictionRun = -1 // examine every idle connection
-	oc.EvictionPolicyName = registerEvictionPolicy()
-	oc.EvictionContext = bgCtx
-	return oc
 }
 
 // String describes the pool by its server and size. It exists so that
