@@ -77,7 +77,7 @@ func (p *Pool) usable(ctx context.Context, c *conn) bool {
 
 // usableAt is usable with the time already read.
 func (p *Pool) usableAt(ctx context.Context, c *conn, t time.Time) bool {
-	if p.f.validate(ctx, c, t, c.idleSince) {
+	if p.f.validate(ctx, c, t, c.idleSince) == nil {
 		return true
 	}
 	// No longer active before no longer open, so that keepLocked,

@@ -37,8 +37,8 @@ package redispool
 // What it costs in code is in this file:
 //   - errors as types with Java messages: an *IllegalStateErr after
 //     Close, and a *NoSuchElementErr both for "exhausted" and for a new
-//     connection that failed its first check (borrowFromEngine tells
-//     them apart and maps both to this package's errors);
+//     connection that failed its first check (engineBorrow tells them
+//     apart, and borrowFromEngine maps both to this package's errors);
 //   - windows in which it reports exhaustion to a borrower holding a
 //     slot: while the evictor examines the only idle connection, or
 //     closes one it evicted; borrowFromEngine retries through them;
@@ -156,27 +156,29 @@ func (p *Pool) borrowFromEngine(ctx context.Context) (*conn, error) {
 	var deadline time.Time // set at the first retry
 	pause := 50 * time.Microsecond
 	redials := 0
+	b := &engineBorrow{Context: ctx}
 	for {
-		obj, err := p.op.BorrowObject(ctx)
+		b.made, b.failed = nil, nil
+		obj, err := p.op.BorrowObject(b)
 		if err == nil {
 			return obj.(*conn), nil
 		}
-		var exhausted *pool.NoSuchElementErr
+		var nse *pool.NoSuchElementErr
 		switch {
 		case p.isClosed() || isEngineClosed(err):
 			return nil, ErrPoolClosed
-		case !errors.As(err, &exhausted):
+		case !errors.As(err, &nse):
 			return nil, err // a dial error, already described by the factory
-		case exhausted.Error() != engineExhausted && p.f.sentinel != nil && redials < 3 && p.f.lastCheckWas(errFormerMaster):
-			// The master changed between this borrow's dial and its
-			// check. Nothing was sent on the connection: dial again, to
-			// the new master.
+		case b.failed != nil && errors.Is(b.failed, errFormerMaster) && redials < 3:
+			// The target moved between this borrow's dial and its check.
+			// Nothing was sent on the connection: dial again, to where
+			// the target is now.
 			redials++
 			continue
-		case exhausted.Error() != engineExhausted:
-			// A connection dialed for this borrow failed its first check.
-			return nil, p.f.firstCheckError()
+		case b.failed != nil:
+			return nil, p.f.firstCheckError(b.failed)
 		}
+		// Exhausted: no idle connection, and no room to dial one.
 		if deadline.IsZero() && p.cfg.BorrowTimeout > 0 {
 			deadline = time.Now().Add(p.cfg.BorrowTimeout)
 		}
@@ -199,9 +201,44 @@ func (p *Pool) borrowFromEngine(ctx context.Context) (*conn, error) {
 	}
 }
 
-// engineExhausted is the message of go-commons-pool's NoSuchElementErr
-// when it has neither an idle object nor room to create one.
-const engineExhausted = "Pool exhausted"
+// engineBorrow is the context of one BorrowObject call. The engine
+// returns the same error type, *NoSuchElementErr, when it is exhausted
+// and when a connection it dialed for the borrow failed its first
+// check, with only the message ("Pool exhausted", "Unable to validate
+// object") to tell them apart. Rather than match the text, the factory
+// records in the borrow's context, which the engine hands to MakeObject
+// and ValidateObject, what it dialed and why that failed: after a
+// successful MakeObject, the engine either lends that connection or
+// returns at once with *NoSuchElementErr.
+type engineBorrow struct {
+	context.Context
+	made   *conn // the connection MakeObject dialed for the borrow
+	failed error // why made failed its check
+}
+
+type engineBorrowKey struct{}
+
+func (b *engineBorrow) Value(key any) any {
+	if key == (engineBorrowKey{}) {
+		return b
+	}
+	return b.Context.Value(key)
+}
+
+// noteMade records that MakeObject, under ctx, dialed c.
+func noteMade(ctx context.Context, c *conn) {
+	if b, ok := ctx.Value(engineBorrowKey{}).(*engineBorrow); ok {
+		b.made = c
+	}
+}
+
+// noteCheckFailed records that ValidateObject, under ctx, found c unfit
+// for err.
+func noteCheckFailed(ctx context.Context, c *conn, err error) {
+	if b, ok := ctx.Value(engineBorrowKey{}).(*engineBorrow); ok && b.made == c {
+		b.failed = err
+	}
+}
 
 // isEngineClosed reports whether err is the engine's refusal to lend
 // after its Close.

@@ -33,10 +33,6 @@ type factory struct {
 	// connections carry its generation. Nil otherwise.
 	sentinel *sentinelClient
 
-	// lastCheck describes the most recent failed health check, for the
-	// error of a borrow whose freshly dialed connection failed it.
-	lastCheck atomic.Pointer[error]
-
 	// closing is the pool's own background context, not a caller's:
 	// Pool.Close cancels it, which ends the dials in flight. Nil until
 	// New sets it.
@@ -98,6 +94,7 @@ func (f *factory) MakeObject(ctx context.Context) (*pool.PooledObject, error) {
 		}
 		return nil, err
 	}
+	noteMade(ctx, c) // for borrowFromEngine (engine.go)
 	f.stats.created.Add(1)
 	f.stats.open.Add(1)
 	if f.log != nil {

@@ -26,18 +26,25 @@ var _ pool.EvictionPolicy = evictionPolicy{}
 // first, a round trip only for a connection idle for PingAfterIdle. ctx
 // is the borrower's, which the engine passes through from BorrowObject.
 func (f *factory) ValidateObject(ctx context.Context, o *pool.PooledObject) bool {
+	c := o.Object.(*conn)
 	// The engine stamped LastBorrowTime with time.Now just before calling
 	// us; a clock read costs ~50ns here, a tenth of the borrow.
-	return f.validate(ctx, o.Object.(*conn), o.LastBorrowTime, idleSince(o))
+	err := f.validate(ctx, c, o.LastBorrowTime, idleSince(o))
+	if err != nil {
+		noteCheckFailed(ctx, c, err) // for borrowFromEngine (engine.go)
+		return false
+	}
+	return true
 }
 
 // validate is the borrow check of c, idle since idleSince, at now, for
-// connections from the engine and from the hot stack alike. A failed
-// one has its reason set, ready to be closed.
-func (f *factory) validate(ctx context.Context, c *conn, now, idleSince time.Time) bool {
+// connections from the engine and from the hot stack alike. It returns
+// why c failed, with c's reason set, ready to be closed; nil for a
+// connection fit to lend.
+func (f *factory) validate(ctx context.Context, c *conn, now, idleSince time.Time) error {
 	reason, err := f.check(ctx, c, now, idleSince)
 	if reason == reasonNone {
-		return true
+		return nil
 	}
 	c.reason = reason
 	switch {
@@ -46,36 +53,24 @@ func (f *factory) validate(ctx context.Context, c *conn, now, idleSince time.Tim
 	case err == nil:
 		err = fmt.Errorf("connection past its %s limit", reason)
 	}
-	failure := err // a copy, so err stays on the stack on the healthy path
-	f.lastCheck.Store(&failure)
 	if reason == reasonUnhealthy || reason == reasonBroken {
 		if f.log != nil {
 			f.log.LogAttrs(context.Background(), slog.LevelInfo, "redispool: connection failed health check",
 				slog.String("addr", f.addr()), slog.String("error", err.Error()))
 		}
 	}
-	return false
+	return err
 }
 
 // errFormerMaster is the check failure of a connection made before the
 // pool switched to a new master.
 var errFormerMaster = errors.New("connection to a master the pool has left")
 
-// lastCheckWas reports whether the most recent failed check failed with
-// target.
-func (f *factory) lastCheckWas(target error) bool {
-	e := f.lastCheck.Load()
-	return e != nil && errors.Is(*e, target)
-}
-
 // firstCheckError is the error for a borrow whose new connection failed
-// its first health check: the server accepted it and closed it at once,
-// as it does when maxclients is reached.
-func (f *factory) firstCheckError() error {
-	if e := f.lastCheck.Load(); e != nil {
-		return fmt.Errorf("redispool: connect to %s %s: new connection failed its health check: %w", f.cfg.Network, f.addr(), *e)
-	}
-	return fmt.Errorf("redispool: connect to %s %s: new connection failed its health check", f.cfg.Network, f.addr())
+// its first health check with err: the server accepted it and closed it
+// at once, as it does when maxclients is reached.
+func (f *factory) firstCheckError(err error) error {
+	return fmt.Errorf("redispool: connect to %s %s: new connection failed its health check: %w", f.cfg.Network, f.addr(), err)
 }
 
 // peekAfterIdle is how long a connection must have sat idle before a
