@@ -250,6 +250,7 @@ func (c Config) String() string {
 	field("EvictionInterval", c.EvictionInterval)
 	field("CheckTimeout", c.CheckTimeout)
 	field("AbandonedTimeout", c.AbandonedTimeout)
+	field("PipelineConns", c.PipelineConns)
 	field("CommandHook", c.CommandHook != nil)
 	b.WriteString("}")
 	return b.String()
@@ -297,6 +298,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Duration("EvictionInterval", c.EvictionInterval),
 		slog.Duration("CheckTimeout", c.CheckTimeout),
 		slog.Duration("AbandonedTimeout", c.AbandonedTimeout),
+		slog.Int("PipelineConns", c.PipelineConns),
 		slog.Bool("CommandHook", c.CommandHook != nil),
 	)
 }
