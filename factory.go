@@ -29,9 +29,9 @@ type factory struct {
 	opts    []redis.DialOption // the options every dial shares
 	tls     *tls.Config        // nil for plaintext; ServerName filled in
 
-	// sentinel, when Config.Sentinel is set, names the master to dial;
-	// connections carry its generation. Nil otherwise.
-	sentinel *sentinelClient
+	// target is where connections go (target.go): Config.Addr, until
+	// New sets the pool's. Connections carry its generation.
+	target target
 
 	// closing is the pool's own background context, not a caller's:
 	// Pool.Close cancels it, which ends the dials in flight. Nil until
@@ -66,6 +66,7 @@ func newFactory(cfg Config, stats *counters) *factory {
 			f.tls.ServerName, _, _ = net.SplitHostPort(cfg.Addr)
 		}
 	}
+	f.target = newFixedTarget(cfg, f.dialTo)
 	return f
 }
 
@@ -76,13 +77,7 @@ func (f *factory) MakeObject(ctx context.Context) (*pool.PooledObject, error) {
 		f.stats.dialing.Add(1)
 		defer f.stats.dialing.Add(-1)
 	}
-	var c *conn
-	var err error
-	if f.sentinel != nil {
-		c, err = f.sentinel.dialMaster(ctx, f) // f.dial, with ROLE check and retries
-	} else {
-		c, err = f.dial(ctx)
-	}
+	c, gen, err := f.target.dial(ctx)
 	if err != nil {
 		if f.closing != nil && f.closing.Err() != nil {
 			return nil, err // ended by Pool.Close, not a failure to count or log
@@ -94,6 +89,7 @@ func (f *factory) MakeObject(ctx context.Context) (*pool.PooledObject, error) {
 		}
 		return nil, err
 	}
+	c.gen = gen
 	noteMade(ctx, c) // for borrowFromEngine (engine.go)
 	f.stats.created.Add(1)
 	f.stats.open.Add(1)
@@ -104,13 +100,16 @@ func (f *factory) MakeObject(ctx context.Context) (*pool.PooledObject, error) {
 	return pool.NewPooledObject(c), nil
 }
 
+// dial dials the target's address once, as a Cluster's control
+// connections are dialed.
 func (f *factory) dial(ctx context.Context) (*conn, error) {
-	return f.dialTo(ctx, f.addr())
+	return f.dialTo(ctx, f.addr(), true)
 }
 
-// dialTo dials addr: with Sentinel, the master or a node whose ROLE the
-// Sentinels' answers leave in doubt.
-func (f *factory) dialTo(ctx context.Context, addr string) (*conn, error) {
+// dialTo dials addr, the target's address or, for a target that checks
+// where it should go, one of the places it might be; ping is as for
+// firstCmd. It is the target's dialFunc.
+func (f *factory) dialTo(ctx context.Context, addr string, ping bool) (*conn, error) {
 	if ctx == nil {
 		ctx = context.Background()
 	}
@@ -165,7 +164,7 @@ func (f *factory) dialTo(ctx context.Context, addr string) (*conn, error) {
 	})
 	opts := append(f.opts[:len(f.opts):len(f.opts)], redis.DialContextFunc(dialRaw))
 	rc, err := redis.DialContext(ctx, f.cfg.Network, addr, opts...)
-	if first := f.firstCmd(); err == nil && first != "" {
+	if first := f.firstCmd(ping); err == nil && first != "" {
 		dl, _ := ctx.Deadline()
 		if _, err = rc.(redis.ConnWithTimeout).DoWithTimeout(time.Until(dl), first); err != nil {
 			rc.Close()
@@ -188,6 +187,7 @@ func (f *factory) dialTo(ctx context.Context, addr string) (*conn, error) {
 	nc := *raw.Load()
 	nc.SetDeadline(time.Time{})
 	c := newConn(f, rc, nc)
+	c.addr = addr
 	c.stream = stream
 	return c, nil
 }
@@ -198,31 +198,27 @@ func (f *factory) dialTo(ctx context.Context, addr string) (*conn, error) {
 // the connection: at maxclients Redis accepts, writes an error and
 // closes, and that error would be the reply to the borrower's first
 // command. A PING proves the connection once, and costs a round trip
-// only where the dial made none (with Sentinel, ROLE follows instead).
-func (f *factory) firstCmd() string {
+// only where the dial made none, and only with ping: a target that
+// sends a command of its own on each new connection dials without (see
+// dialFunc).
+func (f *factory) firstCmd(ping bool) string {
 	switch {
 	case f.cfg.dialCmd != "":
 		return f.cfg.dialCmd
-	case f.cfg.Password == "" && f.cfg.DB == 0 && f.cfg.ClientName == "" && f.sentinel == nil:
+	case ping && f.cfg.Password == "" && f.cfg.DB == 0 && f.cfg.ClientName == "":
 		return "PING"
 	}
 	return ""
 }
 
-// addr is the address connections are dialed to: Config.Addr, or with
-// Sentinel the master's address as last reported.
-func (f *factory) addr() string {
-	if f.sentinel != nil {
-		return f.sentinel.addr()
-	}
-	return f.cfg.Addr
-}
+// addr is the address new connections are dialed to: the target's.
+func (f *factory) addr() string { return f.target.addr() }
 
-// tlsFor returns the TLS configuration for a connection to addr. With
-// Sentinel the master moves, so an empty ServerName is filled in per
-// dial rather than once from Config.Addr.
+// tlsFor returns the TLS configuration for a connection to addr. An
+// empty ServerName is filled in from addr, per dial: newFactory fills it
+// in once from Config.Addr, but a target may move.
 func (f *factory) tlsFor(addr string) *tls.Config {
-	if f.tls.ServerName != "" || f.sentinel == nil {
+	if f.tls.ServerName != "" {
 		return f.tls
 	}
 	tc := f.tls.Clone()
@@ -301,12 +297,8 @@ func (f *factory) destroy(c *conn) {
 		if reason == reasonBroken || reason == reasonUnhealthy {
 			level = slog.LevelInfo
 		}
-		addr := f.addr()
-		if f.sentinel != nil {
-			addr = c.nc.RemoteAddr().String() // the master may have moved since
-		}
 		f.log.LogAttrs(context.Background(), level, "redispool: connection closed",
-			slog.String("addr", addr), slog.String("reason", reason.String()))
+			slog.String("addr", c.addr), slog.String("reason", reason.String()))
 	}
 }
 

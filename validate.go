@@ -130,10 +130,11 @@ func (f *factory) check(ctx context.Context, c *conn, now, idleSince time.Time) 
 }
 
 // expired reports whether c has outlived MaxConnLifetime or sat idle
-// past MaxConnIdleTime, or belongs to an old master.
+// past MaxConnIdleTime, or was made for where the target was before it
+// moved (an old master).
 func (f *factory) expired(c *conn, now, idleSince time.Time) destroyReason {
 	switch {
-	case f.sentinel != nil && c.gen != f.sentinel.gen():
+	case c.gen != f.target.gen():
 		// Dialed to a master the pool has since left: never handed out.
 		return reasonFailover
 	case f.cfg.MaxConnLifetime > 0 && now.Sub(c.created) >= f.cfg.MaxConnLifetime:
