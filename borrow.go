@@ -251,6 +251,18 @@ func (p *Pool) put(c *conn) {
 // putUntracked takes back a connection that AbandonedTimeout does not
 // track: a pipeline's shared connection, or one put has checked.
 func (p *Pool) putUntracked(c *conn) {
+	p.putIdleSince(c, time.Time{})
+}
+
+// putShared takes back a shared connection from the pipeline, idle
+// since its last write.
+func (p *Pool) putShared(c *conn, lastWrite time.Time) {
+	p.putIdleSince(c, lastWrite)
+}
+
+// putIdleSince takes back c, idle since idle, or since now when idle is
+// zero.
+func (p *Pool) putIdleSince(c *conn, idle time.Time) {
 	// Decide and reset outside the lock: the reset may take round trips.
 	reason := c.reusable(p.isClosed())
 	if reason == reasonNone && p.f.passivate(c) != nil {
@@ -270,7 +282,10 @@ func (p *Pool) putUntracked(c *conn) {
 		p.release()
 		return
 	}
-	c.idleSince = now()
+	if idle.IsZero() {
+		idle = now()
+	}
+	c.idleSince = idle
 	p.mu.Lock()
 	p.recycleLocked(c.spare)
 	c.spare = nil

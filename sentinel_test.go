@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"github.com/gomodule/redigo/redis"
-	"github.com/redispool/redispool/internal/redistest"
+	"github.com/redispool/redispool/redistest"
 )
 
 // sentinelPoolName is the CLIENT SETNAME of the pools in these tests, so
