@@ -264,6 +264,7 @@ func (c Config) String() string {
 	field("CheckTimeout", c.CheckTimeout)
 	field("AbandonedTimeout", c.AbandonedTimeout)
 	field("PipelineConns", c.PipelineConns)
+	field("PipelineGet", c.PipelineGet)
 	field("CommandHook", c.CommandHook != nil)
 	b.WriteString("}")
 	return b.String()
@@ -312,6 +313,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Duration("CheckTimeout", c.CheckTimeout),
 		slog.Duration("AbandonedTimeout", c.AbandonedTimeout),
 		slog.Int("PipelineConns", c.PipelineConns),
+		slog.Bool("PipelineGet", c.PipelineGet),
 		slog.Bool("CommandHook", c.CommandHook != nil),
 	)
 }
