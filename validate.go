@@ -177,7 +177,7 @@ func (evictionPolicy) Evict(_ *pool.EvictionConfig, o *pool.PooledObject, _ int)
 		c.reason = reasonUnhealthy
 		if c.f.log != nil {
 			c.f.log.LogAttrs(context.Background(), slog.LevelInfo, "redispool: idle connection failed health check",
-				slog.String("addr", c.f.cfg.Addr), slog.String("error", err.Error()))
+				slog.String("addr", c.addr), slog.String("error", err.Error()))
 		}
 		return true
 	}
