@@ -28,14 +28,25 @@ const (
 // every connection borrowed from its pool is checked first.
 const suspectWindow = 100 * time.Millisecond
 
-// do runs cmd, routed by slot (-1: any master), to replica if readOnly.
-// start, if non-nil, is a redirect already received, the redirects-th.
+// do runs cmd, routed by slot (-1: any master), to replica if readOnly,
+// on exclusive connections. start, if non-nil, is a redirect already
+// received, the redirects-th.
 func (c *Cluster) do(ctx context.Context, timeout time.Duration, slot int, readOnly bool, start *RedirectError, redirects int, cmd string, args []any) (any, error) {
+	return c.dispatch(ctx, timeout, slot, readOnly, false, start, redirects, cmd, args)
+}
+
+// dispatch is do, and with pipe, cmd goes down the node pool's shared
+// connections (pipeline.go) where it can: not after an ASK (ASKING and
+// the command must go on one connection), nor while the node is
+// suspect (see borrowFrom: the pipe would not PING a connection it got
+// from the pool first). Its reply is handled as an exclusive one's.
+func (c *Cluster) dispatch(ctx context.Context, timeout time.Duration, slot int, readOnly, pipe bool, start *RedirectError, redirects int, cmd string, args []any) (any, error) {
 	if c.isClosed() {
 		return nil, ErrPoolClosed
 	}
 	var r retrier
 	var n *clusterNode
+	var owned []any // args, copied for an exclusive send, which keeps them
 	asking := false
 	if start != nil {
 		var err error
@@ -55,18 +66,50 @@ func (c *Cluster) do(ctx context.Context, timeout time.Duration, slot int, readO
 				return nil, err
 			}
 		}
-		pc, err := c.borrowFrom(ctx, n)
-		if err != nil {
-			if !c.retryableBorrow(ctx, err) {
-				return nil, err
+		var reply any
+		var err error
+		piped := false
+		if pipe && !asking && !n.suspected() {
+			var sent bool
+			reply, sent, err = n.pool.pipelined(ctx, cmd, args)
+			switch {
+			case sent:
+				piped = true
+				if err != nil && ctx.Err() == nil {
+					if _, ok := err.(redis.Error); !ok {
+						n.suspect.Store(time.Now().Add(suspectWindow).UnixNano())
+					}
+				}
+			case err != errNotPipelined:
+				// Not written: as a failed borrow.
+				if !c.retryableBorrow(ctx, err) {
+					return nil, err
+				}
+				if err := r.wait(ctx, c, err); err != nil {
+					return nil, err
+				}
+				n, redirects = nil, 0
+				continue
 			}
-			if err := r.wait(ctx, c, err); err != nil {
-				return nil, err
-			}
-			n, asking, redirects = nil, false, 0
-			continue
 		}
-		reply, err := c.send(ctx, n, pc, timeout, asking, cmd, args)
+		if !piped {
+			var pc *conn
+			pc, err = c.borrowFrom(ctx, n)
+			if err != nil {
+				if !c.retryableBorrow(ctx, err) {
+					return nil, err
+				}
+				if err := r.wait(ctx, c, err); err != nil {
+					return nil, err
+				}
+				n, asking, redirects = nil, false, 0
+				continue
+			}
+			if owned == nil && len(args) > 0 {
+				owned = append([]any(nil), args...)
+			}
+			reply, err = c.send(ctx, n, pc, timeout, asking, cmd, owned)
+		}
 		asking = false
 		kind, rerr := classifyReply(err)
 		switch kind {
@@ -121,7 +164,7 @@ func (c *Cluster) borrowFrom(ctx context.Context, n *clusterNode) (*conn, error)
 	if err != nil {
 		return nil, err
 	}
-	if s := n.suspect.Load(); s == 0 || time.Now().UnixNano() >= s {
+	if !n.suspected() {
 		return pc, nil
 	}
 	if err := n.pool.ping(ctx, pc); err != nil {
@@ -129,6 +172,13 @@ func (c *Cluster) borrowFrom(ctx context.Context, n *clusterNode) (*conn, error)
 		return nil, fmt.Errorf("%w: %s: %w", errCheckFailed, n.addr, err)
 	}
 	return pc, nil
+}
+
+// suspected reports whether n is within suspectWindow of an I/O error
+// on one of its connections.
+func (n *clusterNode) suspected() bool {
+	s := n.suspect.Load()
+	return s != 0 && time.Now().UnixNano() < s
 }
 
 // errCheckFailed is wrapped by the error of a borrow whose connection
