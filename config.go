@@ -182,15 +182,28 @@ type Config struct {
 	// PipelineConns is how many shared connections Pool.Do sends its
 	// commands down, auto-pipelined: concurrent callers' commands are
 	// written together and their replies matched to them in order (see
-	// pipeline.go for which commands qualify; the rest, and every
-	// command on a connection from Get, take a connection of their
-	// own). Shared connections come from the pool and count toward
+	// commands.go for which commands qualify; the rest, and every
+	// command on a connection from Get unless PipelineGet, take a
+	// connection of their own). Shared connections come from the pool and count toward
 	// MaxTotal; one with nothing in flight goes back after a few
 	// milliseconds, or at once when a borrower waits. Zero means 1 (one
 	// connection batches better than two); negative turns pipelining
 	// off, so that Do borrows a connection for every command. At most
 	// MaxTotal are used.
 	PipelineConns int
+
+	// PipelineGet makes the connections from Get and GetContext share
+	// the pipelines too: their Do and DoContext calls go down the shared
+	// connections while they hold no session state, and they borrow a
+	// connection of their own only when a call needs one (a command
+	// that blocks or touches session state, DoWithTimeout, Send,
+	// Receive), keeping it until Close. Every command gives the result
+	// it would on a connection of its own; see pipeConn (conn.go) for
+	// the cases that take care, such as WAIT after pipelined writes.
+	// Get then never waits for a connection: a borrow that fails, fails
+	// the call that needed it. False means off; it has no effect with
+	// PipelineConns negative, nor yet on a Cluster's connections.
+	PipelineGet bool
 
 	// Logger, if non-nil, receives connection lifecycle events:
 	// connections created and closed (Debug; Info when closed as broken

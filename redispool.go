@@ -281,6 +281,9 @@ func (p *Pool) Get() redis.Conn {
 // The returned connection also implements redis.ConnWithTimeout and
 // redis.ConnWithContext.
 func (p *Pool) GetContext(ctx context.Context) (redis.Conn, error) {
+	if p.cfg.PipelineGet && p.pipes != nil {
+		return p.getPiped(ctx)
+	}
 	c, err := p.get(ctx)
 	if err != nil {
 		return nil, err
@@ -316,12 +319,12 @@ func (p *Pool) Do(ctx context.Context, cmd string, args ...any) (any, error) {
 
 // doExclusive runs one command on a borrowed connection.
 func (p *Pool) doExclusive(ctx context.Context, cmd string, args []any) (any, error) {
-	ac, err := p.GetContext(ctx)
+	c, err := p.get(ctx)
 	if err != nil {
 		return nil, err
 	}
+	ac := &activeConn{p: p, c: c}
 	defer ac.Close()
-	c := ac.(*activeConn).c
 	timeout := blockingReadTimeout(ctx, c.f.cfg.ReadTimeout, cmd, args)
 	reply, err := c.withContext(ctx, timeout, func(timeout time.Duration) (any, error) {
 		return c.do(ctx, timeout, cmd, args)
