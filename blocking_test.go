@@ -373,3 +373,7 @@ func isRedisError(err error) bool {
 	var rerr redis.Error
 	return errors.As(err, &rerr)
 }
+
+// blocks reports whether the command blocks on the server. Production
+// code asks what kind of block it is (cmdInfo.block).
+func (info cmdInfo) blocks() bool { return info.block != blockNever }

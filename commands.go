@@ -85,9 +85,6 @@ const (
 	blockOwnWrites
 )
 
-// blocks reports whether the command blocks on the server.
-func (info cmdInfo) blocks() bool { return info.block != blockNever }
-
 // piped returns info marked as pipelined.
 func (info cmdInfo) piped() cmdInfo {
 	info.pipelined = true

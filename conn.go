@@ -18,6 +18,7 @@ type conn struct {
 	rc      redis.ConnWithTimeout // redigo's connection
 	nc      net.Conn              // the socket under rc (under TLS, the TCP socket)
 	stream  net.Conn              // what rc reads and writes: TLS over nc, in the reply guard
+	addr    string                // the address dialed: the target's when it was dialed
 	created time.Time
 	peek    *socketPeeker // nil where the platform cannot peek
 
@@ -30,7 +31,7 @@ type conn struct {
 	t      tracker
 	broken bool          // a context interrupted I/O: close on return
 	reason destroyReason // why the connection is being closed
-	gen    uint64        // with Sentinel, the master generation it was dialed under
+	gen    uint64        // the target's generation it was dialed under (target.gen)
 
 	// Written by the pool when the connection is returned or lent out.
 	idleSince time.Time // when it was last returned; zero before that
@@ -66,7 +67,7 @@ func (c *conn) reusable(poolClosed bool) destroyReason {
 		return reasonBroken
 	case poolClosed:
 		return reasonPoolClosed
-	case c.f.sentinel != nil && c.gen != c.f.sentinel.gen():
+	case c.gen != c.f.target.gen():
 		return reasonFailover
 	case c.t.flags()&stateUnresettable != 0:
 		return reasonDirty
@@ -86,8 +87,8 @@ func (c *conn) do(ctx context.Context, timeout time.Duration, cmd string, args [
 	kind := c.t.beforeDo(cmd, args)
 	reply, err := c.rc.DoWithTimeout(timeout, cmd, args...)
 	c.t.afterDo(cmd, kind, reply)
-	if err != nil && c.f.sentinel != nil {
-		c.f.sentinel.noteError(c, err)
+	if err != nil {
+		c.noteError(err)
 	}
 	if done != nil {
 		done(err)
@@ -98,10 +99,19 @@ func (c *conn) do(ctx context.Context, timeout time.Duration, cmd string, args [
 func (c *conn) receive(timeout time.Duration) (any, error) {
 	reply, err := c.rc.ReceiveWithTimeout(timeout)
 	c.t.onReceive(reply, err)
-	if err != nil && c.f.sentinel != nil && !c.aborted.Load() {
-		c.f.sentinel.noteError(c, err)
+	if err != nil && !c.aborted.Load() {
+		c.noteError(err)
 	}
 	return reply, err
+}
+
+// noteError shows the target an error a command on c returned; a
+// connection the target retires is of no generation and will be closed
+// when it is returned.
+func (c *conn) noteError(err error) {
+	if c.f.target.noteError(err) {
+		c.gen = 0
+	}
 }
 
 // withContext runs op, which does I/O on c, so that it returns by ctx's

@@ -246,19 +246,6 @@ func commandKey(cmd string, args []any) (key string, ok bool) {
 	return argString(args[i]), true
 }
 
-// commandKeys calls fn with the index in args of each of cmd's keys, in
-// order, until fn returns false. A keyless command makes no call. The
-// cluster uses it to report, say, which keys of an MSET live where;
-// commandSlot is the cheaper check that they all share a slot.
-func commandKeys(cmd string, args []any, fn func(i int) bool) {
-	it := commandKeyIter(lookupCommand(cmd), args)
-	for i, ok := it.Next(); ok; i, ok = it.Next() {
-		if !fn(i) {
-			return
-		}
-	}
-}
-
 // commandSlot returns the slot that routes cmd: the slot of its first key.
 // keyed is false for a keyless command (any master serves it; slot is 0).
 // crossSlot is true when the command has keys in more than one slot, which

@@ -572,3 +572,16 @@ func FuzzCommandKeys(f *testing.F) {
 		}
 	})
 }
+
+// commandKeys calls fn with the index in args of each of cmd's keys, in
+// order, until fn returns false. A keyless command makes no call. The
+// tests check it against COMMAND GETKEYS; production code needs only
+// commandSlot.
+func commandKeys(cmd string, args []any, fn func(i int) bool) {
+	it := commandKeyIter(lookupCommand(cmd), args)
+	for i, ok := it.Next(); ok; i, ok = it.Next() {
+		if !fn(i) {
+			return
+		}
+	}
+}

@@ -1008,8 +1008,4 @@ func (c *conn) sharedStream() net.Conn { return c.stream }
 
 func (c *conn) stale() bool { return c.reusable(false) != reasonNone }
 
-func (c *conn) noteReply(err error) {
-	if c.f.sentinel != nil {
-		c.f.sentinel.noteError(c, err)
-	}
-}
+func (c *conn) noteReply(err error) { c.noteError(err) }

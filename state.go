@@ -516,9 +516,9 @@ func (t *tracker) dropMarks() {
 
 var errUnresettable = errors.New("redispool: connection has session state that cannot be reset")
 
-// sentinel is echoed at the end of a pub/sub drain; the first reply equal
-// to it is the last one the drain has to read.
-var sentinel = fmt.Sprintf("redispool-drain-%d", time.Now().UnixNano())
+// drainMarker is echoed at the end of a pub/sub drain; the first reply
+// equal to it is the last one the drain has to read.
+var drainMarker = fmt.Sprintf("redispool-drain-%d", time.Now().UnixNano())
 
 // reset undoes the session state of c in one round trip (two after
 // pub/sub), under CheckTimeout. It returns an error when the connection
@@ -547,14 +547,14 @@ func (c *conn) reset() error {
 		t.sent, t.recvd = 0, 0
 	}
 	if t.flags()&stateSubscribed != 0 {
-		// Leave pub/sub, then read everything up to the echoed sentinel:
+		// Leave pub/sub, then read everything up to the echoed marker:
 		// pending replies, pushed messages, unsubscribe confirmations.
 		c.rc.Send("UNSUBSCRIBE")
 		c.rc.Send("PUNSUBSCRIBE")
 		if t.flags()&stateSSubscribe != 0 {
 			c.rc.Send("SUNSUBSCRIBE")
 		}
-		c.rc.Send("ECHO", sentinel)
+		c.rc.Send("ECHO", drainMarker)
 		if err := c.rc.Flush(); err != nil {
 			return err
 		}
@@ -570,7 +570,7 @@ func (c *conn) reset() error {
 				}
 				return err
 			}
-			if s, ok := reply.([]byte); ok && string(s) == sentinel {
+			if s, ok := reply.([]byte); ok && string(s) == drainMarker {
 				break
 			}
 		}
