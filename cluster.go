@@ -329,7 +329,7 @@ func (c *Cluster) Do(ctx context.Context, cmd string, args ...any) (any, error) 
 	// A blocking command waits as long as it says, as with Pool.Do.
 	timeout := blockingReadTimeout(ctx, c.readTO, cmd, args)
 	readOnly := c.cfg.ReadFromReplicas && keyed && isReadOnlyCommand(cmd)
-	reply, err := c.dispatch(ctx, timeout, slot, readOnly, mayPipeline(cmd), nil, 0, cmd, args)
+	reply, err := c.dispatch(ctx, timeout, slot, readOnly, mayPipeline(cmd), nil, 0, cmd, args, nil)
 	return reply, deadlineErr(ctx, err)
 }
 

@@ -32,7 +32,7 @@ const suspectWindow = 100 * time.Millisecond
 // on exclusive connections. start, if non-nil, is a redirect already
 // received, the redirects-th.
 func (c *Cluster) do(ctx context.Context, timeout time.Duration, slot int, readOnly bool, start *RedirectError, redirects int, cmd string, args []any) (any, error) {
-	return c.dispatch(ctx, timeout, slot, readOnly, false, start, redirects, cmd, args)
+	return c.dispatch(ctx, timeout, slot, readOnly, false, start, redirects, cmd, args, args)
 }
 
 // dispatch is do, and with pipe, cmd goes down the node pool's shared
@@ -40,13 +40,17 @@ func (c *Cluster) do(ctx context.Context, timeout time.Duration, slot int, readO
 // the command must go on one connection), nor while the node is
 // suspect (see borrowFrom: the pipe would not PING a connection it got
 // from the pool first). Its reply is handled as an exclusive one's.
-func (c *Cluster) dispatch(ctx context.Context, timeout time.Duration, slot int, readOnly, pipe bool, start *RedirectError, redirects int, cmd string, args []any) (any, error) {
+//
+// owned, if not nil, is args, the caller's to give away; if nil, args
+// is copied for an exclusive send, which keeps it, and only then: so
+// that a pipelined Cluster.Do does not make its caller's variadic
+// slice escape.
+func (c *Cluster) dispatch(ctx context.Context, timeout time.Duration, slot int, readOnly, pipe bool, start *RedirectError, redirects int, cmd string, args, owned []any) (any, error) {
 	if c.isClosed() {
 		return nil, ErrPoolClosed
 	}
 	var r retrier
 	var n *clusterNode
-	var owned []any // args, copied for an exclusive send, which keeps them
 	asking := false
 	if start != nil {
 		var err error
