@@ -314,6 +314,13 @@ func (c *Cluster) GetForKeys(ctx context.Context, keys ...string) (redis.Conn, e
 // commands the cluster did not run: TRYAGAIN, CLUSTERDOWN, LOADING and
 // READONLY replies and refused dials. A command that failed after it
 // was sent (an I/O error, a timeout) is never retried: it may have run.
+//
+// Like Pool.Do, it is auto-pipelined: a data command that neither
+// blocks nor touches session state goes down the node pool's shared
+// connections, written with other goroutines' commands to that node,
+// and its reply is handled as above. The command sent after an ASK,
+// and blocking and stateful commands, take a connection of their own.
+// ClusterConfig.Node.PipelineConns -1 turns pipelining off.
 func (c *Cluster) Do(ctx context.Context, cmd string, args ...any) (any, error) {
 	slot, keyed, _ := commandSlot(cmd, args)
 	if !keyed {
@@ -321,7 +328,8 @@ func (c *Cluster) Do(ctx context.Context, cmd string, args ...any) (any, error) 
 	}
 	// A blocking command waits as long as it says, as with Pool.Do.
 	timeout := blockingReadTimeout(ctx, c.readTO, cmd, args)
-	reply, err := c.do(ctx, timeout, slot, c.cfg.ReadFromReplicas && keyed && isReadOnlyCommand(cmd), nil, 0, cmd, args)
+	readOnly := c.cfg.ReadFromReplicas && keyed && isReadOnlyCommand(cmd)
+	reply, err := c.dispatch(ctx, timeout, slot, readOnly, mayPipeline(cmd), nil, 0, cmd, args, nil)
 	return reply, deadlineErr(ctx, err)
 }
 

@@ -62,6 +62,32 @@ func (p *Pool) run(ctx context.Context, pc *conn, timeout time.Duration, asking 
 	})
 }
 
+// pipelined sends cmd down p's shared connections (pipeline.go), as Do
+// does, and returns its reply. It returns errNotPipelined, having sent
+// nothing, when p does not pipeline (Config.PipelineConns negative) or
+// cmd must take an exclusive connection (too large). sent reports
+// whether cmd may have reached the server: false when err says it was
+// not written — the pipe could not get a connection (a refused dial:
+// unsentError), or p is closed — so that the Cluster may send it again
+// elsewhere, as after a failed lend. A command that failed after it was
+// written, with an I/O error on the shared connection, may have run.
+func (p *Pool) pipelined(ctx context.Context, cmd string, args []any) (reply any, sent bool, err error) {
+	if p.pipes == nil {
+		return nil, false, errNotPipelined
+	}
+	reply, err = p.pipes.do(ctx, cmd, args)
+	switch err.(type) {
+	case nil, redis.Error:
+		return reply, true, err
+	case unsentError:
+		return nil, false, err
+	}
+	if err == errNotPipelined || err == ErrPoolClosed {
+		return nil, false, err
+	}
+	return nil, true, err
+}
+
 // handOut makes pc, lent by p, the connection GetContext would have
 // returned, for a clusterConn bound to the node: its Close undoes the
 // session state and takes pc back.

@@ -67,6 +67,14 @@ const (
 // on an exclusive connection instead.
 var errNotPipelined = errors.New("redispool: command not pipelined")
 
+// An unsentError is the error of commands that failed before they were
+// written: the pipe could not get a connection for them (a refused
+// dial, say). A Cluster may send them again; its text is the cause's.
+type unsentError struct{ err error }
+
+func (e unsentError) Error() string { return e.err.Error() }
+func (e unsentError) Unwrap() error { return e.err }
+
 // A sharedConn is a pooled connection as a pipe uses it.
 type sharedConn interface {
 	// sharedStream is what the pipe writes to and reads from (TLS and
@@ -697,7 +705,7 @@ func (p *pipe) lend() error {
 		if ctx.Err() != nil {
 			return ErrPoolClosed
 		}
-		return err
+		return unsentError{err}
 	}
 	p.pl.shared.Add(1)
 	p.c, p.rw = c, c.sharedStream()

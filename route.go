@@ -28,9 +28,24 @@ const (
 // every connection borrowed from its pool is checked first.
 const suspectWindow = 100 * time.Millisecond
 
-// do runs cmd, routed by slot (-1: any master), to replica if readOnly.
-// start, if non-nil, is a redirect already received, the redirects-th.
+// do runs cmd, routed by slot (-1: any master), to replica if readOnly,
+// on exclusive connections. start, if non-nil, is a redirect already
+// received, the redirects-th.
 func (c *Cluster) do(ctx context.Context, timeout time.Duration, slot int, readOnly bool, start *RedirectError, redirects int, cmd string, args []any) (any, error) {
+	return c.dispatch(ctx, timeout, slot, readOnly, false, start, redirects, cmd, args, args)
+}
+
+// dispatch is do, and with pipe, cmd goes down the node pool's shared
+// connections (pipeline.go) where it can: not after an ASK (ASKING and
+// the command must go on one connection), nor while the node is
+// suspect (see borrowFrom: the pipe would not PING a connection it got
+// from the pool first). Its reply is handled as an exclusive one's.
+//
+// owned, if not nil, is args, the caller's to give away; if nil, args
+// is copied for an exclusive send, which keeps it, and only then: so
+// that a pipelined Cluster.Do does not make its caller's variadic
+// slice escape.
+func (c *Cluster) dispatch(ctx context.Context, timeout time.Duration, slot int, readOnly, pipe bool, start *RedirectError, redirects int, cmd string, args, owned []any) (any, error) {
 	if c.isClosed() {
 		return nil, ErrPoolClosed
 	}
@@ -55,18 +70,50 @@ func (c *Cluster) do(ctx context.Context, timeout time.Duration, slot int, readO
 				return nil, err
 			}
 		}
-		pc, err := c.borrowFrom(ctx, n)
-		if err != nil {
-			if !c.retryableBorrow(ctx, err) {
-				return nil, err
+		var reply any
+		var err error
+		piped := false
+		if pipe && !asking && !n.suspected() {
+			var sent bool
+			reply, sent, err = n.pool.pipelined(ctx, cmd, args)
+			switch {
+			case sent:
+				piped = true
+				if err != nil && ctx.Err() == nil {
+					if _, ok := err.(redis.Error); !ok {
+						n.suspect.Store(time.Now().Add(suspectWindow).UnixNano())
+					}
+				}
+			case err != errNotPipelined:
+				// Not written: as a failed borrow.
+				if !c.retryableBorrow(ctx, err) {
+					return nil, err
+				}
+				if err := r.wait(ctx, c, err); err != nil {
+					return nil, err
+				}
+				n, redirects = nil, 0
+				continue
 			}
-			if err := r.wait(ctx, c, err); err != nil {
-				return nil, err
-			}
-			n, asking, redirects = nil, false, 0
-			continue
 		}
-		reply, err := c.send(ctx, n, pc, timeout, asking, cmd, args)
+		if !piped {
+			var pc *conn
+			pc, err = c.borrowFrom(ctx, n)
+			if err != nil {
+				if !c.retryableBorrow(ctx, err) {
+					return nil, err
+				}
+				if err := r.wait(ctx, c, err); err != nil {
+					return nil, err
+				}
+				n, asking, redirects = nil, false, 0
+				continue
+			}
+			if owned == nil && len(args) > 0 {
+				owned = append([]any(nil), args...)
+			}
+			reply, err = c.send(ctx, n, pc, timeout, asking, cmd, owned)
+		}
 		asking = false
 		kind, rerr := classifyReply(err)
 		switch kind {
@@ -121,7 +168,7 @@ func (c *Cluster) borrowFrom(ctx context.Context, n *clusterNode) (*conn, error)
 	if err != nil {
 		return nil, err
 	}
-	if s := n.suspect.Load(); s == 0 || time.Now().UnixNano() >= s {
+	if !n.suspected() {
 		return pc, nil
 	}
 	if err := n.pool.ping(ctx, pc); err != nil {
@@ -129,6 +176,13 @@ func (c *Cluster) borrowFrom(ctx context.Context, n *clusterNode) (*conn, error)
 		return nil, fmt.Errorf("%w: %s: %w", errCheckFailed, n.addr, err)
 	}
 	return pc, nil
+}
+
+// suspected reports whether n is within suspectWindow of an I/O error
+// on one of its connections.
+func (n *clusterNode) suspected() bool {
+	s := n.suspect.Load()
+	return s != 0 && time.Now().UnixNano() < s
 }
 
 // errCheckFailed is wrapped by the error of a borrow whose connection

@@ -21,9 +21,11 @@
 // BenchmarkCluster GETs 1,024 keys spread over the slots of a 3-master
 // Redis Cluster that it starts on loopback ports (redis-server and
 // redis-cli --cluster create; it skips when either is missing): through
-// redispool's Cluster.Do, through a connection from Cluster.GetContext
-// bound by its GET, through go-redis's ClusterClient, all with 16
-// connections per node, and through rueidis's cluster client.
+// redispool's Cluster.Do (auto-pipelined per node, and with
+// PipelineConns -1, a borrow per command), through a connection from
+// Cluster.GetContext bound by its GET, through go-redis's ClusterClient,
+// all with 16 connections per node, and through rueidis's cluster
+// client.
 //
 //	go test -run '^$' -bench 'Cluster/Workload=GET/Conc=16'
 //

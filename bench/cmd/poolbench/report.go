@@ -84,6 +84,7 @@ func (r *report) targets() []target {
 		vsRU   = target{name: "Pool.Do ≥ 1.00× rueidis at 16, 64 and 256 goroutines, GET and SET", noisy: true}
 		doLat  = target{name: "Pool.Do ≥ 0.95× redigo.Pool at 1 goroutine, GET and SET", noisy: true}
 		doAllc = target{name: fmt.Sprintf("Pool.Do allocs/op ≤ 2 at 16 goroutines and more, GET and SET (+%.2f slack)", allocsSlack)}
+		clRU   = target{name: "Cluster.Do ≥ 1.00× rueidis's cluster client at 64 goroutines, GET", noisy: true}
 	)
 	do, ru := contender.RedispoolDo.Name, contender.Rueidis.Name
 	for _, c := range r.cells {
@@ -116,6 +117,14 @@ func (r *report) targets() []target {
 		if okA && okG && c.conc == 64 {
 			ratio, won, of := paired(a, g, opsPerSec)
 			vsGR.checks = append(vsGR.checks, check{what, fmt.Sprintf("%.2f× (medians %s vs %s ops/s; won %d/%d rounds)", ratio, fmtOps(a.opsPerS), fmtOps(g.opsPerS), won, of), ratio >= 1.15})
+		}
+	}
+	for _, c := range r.cluster {
+		d, okD := c.get(contender.ClusterDo.Name)
+		u, okU := c.get(contender.RueidisCluster.Name)
+		if okD && okU && c.conc == 64 {
+			ratio, won, of := paired(d, u, opsPerSec)
+			clRU.checks = append(clRU.checks, check{fmt.Sprintf("cluster GET, conc %d", c.conc), fmt.Sprintf("%.2f× (medians %s vs %s ops/s; won %d/%d rounds)", ratio, fmtOps(d.opsPerS), fmtOps(u.opsPerS), won, of), ratio >= 1.00})
 		}
 	}
 	for _, row := range r.micro {
@@ -154,7 +163,7 @@ func (r *report) targets() []target {
 		live.checks = append(live.checks, check{fmt.Sprintf("conc %d", c.conc), fmt.Sprintf("%+.1f%% (medians %s on vs %s off ops/s; on won %d/%d rounds; client CPU %s vs %s per op)", 100*cost, fmtOps(on.opsPerS), fmtOps(off.opsPerS), won, of, fmtDur(on.cpuPerOp), fmtDur(off.cpuPerOp)), cost <= 0.02})
 	}
 	var out []target
-	for _, t := range []target{thr, vsGR, p99, alloc, adapt, vsRG, live, vsRU, doLat, doAllc} {
+	for _, t := range []target{thr, vsGR, p99, alloc, adapt, vsRG, live, vsRU, doLat, doAllc, clRU} {
 		if len(t.checks) > 0 {
 			out = append(out, t)
 		}
@@ -304,21 +313,26 @@ func (r *report) write(b *strings.Builder) {
 		}
 	}
 	if len(r.cluster) > 0 {
-		fmt.Fprintf(b, "A Redis Cluster of %d masters (no replicas) on 127.0.0.1, created with `redis-cli --cluster create`. Workload: GET of a %d-byte value, the key chosen round-robin from %d keys spread over every slot, so each op goes to the master of its key's slot. The slot map is loaded before measuring. One op is one GET; for Cluster.Get it includes the borrow and return. Columns as in End to end; × go-redis is the median over rounds of the contender's ops/s divided by go-redis's ClusterClient's in the same round. Also run as `go test -bench Cluster` in bench/.\n\n", clusterMasters, contender.ValueSize, contender.ClusterKeys)
+		fmt.Fprintf(b, "A Redis Cluster of %d masters (no replicas) on 127.0.0.1, created with `redis-cli --cluster create`. Workload: GET of a %d-byte value, the key chosen round-robin from %d keys spread over every slot, so each op goes to the master of its key's slot. The slot map is loaded before measuring. One op is one GET; for Cluster.Get it includes the borrow and return. Columns as in End to end; × go-redis is the median over rounds of the contender's ops/s divided by go-redis's ClusterClient's in the same round, × rueidis the same against rueidis's cluster client. Also run as `go test -bench Cluster` in bench/.\n\n", clusterMasters, contender.ValueSize, contender.ClusterKeys)
 		for _, c := range contender.ClusterContenders {
 			fmt.Fprintf(b, "- **%s**: %s\n", c.Name, c.Describe)
 		}
-		fmt.Fprintf(b, "\n| Conc | Client | ops/s | × go-redis | p50 | p99 | allocs/op | B/op | CPU/op | errors |\n|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+		fmt.Fprintf(b, "\n| Conc | Client | ops/s | × go-redis | × rueidis | p50 | p99 | allocs/op | B/op | CPU/op | errors |\n|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 		for _, c := range r.cluster {
 			base, hasBase := c.get(contender.ClusterBaseline.Name)
+			ru, hasRU := c.get(contender.RueidisCluster.Name)
 			for _, res := range c.results {
-				ratio := "—"
+				ratio, ratioRU := "—", "—"
 				if hasBase {
 					r, _, _ := paired(res, base, opsPerSec)
 					ratio = fmt.Sprintf("%.2f", r)
 				}
-				fmt.Fprintf(b, "| %d | %s | %s | %s | %s | %s | %.1f | %.0f | %s | %s |\n",
-					c.conc, res.name, fmtOps(res.opsPerS), ratio, fmtDur(res.p50), fmtDur(res.p99), res.allocs, res.bytes, fmtDur(res.cpuPerOp), fmtErrs(res))
+				if hasRU {
+					r, _, _ := paired(res, ru, opsPerSec)
+					ratioRU = fmt.Sprintf("%.2f", r)
+				}
+				fmt.Fprintf(b, "| %d | %s | %s | %s | %s | %s | %s | %.1f | %.0f | %s | %s |\n",
+					c.conc, res.name, fmtOps(res.opsPerS), ratio, ratioRU, fmtDur(res.p50), fmtDur(res.p99), res.allocs, res.bytes, fmtDur(res.cpuPerOp), fmtErrs(res))
 			}
 		}
 		fmt.Fprintf(b, "\nWhat routing itself costs — finding the key by the command's rules and hashing it — is measured without the network in the root package: `go test -run '^$' -bench 'Slot|CommandKey' -benchmem .`.\n\n")

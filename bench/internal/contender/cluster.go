@@ -39,9 +39,20 @@ func ClusterKey(i int) string { return "poolbench:cluster:" + strconv.Itoa(i%Clu
 var (
 	ClusterDo = Contender{
 		Name:     "Cluster.Do",
-		Describe: fmt.Sprintf("redispool Cluster.Do(ctx, \"GET\", key): routed by the key's slot, MaxTotal %d per node", PoolSize),
+		Describe: fmt.Sprintf("redispool Cluster.Do(ctx, \"GET\", key): routed by the key's slot, auto-pipelined per node (one shared connection, the default), MaxTotal %d per node", PoolSize),
 		New: func(ctx context.Context, addr string, _ int) (Client, error) {
-			c, err := newCluster(ctx, addr)
+			c, err := newCluster(ctx, addr, 0)
+			if err != nil {
+				return nil, err
+			}
+			return clusterDo{c}, nil
+		},
+	}
+	ClusterDoExclusive = Contender{
+		Name:     "Cluster.Do/exclusive",
+		Describe: fmt.Sprintf("the same with Node.PipelineConns -1: a connection borrowed per command, as before auto-pipelining, MaxTotal %d per node", PoolSize),
+		New: func(ctx context.Context, addr string, _ int) (Client, error) {
+			c, err := newCluster(ctx, addr, -1)
 			if err != nil {
 				return nil, err
 			}
@@ -52,7 +63,7 @@ var (
 		Name:     "Cluster.Get",
 		Describe: "redispool Cluster.GetContext, then GET on the connection, which binds it to the key's node, then Close: redigo's pattern, as redsync and throttled use it",
 		New: func(ctx context.Context, addr string, _ int) (Client, error) {
-			c, err := newCluster(ctx, addr)
+			c, err := newCluster(ctx, addr, 0)
 			if err != nil {
 				return nil, err
 			}
@@ -87,16 +98,17 @@ var RueidisCluster = Contender{
 }
 
 // ClusterContenders are the contenders of the cluster comparison, and
-// ClusterBaseline the one ratios are taken against.
+// ClusterBaseline the one ratios are taken against (and RueidisCluster,
+// issue 16's).
 var (
-	ClusterContenders = []Contender{ClusterDo, ClusterGet, GoRedisCluster, RueidisCluster}
+	ClusterContenders = []Contender{ClusterDo, ClusterDoExclusive, ClusterGet, GoRedisCluster, RueidisCluster}
 	ClusterBaseline   = GoRedisCluster
 )
 
-func newCluster(ctx context.Context, addr string) (*redispool.Cluster, error) {
+func newCluster(ctx context.Context, addr string, pipelineConns int) (*redispool.Cluster, error) {
 	return redispool.NewCluster(ctx, redispool.ClusterConfig{
 		Addrs: strings.Split(addr, ","),
-		Node:  redispool.Config{MaxTotal: PoolSize},
+		Node:  redispool.Config{MaxTotal: PoolSize, PipelineConns: pipelineConns},
 	})
 }
 
