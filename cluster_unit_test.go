@@ -1,7 +1,6 @@
 package redispool
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -361,35 +360,25 @@ func fakeNode(t testing.TB, reply func(n int64, cmd []string) *string) (addr str
 	t.Helper()
 	count = new(atomic.Int64)
 	var self atomic.Pointer[string]
-	srv := redistest.NewFakeServer(t, func(conn net.Conn) {
-		br := bufio.NewReader(conn)
-		for {
-			cmd, err := redistest.ReadCommand(br)
-			if err != nil || len(cmd) == 0 {
-				return
-			}
-			var out string
-			switch strings.ToUpper(cmd[0]) {
-			case "CLUSTER":
-				host, port, _ := net.SplitHostPort(*self.Load())
-				out = fmt.Sprintf("*1\r\n*3\r\n:0\r\n:16383\r\n*2\r\n$%d\r\n%s\r\n:%s\r\n", len(host), host, port)
-			case "PING":
-				out = "+PONG\r\n"
-			case "ASKING":
-				out = "+OK\r\n"
-			default:
-				r := reply(count.Add(1), cmd)
-				if r == nil {
-					conn.Close()
-					return
-				}
-				out = *r
-			}
-			if _, err := conn.Write([]byte(out)); err != nil {
-				return
-			}
+	srv := redistest.NewFakeServer(t, redistest.Dispatch(func(_ *redistest.FakeConn, cmd []string) (string, bool) {
+		if len(cmd) == 0 {
+			return "", true
 		}
-	})
+		switch strings.ToUpper(cmd[0]) {
+		case "CLUSTER":
+			host, port, _ := net.SplitHostPort(*self.Load())
+			return fmt.Sprintf("*1\r\n*3\r\n:0\r\n:16383\r\n*2\r\n$%d\r\n%s\r\n:%s\r\n", len(host), host, port), false
+		case "PING":
+			return "+PONG\r\n", false
+		case "ASKING":
+			return "+OK\r\n", false
+		}
+		r := reply(count.Add(1), cmd)
+		if r == nil {
+			return "", true
+		}
+		return *r, false
+	}))
 	addr = srv.Addr()
 	self.Store(&addr)
 	return addr, count
