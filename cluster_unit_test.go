@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"runtime"
 	"strconv"
 	"strings"
@@ -13,7 +12,6 @@ import (
 	"time"
 
 	"github.com/gomodule/redigo/redis"
-	"github.com/redispool/redispool/redistest"
 )
 
 func TestClusterSatisfiesRedigoPoolInterface(t *testing.T) {
@@ -277,19 +275,6 @@ func TestParseClusterURL(t *testing.T) {
 	}
 }
 
-// closedPort returns a loopback address that refuses connections: a
-// listener's, opened and closed.
-func closedPort(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
-
 func TestClusterSlotWithoutOwnerFailsFast(t *testing.T) {
 	c, err := NewCluster(context.Background(), ClusterConfig{Addrs: []string{closedPort(t)}})
 	if err != nil {
@@ -351,40 +336,6 @@ func BenchmarkClusterRouting(b *testing.B) {
 		})
 	}
 }
-
-// fakeNode starts a fake cluster node that claims every slot and answers
-// other commands than CLUSTER SLOTS and PING with reply(n, cmd), n being
-// how many such commands it has received, itself included. A nil reply
-// string closes the connection.
-func fakeNode(t testing.TB, reply func(n int64, cmd []string) *string) (addr string, count *atomic.Int64) {
-	t.Helper()
-	count = new(atomic.Int64)
-	var self atomic.Pointer[string]
-	srv := redistest.NewFakeServer(t, redistest.Dispatch(func(_ *redistest.FakeConn, cmd []string) (string, bool) {
-		if len(cmd) == 0 {
-			return "", true
-		}
-		switch strings.ToUpper(cmd[0]) {
-		case "CLUSTER":
-			host, port, _ := net.SplitHostPort(*self.Load())
-			return fmt.Sprintf("*1\r\n*3\r\n:0\r\n:16383\r\n*2\r\n$%d\r\n%s\r\n:%s\r\n", len(host), host, port), false
-		case "PING":
-			return "+PONG\r\n", false
-		case "ASKING":
-			return "+OK\r\n", false
-		}
-		r := reply(count.Add(1), cmd)
-		if r == nil {
-			return "", true
-		}
-		return *r, false
-	}))
-	addr = srv.Addr()
-	self.Store(&addr)
-	return addr, count
-}
-
-func ptr(s string) *string { return &s }
 
 func TestClusterTooManyRedirects(t *testing.T) {
 	var addr atomic.Pointer[string]

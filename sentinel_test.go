@@ -432,18 +432,6 @@ func aclLogField(entry any, name string) string {
 	return ""
 }
 
-// waitForWithin is waitFor with a deadline of d.
-func waitForWithin(t testing.TB, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %v", d)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 // fakeSentinel answers like a Sentinel: GET-MASTER-ADDR-BY-NAME with
 // master(), SENTINEL MASTER with config-epoch 0, and SUBSCRIBE with a
 // confirmation and then silence.
