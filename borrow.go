@@ -165,6 +165,9 @@ func (p *Pool) wait(ctx context.Context) (*conn, error) {
 	p.waiters.push(w, &p.stats)
 	p.mu.Unlock()
 	p.stats.waitCount.Add(1)
+	if p.pipes != nil {
+		p.pipes.yieldIdle() // an idle shared connection is free for the taking
+	}
 
 	var g grant
 	if done := ctx.Done(); done == nil {
@@ -250,6 +253,12 @@ func (p *Pool) put(c *conn) {
 	if p.cfg.AbandonedTimeout > 0 && !p.returned(c) {
 		return // reclaimed as abandoned: closed, and its slot given away
 	}
+	p.putUntracked(c)
+}
+
+// putUntracked takes back a connection that AbandonedTimeout does not
+// track: a pipeline's shared connection, or one put has checked.
+func (p *Pool) putUntracked(c *conn) {
 	// Decide and reset outside the lock: the reset may take round trips.
 	reason := c.reusable(p.isClosed())
 	if reason == reasonNone && p.f.passivate(c) != nil {

@@ -150,6 +150,8 @@ type Cluster struct {
 
 	next  atomic.Uint32 // spreads keyless commands over the masters
 	stats clusterCounters
+
+	redigo atomicRedigoPool // RedigoPool's (bridge.go)
 }
 
 // clusterNode is one node of the cluster and its pool.
@@ -513,7 +515,7 @@ func (c *Cluster) send(ctx context.Context, n *clusterNode, pc *conn, timeout ti
 		pc.rc.Send("ASKING")
 	}
 	reply, err := pc.withContext(ctx, timeout, func(timeout time.Duration) (any, error) {
-		return pc.do(timeout, cmd, args)
+		return pc.do(ctx, timeout, cmd, args)
 	})
 	if err != nil && ctx.Err() == nil {
 		if _, ok := err.(redis.Error); !ok {

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/gomodule/redigo/redis"
-	"github.com/redispool/redispool/internal/redistest"
+	"github.com/redispool/redispool/redistest"
 )
 
 // Integration tests of Cluster on real redis-server processes. The

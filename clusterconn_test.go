@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/gomodule/redigo/redis"
-	"github.com/redispool/redispool/internal/redistest"
+	"github.com/redispool/redispool/redistest"
 )
 
 // Borrowed Cluster connections on a real 3-master cluster: transactions

@@ -179,12 +179,31 @@ type Config struct {
 	// 100ms. Zero means off.
 	AbandonedTimeout time.Duration
 
+	// PipelineConns is how many shared connections Pool.Do sends its
+	// commands down, auto-pipelined: concurrent callers' commands are
+	// written together and their replies matched to them in order (see
+	// pipeline.go for which commands qualify; the rest, and every
+	// command on a connection from Get, take a connection of their
+	// own). Shared connections come from the pool and count toward
+	// MaxTotal; one with nothing in flight goes back after a few
+	// milliseconds, or at once when a borrower waits. Zero means 1 (one
+	// connection batches better than two); negative turns pipelining
+	// off, so that Do borrows a connection for every command. At most
+	// MaxTotal are used.
+	PipelineConns int
+
 	// Logger, if non-nil, receives connection lifecycle events:
 	// connections created and closed (Debug; Info when closed as broken
 	// or unhealthy), failed health checks and state resets (Info), and
 	// failed dials and reclaimed connections (Warn). Every record names
 	// the address and, for a close, the reason. Nil means no logging.
 	Logger *slog.Logger
+
+	// CommandHook, if non-nil, observes each command the pool's
+	// connections run for their users, for tracing: see CommandHook
+	// (hook.go) and the otel module. Nil means none, at the cost of one
+	// nil check per command.
+	CommandHook CommandHook
 }
 
 // String formats the Config with the password redacted, so a Config can
@@ -230,6 +249,7 @@ func (c Config) String() string {
 	field("EvictionInterval", c.EvictionInterval)
 	field("CheckTimeout", c.CheckTimeout)
 	field("AbandonedTimeout", c.AbandonedTimeout)
+	field("CommandHook", c.CommandHook != nil)
 	b.WriteString("}")
 	return b.String()
 }
@@ -276,6 +296,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Duration("EvictionInterval", c.EvictionInterval),
 		slog.Duration("CheckTimeout", c.CheckTimeout),
 		slog.Duration("AbandonedTimeout", c.AbandonedTimeout),
+		slog.Bool("CommandHook", c.CommandHook != nil),
 	)
 }
 

@@ -16,6 +16,7 @@ type conn struct {
 	f       *factory
 	rc      redis.ConnWithTimeout // redigo's connection
 	nc      net.Conn              // the socket under rc (under TLS, the TCP socket)
+	stream  net.Conn              // what rc reads and writes: TLS over nc, in the reply guard
 	created time.Time
 	peek    *socketPeeker // nil where the platform cannot peek
 
@@ -74,12 +75,21 @@ func (c *conn) reusable(poolClosed bool) destroyReason {
 	return reasonNone
 }
 
-func (c *conn) do(timeout time.Duration, cmd string, args []any) (any, error) {
+// do runs cmd; ctx is only for Config.CommandHook (hook.go): the
+// caller bounds the I/O by timeout and withContext.
+func (c *conn) do(ctx context.Context, timeout time.Duration, cmd string, args []any) (any, error) {
+	var done func(error)
+	if c.f.cfg.CommandHook != nil {
+		done = c.startCommand(ctx, cmd)
+	}
 	kind := c.t.beforeDo(cmd, args)
 	reply, err := c.rc.DoWithTimeout(timeout, cmd, args...)
 	c.t.afterDo(cmd, kind, reply)
 	if err != nil && c.f.sentinel != nil {
 		c.f.sentinel.noteError(c, err)
+	}
+	if done != nil {
+		done(err)
 	}
 	return reply, err
 }
@@ -204,14 +214,14 @@ func (ac *activeConn) Do(cmd string, args ...any) (any, error) {
 	if ac.closed.Load() {
 		return nil, ErrConnClosed
 	}
-	return ac.c.do(ac.c.f.cfg.ReadTimeout, cmd, args)
+	return ac.c.do(context.Background(), ac.c.f.cfg.ReadTimeout, cmd, args)
 }
 
 func (ac *activeConn) DoWithTimeout(timeout time.Duration, cmd string, args ...any) (any, error) {
 	if ac.closed.Load() {
 		return nil, ErrConnClosed
 	}
-	return ac.c.do(timeout, cmd, args)
+	return ac.c.do(context.Background(), timeout, cmd, args)
 }
 
 func (ac *activeConn) DoContext(ctx context.Context, cmd string, args ...any) (any, error) {
@@ -220,7 +230,7 @@ func (ac *activeConn) DoContext(ctx context.Context, cmd string, args ...any) (a
 	}
 	c := ac.c
 	return c.withContext(ctx, c.f.cfg.ReadTimeout, func(timeout time.Duration) (any, error) {
-		return c.do(timeout, cmd, args)
+		return c.do(ctx, timeout, cmd, args)
 	})
 }
 
@@ -265,7 +275,8 @@ func (ac *activeConn) ReceiveContext(ctx context.Context) (any, error) {
 }
 
 // errorConn is what Get returns when it cannot borrow: every method
-// returns the error, as with redigo's Pool.
+// but Close returns the error, as with redigo's Pool, whose error
+// connection closes with nil (there is nothing to return).
 type errorConn struct{ err error }
 
 var (
@@ -281,7 +292,7 @@ func (ec errorConn) DoWithTimeout(time.Duration, string, ...any) (any, error) {
 func (ec errorConn) DoContext(context.Context, string, ...any) (any, error) { return nil, ec.err }
 func (ec errorConn) Send(string, ...any) error                              { return ec.err }
 func (ec errorConn) Err() error                                             { return ec.err }
-func (ec errorConn) Close() error                                           { return ec.err }
+func (ec errorConn) Close() error                                           { return nil }
 func (ec errorConn) Flush() error                                           { return ec.err }
 func (ec errorConn) Receive() (any, error)                                  { return nil, ec.err }
 func (ec errorConn) ReceiveWithTimeout(time.Duration) (any, error)          { return nil, ec.err }

@@ -80,6 +80,10 @@ func newFactory(cfg Config, stats *counters) *factory {
 // MakeObject dials a connection, authenticates it and selects the
 // configured database and client name.
 func (f *factory) MakeObject(ctx context.Context) (*pool.PooledObject, error) {
+	if ctx != f.closing { // a borrower's dial, not the MinIdle refill's
+		f.stats.dialing.Add(1)
+		defer f.stats.dialing.Add(-1)
+	}
 	var c *conn
 	var err error
 	if f.sentinel != nil {
@@ -108,6 +112,12 @@ func (f *factory) MakeObject(ctx context.Context) (*pool.PooledObject, error) {
 }
 
 func (f *factory) dial(ctx context.Context) (*conn, error) {
+	return f.dialTo(ctx, f.addr())
+}
+
+// dialTo dials addr: with Sentinel, the master or a node whose ROLE the
+// Sentinels' answers leave in doubt.
+func (f *factory) dialTo(ctx context.Context, addr string) (*conn, error) {
 	if ctx == nil {
 		ctx = context.Background()
 	}
@@ -123,6 +133,7 @@ func (f *factory) dial(ctx context.Context) (*conn, error) {
 	// done here rather than by redigo so that the handshake honours ctx,
 	// and so that redigo reads through the reply guard above TLS.
 	var raw atomic.Pointer[net.Conn] // read by the AfterFunc goroutine
+	var stream net.Conn              // what redigo reads and writes, for the pipeline (pipeline.go)
 	dialRaw := func(ctx context.Context, network, addr string) (net.Conn, error) {
 		c, err := f.dialNet(ctx, network, addr)
 		if err != nil {
@@ -134,6 +145,12 @@ func (f *factory) dial(ctx context.Context) (*conn, error) {
 			c.SetDeadline(dl)
 		}
 		raw.Store(&c)
+		if err := ctx.Err(); err != nil {
+			// ctx ended before raw was stored: the AfterFunc found nothing
+			// to interrupt, and the dial would wait for its deadline.
+			c.Close()
+			return nil, err
+		}
 		top := c
 		if f.tls != nil {
 			tc := tls.Client(c, f.tlsFor(addr))
@@ -143,15 +160,18 @@ func (f *factory) dial(ctx context.Context) (*conn, error) {
 			}
 			top = tc
 		}
-		return &guardConn{Conn: top, addr: addr}, nil
+		stream = &guardConn{Conn: top, addr: addr}
+		return stream, nil
 	}
 	stop := context.AfterFunc(ctx, func() {
+		// Close, not a past deadline: redigo sets a read deadline of
+		// its own before each reply, which would undo one.
 		if nc := raw.Load(); nc != nil {
-			(*nc).SetDeadline(aLongTimeAgo)
+			(*nc).Close()
 		}
 	})
 	opts := append(f.opts[:len(f.opts):len(f.opts)], redis.DialContextFunc(dialRaw))
-	rc, err := redis.DialContext(ctx, f.cfg.Network, f.addr(), opts...)
+	rc, err := redis.DialContext(ctx, f.cfg.Network, addr, opts...)
 	if first := f.firstCmd(); err == nil && first != "" {
 		dl, _ := ctx.Deadline()
 		if _, err = rc.(redis.ConnWithTimeout).DoWithTimeout(time.Until(dl), first); err != nil {
@@ -170,11 +190,13 @@ func (f *factory) dial(ctx context.Context) (*conn, error) {
 			// the deadline passed.
 			<-ctx.Done()
 		}
-		return nil, f.dialError(ctx, err)
+		return nil, f.dialError(ctx, addr, err)
 	}
 	nc := *raw.Load()
 	nc.SetDeadline(time.Time{})
-	return newConn(f, rc, nc), nil
+	c := newConn(f, rc, nc)
+	c.stream = stream
+	return c, nil
 }
 
 // firstCmd is the command a new connection sends after the dial's own
@@ -220,8 +242,8 @@ var aLongTimeAgo = time.Unix(1, 0)
 
 // dialError describes a failed dial. It names the address and, for a
 // rejected AUTH, the user, but never the password.
-func (f *factory) dialError(ctx context.Context, err error) error {
-	addr := f.cfg.Network + " " + f.addr()
+func (f *factory) dialError(ctx context.Context, addr string, err error) error {
+	addr = f.cfg.Network + " " + addr
 	if ctxErr := ctx.Err(); ctxErr != nil {
 		if errors.Is(ctxErr, context.DeadlineExceeded) {
 			return fmt.Errorf("redispool: dial %s: timed out: %w", addr, ctxErr)

@@ -28,7 +28,7 @@ import (
 	"time"
 
 	"github.com/gomodule/redigo/redis"
-	"github.com/redispool/redispool/internal/redistest"
+	"github.com/redispool/redispool/redistest"
 )
 
 // 1. The server restarts (SIGTERM, then SIGKILL) under 64 goroutines.

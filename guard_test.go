@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/redispool/redispool/internal/redistest"
+	"github.com/redispool/redispool/redistest"
 )
 
 func TestRespGuard(t *testing.T) {

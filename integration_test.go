@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/gomodule/redigo/redis"
-	"github.com/redispool/redispool/internal/redistest"
+	"github.com/redispool/redispool/redistest"
 )
 
 func TestAuthFailureIsClearAndSecret(t *testing.T) {

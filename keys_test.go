@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/redispool/redispool/internal/redistest"
+	"github.com/redispool/redispool/redistest"
 )
 
 // keyCases are commands with the indexes of their keys in args, the first

@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/gomodule/redigo/redis"
-	"github.com/redispool/redispool/internal/redistest"
+	"github.com/redispool/redispool/redistest"
 )
 
 // TestPubSubCloseStopsReceiver: redigo documents stopping a receiver by

@@ -104,7 +104,8 @@ var (
 	// ErrPoolExhausted is returned when no connection became available
 	// within BorrowTimeout or before the context ended (the error then
 	// also wraps the context's error), or at once with FailFast.
-	ErrPoolExhausted = errors.New("redispool: connection pool exhausted")
+	// It also matches redigo's redis.ErrPoolExhausted (bridge.go).
+	ErrPoolExhausted error = poolExhausted{}
 
 	// ErrConnClosed is returned by every method of a borrowed
 	// connection after its Close.
@@ -154,6 +155,9 @@ type Pool struct {
 	bg         sync.WaitGroup     // background goroutines
 
 	stats counters
+
+	pipes  *pipeline        // nil with PipelineConns negative
+	redigo atomicRedigoPool // RedigoPool's (bridge.go)
 }
 
 // New validates cfg and creates a pool. It does not connect: it fails
@@ -183,13 +187,24 @@ func New(ctx context.Context, cfg Config) (*Pool, error) {
 	p.timer.Stop()
 	p.f = newFactory(cfg, &p.stats)
 	if cfg.Sentinel != nil {
-		p.f.sentinel = newSentinel(*cfg.Sentinel, &p.stats, cfg.Logger, func() { p.closeIdle(reasonFailover) })
+		p.f.sentinel = newSentinel(*cfg.Sentinel, &p.stats, cfg.Logger, p.f.role, func() { p.closeIdle(reasonFailover) })
 	}
 
 	bgCtx, cancel := context.WithCancel(context.Background())
 	p.bgCancel = cancel
 	p.f.closing = bgCtx // Close ends dials in flight
 	p.op = pool.NewObjectPool(bgCtx, p.f, engineConfig(cfg, bgCtx))
+
+	if cfg.PipelineConns >= 0 {
+		p.pipes = newPipeline(poolHost{p}, pipeConfig{
+			conns:        min(max(cfg.PipelineConns, 1), cfg.MaxTotal),
+			readTimeout:  cfg.ReadTimeout,
+			writeTimeout: cfg.WriteTimeout,
+		})
+		if cfg.CommandHook != nil {
+			p.pipes.hook = p.f.startCommand
+		}
+	}
 
 	p.bg.Add(1)
 	go p.flusher()
@@ -273,8 +288,10 @@ func (p *Pool) GetContext(ctx context.Context) (redis.Conn, error) {
 	return &activeConn{p: p, c: c}, nil
 }
 
-// Do borrows a connection, runs one command under ctx and returns the
-// connection.
+// Do runs one command under ctx. A data command that neither blocks nor
+// touches session state goes down a shared connection, pipelined with
+// other goroutines' commands (Config.PipelineConns); any other borrows
+// a connection, runs the command and returns the connection.
 //
 // The reply is read as DoContext reads it, within ReadTimeout and ctx,
 // except for a command that blocks on the server for as long as its
@@ -287,6 +304,18 @@ func (p *Pool) GetContext(ctx context.Context) (redis.Conn, error) {
 // borrowed connection keeps ReadTimeout for every command: use
 // DoWithTimeout there.
 func (p *Pool) Do(ctx context.Context, cmd string, args ...any) (any, error) {
+	if p.pipes != nil && mayPipeline(cmd) {
+		if reply, err := p.pipes.do(ctx, cmd, args); err != errNotPipelined {
+			return reply, err
+		}
+	}
+	// A copy, so that args does not escape: a caller's argument slice
+	// then stays on its stack, and a pipelined Do allocates none.
+	return p.doExclusive(ctx, cmd, append([]any(nil), args...))
+}
+
+// doExclusive runs one command on a borrowed connection.
+func (p *Pool) doExclusive(ctx context.Context, cmd string, args []any) (any, error) {
 	ac, err := p.GetContext(ctx)
 	if err != nil {
 		return nil, err
@@ -295,7 +324,7 @@ func (p *Pool) Do(ctx context.Context, cmd string, args ...any) (any, error) {
 	c := ac.(*activeConn).c
 	timeout := blockingReadTimeout(ctx, c.f.cfg.ReadTimeout, cmd, args)
 	reply, err := c.withContext(ctx, timeout, func(timeout time.Duration) (any, error) {
-		return c.do(timeout, cmd, args)
+		return c.do(ctx, timeout, cmd, args)
 	})
 	return reply, deadlineErr(ctx, err)
 }
@@ -322,6 +351,11 @@ func (p *Pool) Ping(ctx context.Context) error {
 // goroutines have stopped.
 func (p *Pool) Close() error {
 	p.closeOnce.Do(func() {
+		if p.pipes != nil {
+			// Fails the queued commands, waits for those in flight and
+			// gives the shared connections back.
+			p.pipes.close()
+		}
 		var waiting chain
 		p.mu.Lock()
 		p.closed = true

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -32,20 +33,29 @@ var ErrNoSentinel = errors.New("redispool: no Sentinel reachable")
 // Config's Username, Password, DB, ClientName and TLSConfig apply to the
 // data nodes.
 //
-// The pool asks the Sentinels for the master's address when it first
+// The pool asks every Sentinel for the master's address when it first
 // dials, checks with ROLE that every node it connects to is the master,
-// and listens for +switch-master on every Sentinel. When the master
-// changes it closes its idle connections at once and closes borrowed
-// ones when they are returned: no command is started on a connection to
-// the old master once the pool knows of the switch.
+// and listens for +switch-master on every Sentinel. When the Sentinels
+// disagree, or the node they name is no master, it asks ROLE of each
+// address named and trusts, in this order, a node that says it is the
+// master, the highest config-epoch, and the most Sentinels. When the
+// master changes it closes its idle connections at once and closes
+// borrowed ones when they are returned: no command is started on a
+// connection to the old master once the pool knows of the switch.
+//
+// The Sentinel user needs +sentinel|get-master-addr-by-name, +subscribe,
+// +ping and the channel &+switch-master; +sentinel|master is optional
+// (it gives the config-epoch, which settles disagreements between
+// Sentinels that can all reach a master).
 type SentinelConfig struct {
 	// MasterName is the name the Sentinels monitor the master under, as
 	// in "sentinel monitor <name> ...". Required.
 	MasterName string
 
 	// Addrs are the Sentinels' addresses, host:port; a missing port
-	// means 26379. At least one is required. They are asked in order,
-	// and the last one to answer is asked first next time.
+	// means 26379. At least one is required. All are asked at once; the
+	// order breaks ties between answers, and a Sentinel whose answer was
+	// refuted moves to the end.
 	Addrs []string
 
 	// Username and Password authenticate to the Sentinels themselves
@@ -59,8 +69,8 @@ type SentinelConfig struct {
 	TLSConfig *tls.Config
 
 	// Timeout bounds connecting to one Sentinel and each query of it.
-	// Zero means 500ms: a Sentinel that does not answer promptly is
-	// passed over for the next.
+	// Zero means 500ms: a Sentinel that does not answer promptly is left
+	// out of that query.
 	Timeout time.Duration
 
 	// PollInterval is how often the Sentinels are asked for the master
@@ -135,9 +145,21 @@ func (sc *SentinelConfig) validate(c Config) error {
 // to it carry. A master change swaps in a new value with gen+1, so the
 // address and the generation change together.
 type master struct {
-	addr  string
-	gen   uint64
-	epoch int64 // the Sentinels' config-epoch for addr; see update
+	addr string
+	gen  uint64
+
+	// epoch is the highest config-epoch a Sentinel reported for addr
+	// when the pool chose it, or -1 if none did: an announcement carries
+	// none, and a Sentinel user without +sentinel|master cannot read it.
+	epoch int64
+
+	// known is the highest config-epoch the pool had accepted for any
+	// master when it chose addr, or -1.
+	known int64
+
+	// announced marks a master taken from a +switch-master that no
+	// Sentinel has named since.
+	announced bool
 }
 
 // sentinelClient finds the master through the Sentinels and follows it. It owns
@@ -149,6 +171,10 @@ type sentinelClient struct {
 	log      *slog.Logger
 	onChange func() // called, outside any lock, after the master changed
 
+	// roleOf dials a data node as the pool does and returns its ROLE
+	// ("master", "slave"...). Nil in unit tests: roles are then unknown.
+	roleOf func(ctx context.Context, addr string) (string, error)
+
 	cur atomic.Pointer[master] // nil until the Sentinels first answer
 
 	ctx    context.Context // ended by close
@@ -158,7 +184,7 @@ type sentinelClient struct {
 	alive  atomic.Int32   // +switch-master subscriptions confirmed now
 
 	mu     sync.Mutex // protects following fields
-	order  []string   // Sentinels, the last to answer first
+	order  []string   // Sentinels, for ties and messages; refuted ones last
 	query  *queryCall // the query in flight, if any
 	closed bool
 }
@@ -169,7 +195,8 @@ type queryCall struct {
 	err  error
 }
 
-func newSentinel(sc SentinelConfig, stats *counters, log *slog.Logger, onChange func()) *sentinelClient {
+func newSentinel(sc SentinelConfig, stats *counters, log *slog.Logger,
+	roleOf func(ctx context.Context, addr string) (string, error), onChange func()) *sentinelClient {
 	sc.Addrs = append([]string(nil), sc.Addrs...)
 	for i, a := range sc.Addrs {
 		sc.Addrs[i], _ = listedAddr("Sentinel address", a, DefaultSentinelPort) // validated already
@@ -187,6 +214,7 @@ func newSentinel(sc SentinelConfig, stats *counters, log *slog.Logger, onChange 
 		cfg:      sc,
 		stats:    stats,
 		log:      log,
+		roleOf:   roleOf,
 		onChange: onChange,
 		wake:     make(chan struct{}, 1),
 		order:    append([]string(nil), sc.Addrs...),
@@ -227,40 +255,37 @@ func (s *sentinelClient) addr() string {
 	return ""
 }
 
-// update makes addr the master. A query's answer carries the Sentinel's
-// config-epoch, which grows with every failover: an answer older than
-// what the pool knows (a Sentinel that has not yet learnt of a failover)
-// is ignored, so the pool never goes back to a demoted master. An
-// announcement carries no epoch (epoch < 0): it is always news, and
-// counts as one epoch past the current one.
-func (s *sentinelClient) update(addr string, epoch int64, why string) {
+// announce makes addr, named by a +switch-master, the master. An
+// announcement is news of a failover that queries may not show yet (the
+// other Sentinels learn of it within seconds), so the pool follows it at
+// once, and asks every Sentinel to check it: a target that is no master
+// is undone by that query (see resolve). An announcement carries no
+// config-epoch and none is made up for it: an invented one would make
+// every honest answer look older and keep the pool on a bogus target.
+func (s *sentinelClient) announce(addr, why string) {
 	s.mu.Lock()
 	old := s.cur.Load()
-	switch {
-	case old != nil && epoch >= 0 && epoch < old.epoch:
-		s.mu.Unlock()
-		return
-	case old != nil && old.addr == addr:
-		if epoch > old.epoch {
-			s.cur.Store(&master{addr: addr, gen: old.gen, epoch: epoch})
-		}
+	if old != nil && old.addr == addr {
 		s.mu.Unlock()
 		return
 	}
-	next := &master{addr: addr, gen: 1, epoch: epoch}
+	next := &master{addr: addr, gen: 1, epoch: -1, known: -1, announced: true}
 	if old != nil {
 		next.gen = old.gen + 1
-		if epoch < 0 {
-			next.epoch = old.epoch + 1
-		}
+		next.known = max(old.known, old.epoch)
 	}
 	s.cur.Store(next)
 	s.mu.Unlock()
+	s.changed(old, addr, why)
+	s.requery()
+}
 
+// changed reports a switch from old (nil for none) to addr.
+func (s *sentinelClient) changed(old *master, addr, why string) {
 	if old == nil {
 		if s.log != nil {
 			s.log.LogAttrs(context.Background(), slog.LevelInfo, "redispool: master found",
-				slog.String("master", s.cfg.MasterName), slog.String("addr", addr))
+				slog.String("master", s.cfg.MasterName), slog.String("addr", addr), slog.String("by", why))
 		}
 		return
 	}
@@ -289,10 +314,7 @@ func (s *sentinelClient) refresh(ctx context.Context) error {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			addr, epoch, err := s.ask(s.ctx)
-			if err == nil {
-				s.update(addr, epoch, "query")
-			}
+			err := s.resolve(s.ctx)
 			s.mu.Lock()
 			s.query = nil
 			s.mu.Unlock()
@@ -352,55 +374,277 @@ func (s *sentinelClient) poll() {
 	}
 }
 
-// ask queries the Sentinels in order for the master's address and its
-// config-epoch, and moves the first that answers to the front.
-func (s *sentinelClient) ask(ctx context.Context) (addr string, epoch int64, err error) {
+// An answer is one Sentinel's reply to a query.
+type answer struct {
+	sentinel string
+	pos      int    // the Sentinel's position in the order asked
+	addr     string // the master it names; "" with err
+	epoch    int64  // its config-epoch for the master, or -1
+	err      error  // redis.ErrNil: the Sentinel does not know the master
+}
+
+// A candidate is an address for the master: one some Sentinel named,
+// or the current master.
+type candidate struct {
+	addr    string
+	votes   int    // Sentinels naming it
+	first   int    // position of the first Sentinel naming it
+	epoch   int64  // the highest config-epoch reported with it, or -1
+	score   int64  // rank by config-epoch; see candidates
+	role    rank   // what ROLE said, when asked
+	checked string // what ROLE said, or why it could not, for logs
+}
+
+// rank orders what ROLE says of a candidate: a node that says it is no
+// master cannot be one, but a node that could not be asked might be.
+type rank int8
+
+const (
+	roleNotMaster rank = iota
+	roleUnknown
+	roleMaster
+)
+
+// better reports whether a is a better master than b: ROLE first, then
+// the config-epoch, then the number of Sentinels naming it, then the
+// order of the Sentinels.
+func (a *candidate) better(b *candidate) bool {
+	switch {
+	case a.role != b.role:
+		return a.role > b.role
+	case a.score != b.score:
+		return a.score > b.score
+	case a.votes != b.votes:
+		return a.votes > b.votes
+	}
+	return a.first < b.first
+}
+
+// resolve asks every Sentinel for the master and makes the best answer
+// the master. When the answers, with the current master, name a single
+// address, it is taken as it is: the dial's ROLE check verifies it.
+// Otherwise the addresses are asked for their ROLE, the best by
+// candidate.better wins, and the Sentinels that named another one move
+// to the end of the order. The result is dropped if the master changed
+// meanwhile (an announcement, which asks for a query of its own).
+func (s *sentinelClient) resolve(ctx context.Context) error {
 	s.mu.Lock()
 	order := append([]string(nil), s.order...)
 	s.mu.Unlock()
+	m0 := s.cur.Load()
 
-	var errs []error
-	var unknown []string // Sentinels that do not know the master
-	for _, a := range order {
-		addr, epoch, err := s.askOne(ctx, a)
-		switch {
-		case err == nil:
-			s.mu.Lock()
-			if s.order[0] != a {
-				s.order = append([]string{a}, deleteString(s.order, a)...)
-			}
-			s.mu.Unlock()
-			return addr, epoch, nil
-		case errors.Is(err, redis.ErrNil):
-			unknown = append(unknown, a)
-		default:
-			errs = append(errs, err)
-		}
-		if ctx.Err() != nil {
-			break
-		}
-	}
-	if len(unknown) > 0 {
-		return "", 0, fmt.Errorf("redispool: master %q is unknown to Sentinels %s (asked %s)",
-			s.cfg.MasterName, strings.Join(unknown, ", "), strings.Join(order, ", "))
-	}
-	return "", 0, fmt.Errorf("%w for master %q (asked %s): %w",
-		ErrNoSentinel, s.cfg.MasterName, strings.Join(order, ", "), errors.Join(errs...))
+	return s.settle(ctx, m0, order, s.askAll(ctx, order))
 }
 
-func deleteString(list []string, s string) []string {
-	out := make([]string, 0, len(list))
-	for _, x := range list {
-		if x != s {
-			out = append(out, x)
+// settle is resolve once the Sentinels have answered.
+func (s *sentinelClient) settle(ctx context.Context, m0 *master, order []string, answers []answer) error {
+	cands, err := s.candidates(m0, order, answers)
+	if err != nil {
+		return err
+	}
+	// Ranked with every role unknown yet; the first that ROLE confirms
+	// as a master wins, as none below it can beat it. Only when it is
+	// not are the others asked: after a genuine +switch-master the old
+	// master, which a Sentinel that has not caught up may still name,
+	// gets no dial.
+	sort.SliceStable(cands, func(i, j int) bool { return cands[i].better(cands[j]) })
+	checked := len(cands) > 1
+	if checked {
+		s.checkRoles(ctx, cands[:1])
+		if cands[0].role != roleMaster {
+			s.checkRoles(ctx, cands[1:])
 		}
 	}
-	return out
+	best := cands[0]
+	for _, c := range cands[1:] {
+		if c.better(best) {
+			best = c
+		}
+	}
+
+	// Those that named best first, in their order; refuted ones last.
+	named := make([]string, len(order))
+	for _, a := range answers {
+		if a.err == nil {
+			named[a.pos] = a.addr
+		}
+	}
+	var front, middle, back []string
+	for i, a := range order {
+		switch {
+		case named[i] == best.addr:
+			front = append(front, a)
+		case named[i] != "" && checked:
+			back = append(back, a)
+			if s.log != nil {
+				role := ""
+				for _, c := range cands {
+					if c.addr == named[i] {
+						role = c.checked
+					}
+				}
+				s.log.LogAttrs(ctx, slog.LevelWarn, "redispool: Sentinel answer refuted",
+					slog.String("master", s.cfg.MasterName), slog.String("sentinel", a),
+					slog.String("named", named[i]), slog.String("role", role),
+					slog.String("chosen", best.addr), slog.String("chosen_role", best.checked))
+			}
+		default:
+			middle = append(middle, a)
+		}
+	}
+	s.mu.Lock()
+	s.order = append(append(front, middle...), back...)
+	s.mu.Unlock()
+
+	s.choose(m0, best)
+	return nil
+}
+
+// candidates gathers the addresses the answers name, with the current
+// master m0 (if any) among them, each scored by config-epoch. An
+// announced master scores at least just above the highest epoch the
+// pool knew when it heard the announcement: a Sentinel that has not yet
+// heard of that failover ranks below it, one that knows of a later
+// failover above. A config-epoch nobody reported scores lowest. It fails
+// when no Sentinel named a master.
+func (s *sentinelClient) candidates(m0 *master, order []string, answers []answer) ([]*candidate, error) {
+	var cands []*candidate
+	find := func(addr string) *candidate {
+		for _, c := range cands {
+			if c.addr == addr {
+				return c
+			}
+		}
+		c := &candidate{addr: addr, first: len(order), epoch: -1, role: roleUnknown, checked: "not asked"}
+		cands = append(cands, c)
+		return c
+	}
+	var unknown []string
+	var errs []error
+	for _, a := range answers {
+		switch {
+		case a.err == nil:
+			c := find(a.addr)
+			c.votes++
+			c.first = min(c.first, a.pos)
+			c.epoch = max(c.epoch, a.epoch)
+		case errors.Is(a.err, redis.ErrNil):
+			unknown = append(unknown, a.sentinel)
+		default:
+			errs = append(errs, a.err)
+		}
+	}
+	switch {
+	case len(cands) == 0 && len(unknown) > 0:
+		return nil, fmt.Errorf("redispool: master %q is unknown to Sentinels %s (asked %s)",
+			s.cfg.MasterName, strings.Join(unknown, ", "), strings.Join(order, ", "))
+	case len(cands) == 0:
+		return nil, fmt.Errorf("%w for master %q (asked %s): %w",
+			ErrNoSentinel, s.cfg.MasterName, strings.Join(order, ", "), errors.Join(errs...))
+	}
+	for _, c := range cands {
+		c.score = 2 * (c.epoch + 1)
+	}
+	if m0 != nil {
+		c := find(m0.addr)
+		own := 2 * (m0.epoch + 1)
+		if m0.announced {
+			own = 2*(m0.known+1) + 1
+		}
+		c.score = max(c.score, own)
+	}
+	return cands, nil
+}
+
+// checkRoles asks each candidate for its ROLE, all at once.
+func (s *sentinelClient) checkRoles(ctx context.Context, cands []*candidate) {
+	if s.roleOf == nil {
+		return
+	}
+	var wg sync.WaitGroup
+	for _, c := range cands {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			role, err := s.roleOf(ctx, c.addr)
+			switch {
+			case err != nil:
+				c.role, c.checked = roleUnknown, err.Error()
+			case role == "master":
+				c.role, c.checked = roleMaster, role
+			default:
+				c.role, c.checked = roleNotMaster, role
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// choose makes c the master, unless the master is no longer m0.
+func (s *sentinelClient) choose(m0 *master, c *candidate) {
+	s.mu.Lock()
+	if s.cur.Load() != m0 {
+		s.mu.Unlock()
+		return
+	}
+	next := &master{addr: c.addr, gen: 1, epoch: c.epoch, known: c.epoch}
+	if m0 != nil {
+		next.known = max(m0.known, m0.epoch, c.epoch)
+		switch {
+		case m0.addr != c.addr:
+			next.gen = m0.gen + 1
+		case c.votes == 0:
+			s.mu.Unlock()
+			return // the current master, which no Sentinel named: as it was
+		default:
+			next.gen = m0.gen
+			next.epoch = max(m0.epoch, c.epoch)
+		}
+	}
+	s.cur.Store(next)
+	s.mu.Unlock()
+	if m0 == nil || m0.addr != c.addr {
+		s.changed(m0, c.addr, "query")
+	}
+}
+
+// askAll asks every Sentinel at once, each under Timeout, and
+// returns their answers. It stops waiting once every Sentinel answered,
+// or once more than half of them named one address and none another:
+// one hung Sentinel then costs nothing.
+func (s *sentinelClient) askAll(ctx context.Context, order []string) []answer {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ch := make(chan answer, len(order))
+	for i, a := range order {
+		go func() {
+			addr, epoch, err := s.askOne(ctx, a)
+			ch <- answer{sentinel: a, pos: i, addr: addr, epoch: epoch, err: err}
+		}()
+	}
+	answers := make([]answer, 0, len(order))
+	votes := make(map[string]int)
+	settled := false
+	for range order {
+		a := <-ch
+		answers = append(answers, a)
+		if settled || a.err != nil {
+			continue
+		}
+		votes[a.addr]++
+		if len(votes) == 1 && 2*votes[a.addr] > len(order) {
+			settled = true
+			cancel() // the others end at once: ctx closes their connections
+		}
+	}
+	return answers
 }
 
 // askOne asks one Sentinel, under Timeout, with GET-MASTER-ADDR-BY-NAME
 // and, pipelined with it, SENTINEL MASTER for the config-epoch. An
-// unknown master is redis.ErrNil.
+// unknown master is redis.ErrNil. A Sentinel that refuses SENTINEL
+// MASTER (an ACL user without +sentinel|master) answers with the
+// address alone, and epoch -1.
 func (s *sentinelClient) askOne(ctx context.Context, a string) (string, int64, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
@@ -424,12 +668,20 @@ func (s *sentinelClient) askOne(ctx context.Context, a string) (string, int64, e
 	if err != nil {
 		return "", 0, s.sentinelError(ctx, a, err)
 	}
+	addr := net.JoinHostPort(hp[0], hp[1])
 	info, err := redis.StringMap(c.Receive())
-	if err != nil {
+	var refused redis.Error
+	switch {
+	case errors.As(err, &refused):
+		return addr, -1, nil
+	case err != nil:
 		return "", 0, s.sentinelError(ctx, a, err)
 	}
-	epoch, _ := strconv.ParseInt(info["config-epoch"], 10, 64)
-	return net.JoinHostPort(hp[0], hp[1]), epoch, nil
+	epoch, err := strconv.ParseInt(info["config-epoch"], 10, 64)
+	if err != nil || epoch < 0 {
+		epoch = -1
+	}
+	return addr, epoch, nil
 }
 
 // dial connects to a Sentinel and authenticates. ctx bounds the connect
@@ -601,7 +853,7 @@ func (s *sentinelClient) subscribe(a string) error {
 			// "<name> <old host> <old port> <new host> <new port>"
 			f := strings.Fields(string(m.Data))
 			if len(f) == 5 && f[0] == s.cfg.MasterName {
-				s.update(net.JoinHostPort(f[3], f[4]), -1, "+switch-master from "+a)
+				s.announce(net.JoinHostPort(f[3], f[4]), "+switch-master from "+a)
 			}
 		}
 	}
@@ -610,7 +862,8 @@ func (s *sentinelClient) subscribe(a string) error {
 // dialMaster dials the master: it resolves the master through the
 // Sentinels if it is not known yet, dials it, and checks with ROLE that
 // it is the master. A refused dial or a node that is not the master
-// makes it ask the Sentinels again and retry, with backoff, until
+// makes it ask every Sentinel again (which checks the ROLE of each
+// address they name when they disagree) and retry, with backoff, until
 // BorrowTimeout or ctx ends: nothing was sent, so a retry is safe, and
 // during a failover it carries the borrow over the gap.
 func (s *sentinelClient) dialMaster(ctx context.Context, f *factory) (*conn, error) {
@@ -628,7 +881,7 @@ func (s *sentinelClient) dialMaster(ctx context.Context, f *factory) (*conn, err
 			}
 			continue
 		}
-		c, err := f.dial(ctx) // dials f.addr(), the master's address
+		c, err := f.dialTo(ctx, m.addr)
 		if err == nil {
 			err = s.checkRole(ctx, c, m.addr)
 			if err == nil && s.cur.Load() != m {
@@ -666,22 +919,46 @@ func errorText(err error) string {
 // and ctx. Sentinel names the master it believes in; the node may have
 // been demoted since, or restarted empty.
 func (s *sentinelClient) checkRole(ctx context.Context, c *conn, addr string) error {
+	role, err := askRole(ctx, c)
+	switch {
+	case err != nil:
+		return fmt.Errorf("redispool: ROLE of %s, master %q: %w", addr, s.cfg.MasterName, err)
+	case role != "master":
+		return fmt.Errorf("redispool: %s is a %s, not the master %q", addr, role, s.cfg.MasterName)
+	}
+	return nil
+}
+
+// role dials addr as the pool dials its master and returns its ROLE:
+// how the Sentinels' answers are checked when they disagree.
+func (f *factory) role(ctx context.Context, addr string) (string, error) {
+	c, err := f.dialTo(ctx, addr)
+	if err != nil {
+		return "", err
+	}
+	defer c.rc.Close()
+	return askRole(ctx, c)
+}
+
+// askRole returns the first element of c's ROLE reply, asked under
+// CheckTimeout and ctx.
+func askRole(ctx context.Context, c *conn) (string, error) {
 	timeout := c.f.cfg.CheckTimeout
 	if dl, ok := ctx.Deadline(); ok {
 		timeout = min(timeout, time.Until(dl))
 	}
 	reply, err := redis.Values(c.rc.DoWithTimeout(timeout, "ROLE"))
 	if err != nil {
-		return fmt.Errorf("redispool: ROLE of %s, master %q: %w", addr, s.cfg.MasterName, err)
+		return "", err
 	}
 	if len(reply) == 0 {
-		return fmt.Errorf("redispool: ROLE of %s, master %q: empty reply", addr, s.cfg.MasterName)
+		return "", errors.New("empty reply")
 	}
-	role, _ := redis.String(reply[0], nil)
-	if role != "master" {
-		return fmt.Errorf("redispool: %s is a %s, not the master %q", addr, role, s.cfg.MasterName)
+	role, err := redis.String(reply[0], nil)
+	if err != nil {
+		return "", fmt.Errorf("reply %v: %w", reply, err)
 	}
-	return nil
+	return role, nil
 }
 
 // noteError looks at an error a command on a master connection returned.

@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"github.com/gomodule/redigo/redis"
-	"github.com/redispool/redispool/internal/redistest"
+	"github.com/redispool/redispool/redistest"
 )
 
 // sentinelPoolName is the CLIENT SETNAME of the pools in these tests, so
@@ -100,8 +100,8 @@ func TestSentinel(t *testing.T) {
 		cfg.Logger = slog.New(hookHandler{msg: "redispool: connection created", fn: func() {
 			once.Do(func() {
 				master := p.Addr()
-				p.f.sentinel.update("127.0.0.1:1", -1, "test")
-				p.f.sentinel.update(master, -1, "test")
+				p.f.sentinel.announce("127.0.0.1:1", "test")
+				p.f.sentinel.announce(master, "test")
 			})
 		}})
 		p = newTestPool(t, cfg)
@@ -273,9 +273,161 @@ func TestSentinel(t *testing.T) {
 		}
 	})
 
+	t.Run("LyingSentinelListedFirst", func(t *testing.T) {
+		// The first Sentinel names a replica, with a config-epoch above
+		// the honest ones'; two honest Sentinels follow it. ROLE refutes
+		// the answer, the others are asked, and the liar is asked last
+		// from then on.
+		master, replica := d.Master(t), aReplica(t, d)
+		liar := redistest.NewFakeSentinel(t, d.MasterName(), replica.Addr(), 100)
+		cfg := sentinelConfig(d)
+		cfg.Sentinel.Addrs = []string{liar.Addr(), d.Sentinels[0].Addr(), d.Sentinels[1].Addr()}
+		cfg.BorrowTimeout = 2 * time.Second
+		p := newTestPool(t, cfg)
+		for i := 0; i < 20; i++ {
+			if _, err := p.Do(ctx, "SET", "lying", i); err != nil {
+				t.Fatalf("SET %d with a lying Sentinel listed first: %v", i, err)
+			}
+		}
+		if got := p.Addr(); got != master.Addr() {
+			t.Errorf("Addr = %s; want the master %s", got, master.Addr())
+		}
+		replica.WaitClients(t, 0, isPoolConn)
+		s := p.f.sentinel
+		s.mu.Lock()
+		order := append([]string(nil), s.order...)
+		s.mu.Unlock()
+		if order[len(order)-1] != liar.Addr() {
+			t.Errorf("Sentinel order %v; want the refuted %s last", order, liar.Addr())
+		}
+		// Asking again, as after a READONLY reply, keeps the master.
+		if err := s.refresh(ctx); err != nil {
+			t.Fatalf("refresh: %v", err)
+		}
+		if _, err := p.Do(ctx, "SET", "lying", "again"); err != nil || p.Addr() != master.Addr() {
+			t.Errorf("after another query: SET = %v, Addr %s; want success on the master %s", err, p.Addr(), master.Addr())
+		}
+	})
+
+	t.Run("BogusSwitchMasterIsUndone", func(t *testing.T) {
+		// A Sentinel announces a switch to a replica that never happened.
+		// The pool follows the announcement, finds the target is no
+		// master, asks every Sentinel again and goes back: writes work
+		// again shortly after, and the pool is not left on the replica.
+		master, replica := d.Master(t), aReplica(t, d)
+		fake := redistest.NewFakeSentinel(t, d.MasterName(), master.Addr(), 0)
+		cfg := sentinelConfig(d)
+		cfg.Sentinel.Addrs = append(d.SentinelAddrs(), fake.Addr())
+		cfg.BorrowTimeout = time.Second
+		p := newTestPool(t, cfg)
+		if _, err := p.Do(ctx, "SET", "bogus", "before"); err != nil {
+			t.Fatalf("SET: %v", err)
+		}
+		waitFor(t, func() bool { return fake.Subscribers() == 1 })
+		announced := time.Now()
+		if n := fake.Announce(master.Addr(), replica.Addr()); n != 1 {
+			t.Fatalf("the announcement reached %d subscribers; want 1", n)
+		}
+		waitFor(t, func() bool { return p.Stats().MasterChanges >= 1 }) // the pool heard it
+		var err error
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			if _, err = p.Do(ctx, "SET", "bogus", "after"); err == nil || time.Now().After(deadline) {
+				break
+			}
+		}
+		if err != nil {
+			t.Fatalf("SET 5s after a bogus +switch-master to the replica: %v (Addr %s)", err, p.Addr())
+		}
+		st := p.Stats()
+		t.Logf("bogus +switch-master: writes succeeded again %v after it; MasterChanges %d, DestroyedFailover %d",
+			time.Since(announced).Round(time.Millisecond), st.MasterChanges, st.DestroyedFailover)
+		for i := 0; i < 3; i++ {
+			if _, err := p.Do(ctx, "INCR", "bogus-n"); err != nil {
+				t.Fatalf("INCR %d after the pool went back: %v", i, err)
+			}
+		}
+		if got := p.Addr(); got != master.Addr() {
+			t.Errorf("Addr = %s; want the master %s", got, master.Addr())
+		}
+		replica.WaitClients(t, 0, isPoolConn)
+	})
+
+	t.Run("ACLUserWithoutSentinelMaster", func(t *testing.T) {
+		// A Sentinel user with only what redis-cli needs to find a master
+		// and follow it: SENTINEL MASTER (the config-epoch) is refused.
+		for _, s := range d.Sentinels {
+			s.Do(t, "ACL", "SETUSER", "pool-acl", "reset", "on", ">acl-secret", sentinelACL[0], sentinelACL[1], sentinelACL[2], sentinelACL[3])
+			s.Do(t, "ACL", "LOG", "RESET")
+		}
+		t.Cleanup(func() {
+			for _, s := range d.Sentinels {
+				s.Exec("ACL", "DELUSER", "pool-acl")
+			}
+		})
+		cfg := sentinelConfig(d)
+		cfg.Sentinel.Username, cfg.Sentinel.Password = "pool-acl", "acl-secret"
+		p := newTestPool(t, cfg)
+		if err := p.Ping(ctx); err != nil {
+			t.Fatalf("Ping with a restricted Sentinel user: %v", err)
+		}
+		if _, err := p.Do(ctx, "SET", "acl", "v"); err != nil {
+			t.Fatalf("SET: %v", err)
+		}
+		if got, want := p.Addr(), d.MasterAddr(t); got != want {
+			t.Errorf("Addr = %s; want the master %s", got, want)
+		}
+		// The subscriptions hold, and survive their heartbeat PINGs.
+		for _, s := range d.Sentinels {
+			waitForWithin(t, 10*time.Second, func() bool {
+				return s.CountClients(t, func(ci redistest.ClientInfo) bool {
+					return isSubscriber(ci) && ci.User == "pool-acl" && ci.Cmd == "ping"
+				}) == 1
+			})
+		}
+		// Nothing but SENTINEL MASTER, the optional command, was refused.
+		for _, s := range d.Sentinels {
+			entries, _ := s.Do(t, "ACL", "LOG").([]any)
+			t.Logf("Sentinel %s: ACL LOG has %d entries", s.Addr(), len(entries))
+			for _, e := range entries {
+				if obj := aclLogField(e, "object"); obj != "sentinel|master" {
+					t.Errorf("Sentinel %s refused %q for the pool's user; want only sentinel|master refused", s.Addr(), obj)
+				}
+			}
+		}
+	})
+
 	t.Run("PlannedFailoverUnderLoad", func(t *testing.T) {
 		testPlannedFailover(t, d, false)
 	})
+}
+
+// sentinelACL is the minimal ACL of a Sentinel user for a pool, as the
+// README documents it; +sentinel|master (the config-epoch) is optional.
+var sentinelACL = []string{"+sentinel|get-master-addr-by-name", "+subscribe", "+ping", "&+switch-master"}
+
+// aReplica returns a data node that reports itself a replica.
+func aReplica(t testing.TB, d *redistest.SentinelDeployment) *redistest.Server {
+	t.Helper()
+	for _, s := range d.Data {
+		if s.Running() && redistest.Role(s) == "slave" {
+			return s
+		}
+	}
+	t.Fatalf("no replica running")
+	return nil
+}
+
+// aclLogField returns field name of an ACL LOG entry.
+func aclLogField(entry any, name string) string {
+	fields, _ := entry.([]any)
+	for i := 0; i+1 < len(fields); i += 2 {
+		if k, _ := fields[i].(string); k == name {
+			v, _ := fields[i+1].(string)
+			return v
+		}
+	}
+	return ""
 }
 
 // waitForWithin is waitFor with a deadline of d.
@@ -851,42 +1003,173 @@ func TestSentinelConfigValidation(t *testing.T) {
 		})
 	}
 	// Ports default to 26379.
-	s := newSentinel(SentinelConfig{MasterName: "m", Addrs: []string{"10.0.0.1", "[::1]", "h:1"}, PollInterval: -1}, new(counters), nil, func() {})
+	s := newSentinel(SentinelConfig{MasterName: "m", Addrs: []string{"10.0.0.1", "[::1]", "h:1"}, PollInterval: -1}, new(counters), nil, nil, func() {})
 	s.close()
 	if got, want := fmt.Sprint(s.cfg.Addrs), "[10.0.0.1:26379 [::1]:26379 h:1]"; got != want {
 		t.Errorf("Addrs = %s; want %s", got, want)
 	}
 }
 
-// TestSentinelIgnoresStaleAnswers: an announcement moves the pool on; a
-// Sentinel that has not heard of the failover yet (a lower config-epoch)
-// cannot move it back, and a newer answer for the same master changes
-// nothing but the epoch.
-func TestSentinelIgnoresStaleAnswers(t *testing.T) {
-	var changes int
-	s := &sentinelClient{stats: new(counters), onChange: func() { changes++ }}
-	steps := []struct {
-		addr    string
-		epoch   int64
-		want    string
-		wantGen uint64
+// TestSentinelRanksAnswers: how a query's answers, with the current
+// master, choose the master: ROLE first, then the config-epoch, then
+// the number of Sentinels; refuted Sentinels move to the end; an
+// announcement is neither trusted over a failed ROLE nor given an
+// epoch that makes honest answers look older.
+func TestSentinelRanksAnswers(t *testing.T) {
+	type ans struct {
+		sentinel, addr string
+		epoch          int64
+	}
+	for _, tt := range []struct {
+		name      string
+		cur       *master // nil: none yet
+		answers   []ans   // "" addr: the Sentinel did not answer
+		roles     map[string]string
+		want      string
+		wantGen   uint64
+		wantOrder string // "" for unchanged
+		wantRoles int    // ROLE probes
 	}{
-		{"a:1", 3, "a:1", 1},  // first answer
-		{"b:1", -1, "b:1", 2}, // +switch-master: epoch taken as 4
-		{"a:1", 3, "b:1", 2},  // a lagging Sentinel: ignored
-		{"b:1", 7, "b:1", 2},  // the real epoch of the failover
-		{"a:1", 5, "b:1", 2},  // still older
-		{"c:1", 8, "c:1", 3},  // a later failover, found by a query
+		{
+			name:    "first answer, the Sentinels agree: the dial checks ROLE",
+			answers: []ans{{"s1", "a:1", 3}, {"s2", "a:1", 3}, {"s3", "", 0}},
+			want:    "a:1", wantGen: 1, wantOrder: "s1 s2 s3",
+		},
+		{
+			name:    "a lying Sentinel listed first names a replica with a higher epoch",
+			answers: []ans{{"s1", "r:1", 100}, {"s2", "a:1", 3}, {"s3", "a:1", 3}},
+			roles:   map[string]string{"r:1": "slave", "a:1": "master"},
+			want:    "a:1", wantGen: 1, wantOrder: "s2 s3 s1", wantRoles: 2,
+		},
+		{
+			name:    "a stale Sentinel cannot send the pool back to a master not yet demoted",
+			cur:     &master{addr: "b:1", gen: 4, epoch: 7, known: 7},
+			answers: []ans{{"s1", "a:1", 5}, {"s2", "b:1", 7}},
+			roles:   map[string]string{"a:1": "master", "b:1": "master"},
+			want:    "b:1", wantGen: 4, wantOrder: "s2 s1", wantRoles: 1,
+		},
+		{
+			name:    "Sentinels that have not heard of an announced failover do not undo it",
+			cur:     &master{addr: "b:1", gen: 4, epoch: -1, known: 5, announced: true},
+			answers: []ans{{"s1", "a:1", 5}, {"s2", "a:1", 5}},
+			roles:   map[string]string{"a:1": "master", "b:1": "master"},
+			want:    "b:1", wantGen: 4, wantRoles: 1, // b:1 only: the old master a:1 gets no dial
+		},
+		{
+			name:    "an announcement of a replica is undone",
+			cur:     &master{addr: "r:1", gen: 4, epoch: -1, known: 5, announced: true},
+			answers: []ans{{"s1", "a:1", 5}, {"s2", "a:1", 5}, {"s3", "a:1", 5}},
+			roles:   map[string]string{"a:1": "master", "r:1": "slave"},
+			want:    "a:1", wantGen: 5, wantOrder: "s1 s2 s3", wantRoles: 2,
+		},
+		{
+			name:    "a later failover beats an announcement",
+			cur:     &master{addr: "b:1", gen: 4, epoch: -1, known: 5, announced: true},
+			answers: []ans{{"s1", "c:1", 7}},
+			roles:   map[string]string{"b:1": "master", "c:1": "master"},
+			want:    "c:1", wantGen: 5, wantRoles: 1,
+		},
+		{
+			name:    "without config-epochs (SENTINEL MASTER refused) the most Sentinels win",
+			answers: []ans{{"s1", "x:1", -1}, {"s2", "y:1", -1}, {"s3", "y:1", -1}},
+			roles:   map[string]string{"x:1": "master", "y:1": "master"},
+			want:    "y:1", wantGen: 1, wantOrder: "s2 s3 s1", wantRoles: 1,
+		},
+		{
+			name:    "with no master found, a node that could not be asked beats a replica",
+			cur:     &master{addr: "r:1", gen: 2, epoch: -1, known: 0, announced: true},
+			answers: []ans{{"s1", "a:1", 0}},
+			roles:   map[string]string{"r:1": "slave"}, // a:1 unreachable
+			want:    "a:1", wantGen: 3, wantRoles: 2,
+		},
+		{
+			name:    "only a liar answers: the current master, still one, stays",
+			cur:     &master{addr: "a:1", gen: 2, epoch: 3, known: 3},
+			answers: []ans{{"s1", "r:1", 100}, {"s2", "", 0}},
+			roles:   map[string]string{"r:1": "slave", "a:1": "master"},
+			want:    "a:1", wantGen: 2, wantOrder: "s2 s1", wantRoles: 2,
+		},
+		{
+			name:    "the Sentinels confirm an announcement: no ROLE asked",
+			cur:     &master{addr: "b:1", gen: 4, epoch: -1, known: 5, announced: true},
+			answers: []ans{{"s1", "b:1", 6}, {"s2", "b:1", 6}},
+			want:    "b:1", wantGen: 4,
+		},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var probes atomic.Int32
+			s := &sentinelClient{
+				cfg:      SentinelConfig{MasterName: "m"},
+				stats:    new(counters),
+				onChange: func() {},
+				roleOf: func(_ context.Context, addr string) (string, error) {
+					probes.Add(1)
+					if r, ok := tt.roles[addr]; ok {
+						return r, nil
+					}
+					return "", errors.New("connection refused")
+				},
+			}
+			var order []string
+			var answers []answer
+			for i, a := range tt.answers {
+				order = append(order, a.sentinel)
+				an := answer{sentinel: a.sentinel, pos: i, addr: a.addr, epoch: a.epoch}
+				if a.addr == "" {
+					an.err = errors.New("timeout")
+				}
+				answers = append(answers, an)
+			}
+			s.order = append([]string(nil), order...)
+			if tt.cur != nil {
+				s.cur.Store(tt.cur)
+			}
+			if err := s.settle(context.Background(), tt.cur, order, answers); err != nil {
+				t.Fatalf("settle: %v", err)
+			}
+			if got := s.addr(); got != tt.want || s.gen() != tt.wantGen {
+				t.Errorf("master %s gen %d; want %s gen %d", got, s.gen(), tt.want, tt.wantGen)
+			}
+			if got := strings.Join(s.order, " "); tt.wantOrder != "" && got != tt.wantOrder {
+				t.Errorf("order %q; want %q", got, tt.wantOrder)
+			}
+			if n := int(probes.Load()); n != tt.wantRoles {
+				t.Errorf("%d ROLE probes; want %d", n, tt.wantRoles)
+			}
+		})
 	}
-	for i, st := range steps {
-		s.update(st.addr, st.epoch, "test")
-		if got := s.addr(); got != st.want || s.gen() != st.wantGen {
-			t.Fatalf("step %d: update(%s, %d): master %s gen %d; want %s gen %d", i, st.addr, st.epoch, got, s.gen(), st.want, st.wantGen)
+
+	t.Run("a query overtaken by an announcement is dropped", func(t *testing.T) {
+		s := &sentinelClient{cfg: SentinelConfig{MasterName: "m"}, stats: new(counters), onChange: func() {}, wake: make(chan struct{}, 1)}
+		m0 := &master{addr: "a:1", gen: 1, epoch: 3, known: 3}
+		s.cur.Store(m0)
+		s.order = []string{"s1"}
+		s.announce("b:1", "test")
+		if err := s.settle(context.Background(), m0, s.order, []answer{{sentinel: "s1", addr: "a:1", epoch: 3}}); err != nil {
+			t.Fatal(err)
 		}
-	}
-	if changes != 2 || s.stats.masterChanges.Load() != 2 {
-		t.Errorf("%d changes, MasterChanges %d; want 2 and 2", changes, s.stats.masterChanges.Load())
-	}
+		if s.addr() != "b:1" {
+			t.Errorf("master %s; want b:1, the announcement that came during the query", s.addr())
+		}
+		if m := s.cur.Load(); m.epoch != -1 || m.known != 3 || !m.announced {
+			t.Errorf("announced master %+v; want epoch -1 (none invented), known 3", *m)
+		}
+		select {
+		case <-s.wake:
+		default:
+			t.Errorf("the announcement asked for no query")
+		}
+	})
+
+	t.Run("no Sentinel answers: the master is kept", func(t *testing.T) {
+		s := &sentinelClient{cfg: SentinelConfig{MasterName: "m"}, stats: new(counters), onChange: func() {}}
+		m0 := &master{addr: "a:1", gen: 1, epoch: 3, known: 3}
+		s.cur.Store(m0)
+		err := s.settle(context.Background(), m0, []string{"s1"}, []answer{{sentinel: "s1", err: errors.New("refused")}})
+		if !errors.Is(err, ErrNoSentinel) || s.cur.Load() != m0 {
+			t.Errorf("settle = %v, master %v; want ErrNoSentinel and the master kept", err, s.addr())
+		}
+	})
 }
 
 // TestSentinelReadOnlyReplyClosesConnectionAndAsksAgain: a master demoted

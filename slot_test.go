@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/redispool/redispool/internal/redistest"
+	"github.com/redispool/redispool/redistest"
 )
 
 // slotCases are keys with the slot Redis gives them. The numbers without a

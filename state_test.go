@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/redispool/redispool/internal/redistest"
+	"github.com/redispool/redispool/redistest"
 )
 
 // sessionCommands classifies, deliberately, every command and subcommand

@@ -12,10 +12,12 @@ type Stats struct {
 
 	// Connections now.
 	Active int // borrowed
-	Idle   int // open and waiting in the pool; Active+Idle <= MaxTotal
+	Idle   int // open and waiting in the pool
+	Shared int // held by Do's auto-pipelining (Config.PipelineConns); Active+Idle+Shared <= MaxTotal
 
 	// Borrows.
 	Waiting      int           // borrowers waiting now because MaxTotal are borrowed
+	Dialing      int           // borrowers waiting now for a connection being dialed for them (with Sentinel, the query of the Sentinels too); not counted in Active or Idle
 	Borrows      int64         // successful borrows
 	WaitCount    int64         // borrows that had to wait because MaxTotal were borrowed
 	WaitDuration time.Duration // total time borrows spent waiting
@@ -39,6 +41,10 @@ type Stats struct {
 
 	// Sentinel.
 	MasterChanges int64 // times the pool switched to a new master
+
+	// Auto-pipelining (Config.PipelineConns).
+	PipelinedCommands int64 // commands Do sent down a shared connection
+	PipelineBatches   int64 // writes on shared connections; PipelinedCommands/PipelineBatches is the mean batch
 }
 
 // Stats returns a snapshot of the pool's statistics.
@@ -47,6 +53,7 @@ func (p *Pool) Stats() Stats {
 	s := Stats{
 		MaxTotal:           p.cfg.MaxTotal,
 		Waiting:            int(c.waiting.Load()),
+		Dialing:            int(c.dialing.Load()),
 		Borrows:            c.borrows.Load(),
 		WaitCount:          c.waitCount.Load(),
 		WaitDuration:       time.Duration(c.waitNanos.Load()),
@@ -64,6 +71,10 @@ func (p *Pool) Stats() Stats {
 		Abandoned:          c.destroyed[reasonAbandoned].Load(),
 		MasterChanges:      c.masterChanges.Load(),
 	}
+	if p.pipes != nil {
+		s.PipelinedCommands = p.pipes.commands.Load()
+		s.PipelineBatches = p.pipes.batches.Load()
+	}
 	s.Destroyed = s.DestroyedBroken + s.DestroyedUnhealthy + s.DestroyedDirty +
 		s.DestroyedIdle + s.DestroyedLifetime + s.DestroyedSurplus + s.DestroyedClosed +
 		s.DestroyedFailover + s.Abandoned
@@ -74,8 +85,14 @@ func (p *Pool) Stats() Stats {
 	active := int64(p.active)
 	p.mu.Unlock()
 	open := c.open.Load()
-	s.Active = int(active)
 	s.Idle = int(max(open-active, 0))
+	if p.pipes != nil {
+		// Shared connections are lent out by the borrow path's count.
+		sh := p.pipes.shared.Load()
+		s.Shared = int(sh)
+		active = max(active-sh, 0)
+	}
+	s.Active = int(active)
 	return s
 }
 
@@ -83,6 +100,7 @@ func (p *Pool) Stats() Stats {
 type counters struct {
 	open    atomic.Int64 // dialed and not yet closed
 	waiting atomic.Int64 // in the queue of waiters now
+	dialing atomic.Int64 // borrowers in MakeObject now
 
 	borrows, waitCount, waitNanos, timeouts atomic.Int64
 	created, dialErrors                     atomic.Int64

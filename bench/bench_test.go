@@ -16,7 +16,7 @@ import (
 )
 
 // requireServerEnv, set to "1", turns the skip for a missing
-// redis-server into a failure, as in internal/redistest.
+// redis-server into a failure, as in redistest.
 const requireServerEnv = "REDISPOOL_REQUIRE_SERVER"
 
 // endToEndConcurrencies are the goroutine counts of BenchmarkEndToEnd.

@@ -8,7 +8,9 @@
 // dialers and no network: redispool against bare go-commons-pool (the
 // engine under it) and redigo's redis.Pool, from 1 to 64 goroutines.
 // BenchmarkEndToEnd runs each workload (GET, SET, MULTI/INCR/EXEC, a
-// pipeline of 10) through each contender against a redis-server that
+// pipeline of 10) through each contender (redispool borrowing and
+// through Pool.Do, redigo.Pool, go-redis, the auto-pipelining rueidis,
+// and dedicated connections) against a redis-server that
 // the benchmark starts on a free loopback port; it skips when
 // redis-server is not in $PATH, unless REDISPOOL_REQUIRE_SERVER=1.
 //
@@ -20,8 +22,8 @@
 // Redis Cluster that it starts on loopback ports (redis-server and
 // redis-cli --cluster create; it skips when either is missing): through
 // redispool's Cluster.Do, through a connection from Cluster.GetContext
-// bound by its GET, and through go-redis's ClusterClient, all with 16
-// connections per node.
+// bound by its GET, through go-redis's ClusterClient, all with 16
+// connections per node, and through rueidis's cluster client.
 //
 //	go test -run '^$' -bench 'Cluster/Workload=GET/Conc=16'
 //

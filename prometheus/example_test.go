@@ -26,7 +26,9 @@ func ExampleNewCollector() {
 	defer srv.Close()
 
 	ctx := context.Background()
-	p, err := redispool.New(ctx, redispool.Config{Addr: srv.Addr(), MaxTotal: 8})
+	// PipelineConns -1: each Do borrows a connection of its own, so the
+	// counts below do not depend on when a shared connection goes back.
+	p, err := redispool.New(ctx, redispool.Config{Addr: srv.Addr(), MaxTotal: 8, PipelineConns: -1})
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/redispool/redispool/internal/redistest"
+	"github.com/redispool/redispool/redistest"
 )
 
 // TestCluster runs every command against a real 3-master cluster through

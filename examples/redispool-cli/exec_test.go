@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redispool/redispool/internal/redistest"
+	"github.com/redispool/redispool/redistest"
 )
 
 var (

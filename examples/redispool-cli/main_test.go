@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
-	"github.com/redispool/redispool/internal/redistest"
+	"github.com/redispool/redispool/redistest"
 	"go.uber.org/goleak"
 )
 
@@ -93,7 +93,7 @@ type redisServer struct {
 	socket string // unix socket path
 }
 
-// startRedis starts it with internal/redistest, which skips the test
+// startRedis starts it with redistest, which skips the test
 // when redis-server is not on $PATH unless REDISPOOL_REQUIRE_SERVER=1.
 func startRedis(t testing.TB, args ...string) *redisServer {
 	t.Helper()

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redispool/redispool/internal/redistest"
+	"github.com/redispool/redispool/redistest"
 )
 
 // TestSentinelURL runs stats and bench with a redis+sentinel:// URL, and

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redispool/redispool/internal/redistest"
+	"github.com/redispool/redispool/redistest"
 )
 
 func TestTLSServerWithCACert(t *testing.T) {

@@ -80,7 +80,12 @@ func (r *report) targets() []target {
 		adapt = target{name: "Adapter overhead ≤ 10% over bare go-commons-pool (micro-benchmark, no peek)", noisy: true}
 		vsRG  = target{name: fmt.Sprintf("Borrow and return alone ≥ %.2f× redigo.Pool's rate at concurrency 1, 16 and 64 (micro-benchmark, no peek)", microVsRedigo), noisy: true}
 		live  = target{name: "Idle-connection liveness check costs ≤ 2% end to end (GET)", noisy: true}
+		// Issue 16: auto-pipelined Pool.Do against rueidis.
+		vsRU   = target{name: "Pool.Do ≥ 1.00× rueidis at 16, 64 and 256 goroutines, GET and SET", noisy: true}
+		doLat  = target{name: "Pool.Do ≥ 0.95× redigo.Pool at 1 goroutine, GET and SET", noisy: true}
+		doAllc = target{name: fmt.Sprintf("Pool.Do allocs/op ≤ 2 at 16 goroutines and more, GET and SET (+%.2f slack)", allocsSlack)}
 	)
+	do, ru := contender.RedispoolDo.Name, contender.Rueidis.Name
 	for _, c := range r.cells {
 		what := fmt.Sprintf("%s, conc %d", c.workload, c.conc)
 		a, okA := c.get(rp)
@@ -93,6 +98,19 @@ func (r *report) targets() []target {
 			ratio, won, of := paired(a, b, p99Of)
 			p99.checks = append(p99.checks, check{what, fmt.Sprintf("%.2f× (medians %s vs %s; lower in %d/%d rounds)", ratio, fmtDur(a.p99), fmtDur(b.p99), of-won+countEqual(a, b, p99Of), of), ratio <= 1.00})
 			alloc.checks = append(alloc.checks, check{what, fmt.Sprintf("%.2f vs %.2f", a.allocs, b.allocs), a.allocs <= b.allocs+allocsSlack})
+		}
+		if d, okD := c.get(do); okD && (c.workload == contender.Get || c.workload == contender.Set) {
+			if u, okU := c.get(ru); okU && c.conc > 1 {
+				ratio, won, of := paired(d, u, opsPerSec)
+				vsRU.checks = append(vsRU.checks, check{what, fmt.Sprintf("%.2f× (medians %s vs %s ops/s; won %d/%d rounds)", ratio, fmtOps(d.opsPerS), fmtOps(u.opsPerS), won, of), ratio >= 1.00})
+			}
+			if okB && c.conc == 1 {
+				ratio, won, of := paired(d, b, opsPerSec)
+				doLat.checks = append(doLat.checks, check{what, fmt.Sprintf("%.2f× (medians %s vs %s ops/s; won %d/%d rounds)", ratio, fmtOps(d.opsPerS), fmtOps(b.opsPerS), won, of), ratio >= 0.95})
+			}
+			if c.conc > 1 {
+				doAllc.checks = append(doAllc.checks, check{what, fmt.Sprintf("%.2f", d.allocs), d.allocs <= 2+allocsSlack})
+			}
 		}
 		g, okG := c.get(gr)
 		if okA && okG && c.conc == 64 {
@@ -136,7 +154,7 @@ func (r *report) targets() []target {
 		live.checks = append(live.checks, check{fmt.Sprintf("conc %d", c.conc), fmt.Sprintf("%+.1f%% (medians %s on vs %s off ops/s; on won %d/%d rounds; client CPU %s vs %s per op)", 100*cost, fmtOps(on.opsPerS), fmtOps(off.opsPerS), won, of, fmtDur(on.cpuPerOp), fmtDur(off.cpuPerOp)), cost <= 0.02})
 	}
 	var out []target
-	for _, t := range []target{thr, vsGR, p99, alloc, adapt, vsRG, live} {
+	for _, t := range []target{thr, vsGR, p99, alloc, adapt, vsRG, live, vsRU, doLat, doAllc} {
 		if len(t.checks) > 0 {
 			out = append(out, t)
 		}
@@ -200,7 +218,7 @@ func (r *report) write(b *strings.Builder) {
 
 	if len(r.cells) > 0 {
 		fmt.Fprintf(b, "## End to end\n\n")
-		fmt.Fprintf(b, "One op is one borrow, the workload's commands, and the return, whatever the number of commands. Latency is per op, including the wait for a connection. ops/s, p50, p99, allocs/op, B/op and CPU/op are medians over the rounds; allocs/op and B/op are `runtime.MemStats` deltas over a run divided by its ops; CPU/op is the benchmark process's user+system time per op (the server's is not included). × redigo is the median over rounds of the contender's ops/s divided by redigo.Pool's in the same round.\n\n")
+		fmt.Fprintf(b, "One op is one borrow, the workload's commands, and the return, whatever the number of commands. Latency is per op, including the wait for a connection. ops/s, p50, p99, allocs/op, B/op and CPU/op are medians over the rounds; allocs/op and B/op are `runtime.MemStats` deltas over a run divided by its ops; CPU/op is the benchmark process's user+system time per op (the server's is not included). × redigo is the median over rounds of the contender's ops/s divided by redigo.Pool's in the same round, × rueidis the same against rueidis.\n\n")
 		fmt.Fprintf(b, "Contenders, every pool holding at most %d connections, all with dial/read/write timeouts of 5s/3s/3s:\n\n", contender.PoolSize)
 		for _, c := range r.opts.contenders {
 			fmt.Fprintf(b, "- **%s**: %s\n", c.Name, c.Describe)
@@ -208,24 +226,29 @@ func (r *report) write(b *strings.Builder) {
 		fmt.Fprintln(b)
 		for _, w := range r.opts.workloads {
 			fmt.Fprintf(b, "### %s: %s\n\n", w, w.Describe())
-			fmt.Fprintf(b, "| Conc | Contender | ops/s | × redigo | p50 | p99 | allocs/op | B/op | CPU/op | errors |\n|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+			fmt.Fprintf(b, "| Conc | Contender | ops/s | × redigo | × rueidis | p50 | p99 | allocs/op | B/op | CPU/op | errors |\n|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 			for _, c := range r.cells {
 				if c.workload != w {
 					continue
 				}
 				base, hasBase := c.get(contender.Baseline.Name)
+				ru, hasRU := c.get(contender.Rueidis.Name)
 				for _, res := range c.results {
-					ratio := "—"
+					ratio, ratioRU := "—", "—"
 					if hasBase {
 						r, _, _ := paired(res, base, opsPerSec)
 						ratio = fmt.Sprintf("%.2f", r)
 					}
+					if hasRU {
+						r, _, _ := paired(res, ru, opsPerSec)
+						ratioRU = fmt.Sprintf("%.2f", r)
+					}
 					name := res.name
-					if name == contender.Redispool.Name {
+					if name == contender.Redispool.Name || name == contender.RedispoolDo.Name {
 						name = "**" + name + "**"
 					}
-					fmt.Fprintf(b, "| %d | %s | %s | %s | %s | %s | %.1f | %.0f | %s | %s |\n",
-						c.conc, name, fmtOps(res.opsPerS), ratio, fmtDur(res.p50), fmtDur(res.p99), res.allocs, res.bytes, fmtDur(res.cpuPerOp), fmtErrs(res))
+					fmt.Fprintf(b, "| %d | %s | %s | %s | %s | %s | %s | %.1f | %.0f | %s | %s |\n",
+						c.conc, name, fmtOps(res.opsPerS), ratio, ratioRU, fmtDur(res.p50), fmtDur(res.p99), res.allocs, res.bytes, fmtDur(res.cpuPerOp), fmtErrs(res))
 				}
 			}
 			fmt.Fprintln(b)

@@ -9,6 +9,7 @@ import (
 	"github.com/gomodule/redigo/redis"
 	goredis "github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/maintnotifications"
+	"github.com/redis/rueidis"
 
 	"github.com/redispool/redispool"
 )
@@ -67,10 +68,28 @@ var (
 	}
 )
 
+// RueidisCluster is rueidis's cluster client, set up as the
+// single-server rueidis contender is.
+var RueidisCluster = Contender{
+	Name:     "rueidis",
+	Describe: "rueidis v1.0.80 cluster client, defaults (auto-pipelining, one shared connection per node), DisableCache, GET commands built once per key and pinned",
+	New: func(ctx context.Context, addr string, _ int) (Client, error) {
+		c, err := NewRueidis(strings.Split(addr, ","))
+		if err != nil {
+			return nil, err
+		}
+		gets := make([]rueidis.Completed, ClusterKeys)
+		for i := range gets {
+			gets[i] = c.B().Get().Key(ClusterKey(i)).Build().Pin()
+		}
+		return rueidisCluster{c, gets}, nil
+	},
+}
+
 // ClusterContenders are the contenders of the cluster comparison, and
 // ClusterBaseline the one ratios are taken against.
 var (
-	ClusterContenders = []Contender{ClusterDo, ClusterGet, GoRedisCluster}
+	ClusterContenders = []Contender{ClusterDo, ClusterGet, GoRedisCluster, RueidisCluster}
 	ClusterBaseline   = GoRedisCluster
 )
 
@@ -165,3 +184,25 @@ func (g goRedisCluster) Op(w Workload, worker int) func(context.Context) error {
 }
 
 func (g goRedisCluster) Close() error { return g.rdb.Close() }
+
+type rueidisCluster struct {
+	c    rueidis.Client
+	gets []rueidis.Completed // gets[i] is GET of ClusterKey(i)
+}
+
+func (r rueidisCluster) Op(w Workload, worker int) func(context.Context) error {
+	if w != Get {
+		return clusterOp(w, worker, nil)
+	}
+	i := worker * 7919
+	return func(ctx context.Context) error {
+		i++
+		v, err := r.c.Do(ctx, r.gets[i%ClusterKeys]).ToString()
+		if err == nil && len(v) != ValueSize {
+			err = errShortValue
+		}
+		return err
+	}
+}
+
+func (r rueidisCluster) Close() error { r.c.Close(); return nil }

@@ -52,6 +52,17 @@ var (
 	Redispool = RedispoolWith("redispool",
 		fmt.Sprintf("redispool, defaults (socket peek on every borrow, PING after %v idle), MaxTotal %d", redispool.DefaultPingAfterIdle, PoolSize),
 		func(*redispool.Config) {})
+	RedispoolDo = Contender{
+		Name:     "redispool.Do",
+		Describe: fmt.Sprintf("redispool Pool.Do(ctx, cmd, args...), defaults, MaxTotal %d; MULTI and PIPELINE, which Do cannot send, borrow as redispool does", PoolSize),
+		New: func(ctx context.Context, addr string, _ int) (Client, error) {
+			p, err := redispool.New(ctx, redispool.Config{Addr: addr, MaxTotal: PoolSize})
+			if err != nil {
+				return nil, err
+			}
+			return poolDo{p: p, borrowing: &borrowing{get: p.GetContext, close: p.Close}}, nil
+		},
+	}
 	RedispoolPing = RedispoolWith("redispool+PING",
 		"redispool with PingAfterIdle 1ns: a PING on every borrow, as JedisPool with testOnBorrow",
 		func(c *redispool.Config) { c.PingAfterIdle = time.Nanosecond })
@@ -90,7 +101,7 @@ var (
 )
 
 // All are the contenders of the end-to-end comparison, in report order.
-var All = []Contender{Redispool, RedispoolPing, Redigo, RedigoTestOnBorrow, GoRedis, Raw}
+var All = []Contender{Redispool, RedispoolDo, RedispoolPing, Redigo, RedigoTestOnBorrow, GoRedis, Rueidis, Raw}
 
 // Baseline is the contender ratios are taken against.
 var Baseline = Redigo
@@ -188,6 +199,39 @@ func (b *borrowing) Op(w Workload, worker int) func(context.Context) error {
 }
 
 func (b *borrowing) Close() error { return b.close() }
+
+// poolDo sends the one-command workloads through Pool.Do, which
+// borrows, sends and returns in one call.
+type poolDo struct {
+	p *redispool.Pool
+	*borrowing
+}
+
+func (d poolDo) Op(w Workload, worker int) func(context.Context) error {
+	k := newKeys(worker)
+	p := d.p
+	switch w {
+	case Get:
+		return func(ctx context.Context) error {
+			v, err := redis.Bytes(p.Do(ctx, "GET", k.get...))
+			if err == nil && len(v) != ValueSize {
+				err = errShortValue
+			}
+			return err
+		}
+	case Set:
+		return func(ctx context.Context) error {
+			_, err := p.Do(ctx, "SET", k.set...)
+			return err
+		}
+	case Ping:
+		return func(ctx context.Context) error {
+			_, err := p.Do(ctx, "PING")
+			return err
+		}
+	}
+	return d.borrowing.Op(w, worker)
+}
 
 func dialRedigo(ctx context.Context, addr string) (redis.Conn, error) {
 	return redis.DialContext(ctx, "tcp", addr,

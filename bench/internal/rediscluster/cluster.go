@@ -1,7 +1,7 @@
 // Package rediscluster starts a throwaway Redis Cluster of masters on
 // loopback ports for the cluster benchmarks.
 //
-// It is a small, non-testing cousin of internal/redistest's StartCluster,
+// It is a small, non-testing cousin of redistest's StartCluster,
 // which the bench module cannot import: no replicas, no resharding, only
 // what a throughput comparison needs.
 package rediscluster

@@ -2,7 +2,7 @@
 // port for the benchmarks, and restarts it on the same port for the
 // recovery measurement.
 //
-// It is a small, non-testing cousin of internal/redistest: the harness
+// It is a small, non-testing cousin of redistest: the harness
 // in cmd/poolbench is a program, not a test, so it cannot use helpers
 // that take a testing.TB.
 package redisserver

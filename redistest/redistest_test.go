@@ -17,7 +17,7 @@ import (
 	"github.com/gomodule/redigo/redis"
 	"go.uber.org/goleak"
 
-	"github.com/redispool/redispool/internal/redistest"
+	"github.com/redispool/redispool/redistest"
 )
 
 func TestMain(m *testing.M) {

@@ -1,12 +1,15 @@
 package redistest
 
 import (
+	"bufio"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -383,4 +386,178 @@ func (d *SentinelDeployment) waitFor(t testing.TB, what string, check func() err
 		fmt.Fprintf(&logs, "\nSentinel %s log:\n%s", s.Addr(), log)
 	}
 	t.Fatalf("redistest: waiting for %s (master %q): %v after %v%s", what, d.name, err, sentinelReadyTimeout, logs.String())
+}
+
+// FakeSentinel answers like a Sentinel monitoring one master, with
+// whatever address and config-epoch a test sets: a Sentinel that lags, lies
+// or announces a switch that never happened. It serves AUTH (any
+// credentials), PING, SENTINEL GET-MASTER-ADDR-BY-NAME, SENTINEL MASTER
+// (with the fields a client reads: name, ip, port, flags, config-epoch)
+// and SUBSCRIBE; Announce publishes +switch-master to its subscribers.
+type FakeSentinel struct {
+	*FakeServer
+	name string
+
+	mu     sync.Mutex // protects following fields
+	master string
+	epoch  int64
+	noperm bool // SENTINEL MASTER is refused, as an ACL without sentinel|master does
+	asked  int
+	subs   map[*fakeSubscriber]struct{}
+}
+
+// fakeSubscriber is a connection subscribed to +switch-master; its mutex
+// orders Announce's writes with the handler's replies.
+type fakeSubscriber struct {
+	mu   sync.Mutex
+	conn net.Conn
+}
+
+// NewFakeSentinel starts a fake Sentinel that names master, host:port,
+// with config-epoch epoch for the master called name.
+func NewFakeSentinel(t testing.TB, name, master string, epoch int64) *FakeSentinel {
+	t.Helper()
+	s := &FakeSentinel{name: name, master: master, epoch: epoch, subs: make(map[*fakeSubscriber]struct{})}
+	s.FakeServer = NewFakeServer(t, s.serve)
+	return s
+}
+
+// SetMaster changes the master's address and config-epoch the fake reports.
+func (s *FakeSentinel) SetMaster(addr string, epoch int64) {
+	s.mu.Lock()
+	s.master, s.epoch = addr, epoch
+	s.mu.Unlock()
+}
+
+// RefuseMasterCommand makes SENTINEL MASTER fail with NOPERM, as for an
+// ACL user without +sentinel|master.
+func (s *FakeSentinel) RefuseMasterCommand() {
+	s.mu.Lock()
+	s.noperm = true
+	s.mu.Unlock()
+}
+
+// Asked returns how many GET-MASTER-ADDR-BY-NAME queries the fake answered.
+func (s *FakeSentinel) Asked() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.asked
+}
+
+// Subscribers returns how many connections are subscribed to +switch-master.
+func (s *FakeSentinel) Subscribers() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.subs)
+}
+
+// Announce publishes "+switch-master <name> <old host> <old port> <new
+// host> <new port>" to every subscriber, and returns how many it reached.
+// It does not change what the fake reports when asked.
+func (s *FakeSentinel) Announce(oldAddr, newAddr string) int {
+	oh, op, _ := net.SplitHostPort(oldAddr)
+	nh, np, _ := net.SplitHostPort(newAddr)
+	payload := strings.Join([]string{s.name, oh, op, nh, np}, " ")
+	msg := "*3\r\n" + bulk("message") + bulk("+switch-master") + bulk(payload)
+	s.mu.Lock()
+	subs := make([]*fakeSubscriber, 0, len(s.subs))
+	for sub := range s.subs {
+		subs = append(subs, sub)
+	}
+	s.mu.Unlock()
+	n := 0
+	for _, sub := range subs {
+		sub.mu.Lock()
+		_, err := io.WriteString(sub.conn, msg)
+		sub.mu.Unlock()
+		if err == nil {
+			n++
+		}
+	}
+	return n
+}
+
+func (s *FakeSentinel) serve(conn net.Conn) {
+	sub := &fakeSubscriber{conn: conn}
+	defer func() {
+		s.mu.Lock()
+		delete(s.subs, sub)
+		s.mu.Unlock()
+	}()
+	br := bufio.NewReader(conn)
+	subscribed := false
+	for {
+		cmd, err := ReadCommand(br)
+		if err != nil {
+			return
+		}
+		if len(cmd) == 0 {
+			continue
+		}
+		out := s.reply(cmd, sub, &subscribed)
+		sub.mu.Lock()
+		_, err = io.WriteString(conn, out)
+		sub.mu.Unlock()
+		if err != nil {
+			return
+		}
+	}
+}
+
+func (s *FakeSentinel) reply(cmd []string, sub *fakeSubscriber, subscribed *bool) string {
+	arg := func(i int) string {
+		if i < len(cmd) {
+			return cmd[i]
+		}
+		return ""
+	}
+	switch strings.ToUpper(cmd[0]) {
+	case "AUTH":
+		return "+OK\r\n"
+	case "PING":
+		if *subscribed {
+			return "*2\r\n" + bulk("pong") + bulk(arg(1))
+		}
+		return "+PONG\r\n"
+	case "SUBSCRIBE":
+		var out strings.Builder
+		for i, ch := range cmd[1:] {
+			out.WriteString("*3\r\n" + bulk("subscribe") + bulk(ch) + ":" + strconv.Itoa(i+1) + "\r\n")
+			if ch == "+switch-master" {
+				*subscribed = true
+				s.mu.Lock()
+				s.subs[sub] = struct{}{}
+				s.mu.Unlock()
+			}
+		}
+		return out.String()
+	case "SENTINEL":
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if arg(2) != s.name {
+			if strings.EqualFold(arg(1), "MASTER") {
+				return "-ERR No such master with that name\r\n"
+			}
+			return "*-1\r\n"
+		}
+		host, port, _ := net.SplitHostPort(s.master)
+		switch strings.ToUpper(arg(1)) {
+		case "GET-MASTER-ADDR-BY-NAME":
+			s.asked++
+			return "*2\r\n" + bulk(host) + bulk(port)
+		case "MASTER":
+			if s.noperm {
+				return "-NOPERM this user has no permissions to run the 'sentinel|master' command\r\n"
+			}
+			fields := []string{"name", s.name, "ip", host, "port", port, "flags", "master",
+				"config-epoch", strconv.FormatInt(s.epoch, 10)}
+			out := "*" + strconv.Itoa(len(fields)) + "\r\n"
+			for _, f := range fields {
+				out += bulk(f)
+			}
+			return out
+		}
+		return "-ERR unknown sentinel subcommand '" + arg(1) + "'\r\n"
+	}
+	return "-ERR unknown command '" + cmd[0] + "'\r\n"
 }

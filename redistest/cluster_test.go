@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redispool/redispool/internal/redistest"
+	"github.com/redispool/redispool/redistest"
 )
 
 // wantReply fails the test unless cmd on n replies want, or, for a want

@@ -1,5 +1,10 @@
-// Package redistest is the test-support library for redispool's unit,
-// integration and fault-injection tests.
+// Package redistest starts real Redis deployments for tests — a
+// redis-server, a TLS server, a Sentinel group, a Cluster — and breaks
+// them on demand: kill, restart, pause, failover, reshard, fake servers
+// that misbehave, a proxy that stalls. It is the launcher behind
+// redispool's own integration and fault-injection tests and behind
+// package redispooltest, and is usable on its own by any Go test that
+// needs a real Redis: it does not import redispool.
 //
 // Every helper takes a testing.TB, calls t.Helper, and registers its own
 // teardown with t.Cleanup: servers are stopped, listeners and connections are

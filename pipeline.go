@@ -1,0 +1,945 @@
+package redispool
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gomodule/redigo/redis"
+)
+
+// Auto-pipelining (issue 16). A pool lends a whole connection for a
+// whole round trip, so under load every command pays a write, a read
+// and a wake-up on both sides. A pipeline instead queues the one-shot
+// commands of many goroutines onto a few shared connections: whatever
+// is queued goes out in one write, and the replies, which Redis sends
+// in order, are matched to their callers first in, first out.
+//
+// Each shared connection (a pipe) has one loop goroutine that writes
+// and reads; callers encode their command into the pipe's buffer under
+// its lock and wait for their reply. The loop writes what is queued
+// only when it would otherwise block on the socket, so replies already
+// buffered are handed out first and the batches grow with the load.
+// When the pipe is idle, a caller whose context cannot end does its own
+// round trip instead, on the loop's behalf: with nobody else waiting a
+// hand-off to the loop would only add latency. (A caller whose context
+// can end cannot: it must be able to return at once, and its reply
+// still be read by someone.)
+//
+// A shared connection is a pooled connection, borrowed through
+// pipeHost: set up as every other, counted in MaxTotal and Stats, but
+// not tracked for AbandonedTimeout. It goes back when it has had
+// nothing in flight for pipeIdleReturn, or at once when an exclusive
+// borrower waits, and is retired when stale (MaxConnLifetime, or a
+// master the pool has left) once its replies are in.
+//
+// Lock order: pipe.mu, then nothing. The loop does no I/O under it.
+
+const (
+	// pipeIdleReturn is how long a shared connection with nothing in
+	// flight stays with its pipe before it goes back to the pool, where
+	// the evictor, MinIdle and the borrow check see it.
+	pipeIdleReturn = 20 * time.Millisecond
+
+	// pipeMaxCommand is the largest encoded command that is pipelined;
+	// a larger one takes an exclusive connection, so that a big write
+	// does not hold up the small commands queued behind it.
+	pipeMaxCommand = 64 << 10
+
+	// pipeReadBuffer is the size of a pipe's read buffer.
+	pipeReadBuffer = 16 << 10
+)
+
+// errNotPipelined tells the caller of pipeline.do to send the command
+// on an exclusive connection instead.
+var errNotPipelined = errors.New("redispool: command not pipelined")
+
+// A sharedConn is a pooled connection as a pipe uses it.
+type sharedConn interface {
+	// sharedStream is what the pipe writes to and reads from (TLS and
+	// the reply guard included).
+	sharedStream() net.Conn
+	// stale reports that the connection must not take new commands: it
+	// is past MaxConnLifetime, or connected to a master the pool left.
+	stale() bool
+	// noteReply shows the host an error reply or an I/O error.
+	noteReply(err error)
+}
+
+// A pipeHost lends shared connections: the pool, seen by its pipeline.
+type pipeHost interface {
+	// lendShared borrows a connection for a pipe. It is not tracked
+	// for AbandonedTimeout.
+	lendShared(ctx context.Context) (sharedConn, error)
+	// returnShared gives a connection back; broken, if not nil, is why
+	// it must be closed.
+	returnShared(c sharedConn, broken error)
+	// borrowersWaiting reports whether an exclusive borrower waits for
+	// a connection.
+	borrowersWaiting() bool
+	// serverAddr names the server, for errors.
+	serverAddr() string
+}
+
+type pipeConfig struct {
+	conns        int           // pipes, at least 1
+	readTimeout  time.Duration // zero: none
+	writeTimeout time.Duration // zero: none
+	idleReturn   time.Duration
+}
+
+// A pipeline is a pool's set of pipes.
+type pipeline struct {
+	host   pipeHost
+	hook   func(ctx context.Context, cmd string) func(error) // Config.CommandHook's start, or nil
+	cfg    pipeConfig
+	pipes  []*pipe
+	rr     atomic.Uint32
+	ctx    context.Context // ends lends in progress at close
+	cancel context.CancelFunc
+	loops  sync.WaitGroup
+
+	commands atomic.Int64 // commands sent pipelined, inline round trips included
+	batches  atomic.Int64 // writes of the loops and inline round trips
+	shared   atomic.Int64 // connections the pipes hold now
+}
+
+func newPipeline(host pipeHost, cfg pipeConfig) *pipeline {
+	cfg.conns = max(cfg.conns, 1)
+	if cfg.idleReturn <= 0 {
+		cfg.idleReturn = pipeIdleReturn
+	}
+	pl := &pipeline{host: host, cfg: cfg}
+	pl.ctx, pl.cancel = context.WithCancel(context.Background())
+	for range cfg.conns {
+		pl.pipes = append(pl.pipes, &pipe{pl: pl, wake: make(chan struct{}, 1)})
+	}
+	return pl
+}
+
+// pipeState is where a pipe's connection is and who does its I/O.
+type pipeState uint8
+
+const (
+	pipeStopped pipeState = iota // no connection, no loop
+	pipeBusy                     // the loop is writing, reading or getting a connection
+	pipeIdle                     // the loop is parked with a connection and nothing in flight
+	pipeInline                   // a caller does its own round trip on the connection
+)
+
+// A pipe is one shared connection and the commands queued on it.
+type pipe struct {
+	pl   *pipeline
+	wake chan struct{} // to the parked loop; buffered
+
+	mu     sync.Mutex // protects following fields
+	state  pipeState
+	closed bool
+	buf    []byte  // the encoded commands of queued
+	queued []*call // not yet written, oldest first
+	ops    uint64  // commands taken, for the idle check
+	yield  bool    // give the connection back as soon as nothing is in flight
+
+	nq atomic.Int32 // len(queued), read by the loop without the lock
+
+	// Owned by whoever does the I/O: the loop, or an inline caller
+	// while the state is pipeInline; handed over under mu.
+	c         sharedConn
+	rw        net.Conn
+	rd        *bufio.Reader
+	spare     []byte  // the buffer not in use as buf
+	inflight  []*call // written, reply not yet read, oldest first from head
+	head      int
+	batch     []*call   // the slice not in use as queued
+	rdFor     time.Time // the send time the read deadline was set for
+	deadlines bool      // a deadline was set on rw: clear it on release
+}
+
+// A call is one pipelined command waiting for its reply.
+type call struct {
+	st       atomic.Int32
+	ch       chan struct{} // gets a token when the reply or error is set
+	reply    any
+	err      error
+	off, end int       // its bytes in pipe.buf, while queued
+	sent     time.Time // when its batch was written
+}
+
+const (
+	callQueued    int32 = iota // in pipe.queued, not yet written
+	callSent                   // written, caller waiting
+	callAbandoned              // written, caller gone: drop the reply
+	callDone                   // reply or error set, token sent or on its way
+)
+
+var callPool = sync.Pool{New: func() any { return &call{ch: make(chan struct{}, 1)} }}
+
+func (pl *pipeline) pick() *pipe {
+	if len(pl.pipes) == 1 {
+		return pl.pipes[0]
+	}
+	return pl.pipes[pl.rr.Add(1)%uint32(len(pl.pipes))]
+}
+
+// do sends one command down a shared connection and returns its reply.
+// It returns errNotPipelined, having sent nothing, for a command the
+// caller must send on an exclusive connection.
+func (pl *pipeline) do(ctx context.Context, cmd string, args []any) (any, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("redispool: %w", err)
+	}
+	p := pl.pick()
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil, ErrPoolClosed
+	}
+	off := len(p.buf)
+	p.buf = appendCommand(p.buf, cmd, args)
+	if len(p.buf)-off > pipeMaxCommand {
+		p.buf = p.buf[:off]
+		p.mu.Unlock()
+		return nil, errNotPipelined
+	}
+	p.ops++
+	pl.commands.Add(1)
+	wake := false
+	switch p.state {
+	case pipeIdle:
+		if ctx.Done() == nil && !p.c.stale() {
+			p.state = pipeInline
+			b := p.buf
+			p.buf = p.spare[:0]
+			p.spare = nil
+			p.mu.Unlock()
+			if pl.hook == nil {
+				return p.inline(b)
+			}
+			done := pl.hook(ctx, cmd)
+			reply, err := p.inline(b)
+			if done != nil {
+				done(hookErr(reply, err))
+			}
+			return reply, err
+		}
+		p.state = pipeBusy
+		wake = true
+	case pipeStopped:
+		p.state = pipeBusy
+		pl.loops.Add(1)
+		go p.loop()
+	}
+	cl := callPool.Get().(*call)
+	cl.st.Store(callQueued)
+	cl.off, cl.end = off, len(p.buf)
+	p.queued = append(p.queued, cl)
+	p.nq.Store(int32(len(p.queued)))
+	p.mu.Unlock()
+	if wake {
+		p.signal()
+	}
+	if pl.hook == nil {
+		return p.wait(ctx, cl)
+	}
+	// Started once the command is queued, not before: a command that
+	// goes to an exclusive connection instead is seen there.
+	done := pl.hook(ctx, cmd)
+	reply, err := p.wait(ctx, cl)
+	if done != nil {
+		done(hookErr(reply, err))
+	}
+	return reply, err
+}
+
+// hookErr is the error a CommandHook is told of: err, or the error
+// reply.
+func hookErr(reply any, err error) error {
+	if e, ok := reply.(redis.Error); ok && err == nil {
+		return e
+	}
+	return err
+}
+
+func (p *pipe) signal() {
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+// inline does one round trip for a caller that found the pipe idle. b
+// holds its command; nothing else is in flight.
+func (p *pipe) inline(b []byte) (any, error) {
+	c := p.c
+	p.pl.batches.Add(1)
+	t := time.Now()
+	err := p.write(b, t)
+	var reply any
+	if err == nil {
+		p.setReadDeadline(t)
+		reply, err = p.readReply()
+	}
+	p.spare = b[:0]
+	if err != nil {
+		// Closed before the caller hears of it, as an exclusive
+		// connection would be; the loop lends another if need be.
+		err = p.failure(err, 1)
+		p.release(err)
+	}
+	p.mu.Lock()
+	switch {
+	case err != nil || len(p.queued) > 0 || p.closed || p.yield:
+		p.state = pipeBusy
+	default:
+		p.state = pipeIdle
+	}
+	busy := p.state == pipeBusy
+	p.mu.Unlock()
+	if busy {
+		p.signal()
+	}
+	if err != nil {
+		return nil, err
+	}
+	if e, ok := reply.(redis.Error); ok {
+		c.noteReply(e)
+		return nil, e
+	}
+	return reply, nil
+}
+
+// wait waits for cl's reply, or for ctx to end.
+func (p *pipe) wait(ctx context.Context, cl *call) (any, error) {
+	if done := ctx.Done(); done == nil {
+		<-cl.ch
+	} else {
+		select {
+		case <-cl.ch:
+		case <-done:
+			if p.cancel(cl) {
+				return nil, fmt.Errorf("redispool: %w", ctx.Err())
+			}
+			<-cl.ch // delivered as ctx ended
+		}
+	}
+	reply, err := cl.reply, cl.err
+	cl.reply, cl.err = nil, nil
+	callPool.Put(cl)
+	return reply, err
+}
+
+// cancel withdraws cl, whose caller's context ended. A command not yet
+// written is taken out of the queue, never to be sent; one written is
+// abandoned, its reply to be read and dropped. It reports false when
+// the reply was delivered meanwhile.
+func (p *pipe) cancel(cl *call) bool {
+	p.mu.Lock()
+	if cl.st.Load() == callQueued {
+		for i, q := range p.queued {
+			if q != cl {
+				continue
+			}
+			n := cl.end - cl.off
+			p.buf = append(p.buf[:cl.off], p.buf[cl.end:]...)
+			for _, later := range p.queued[i+1:] {
+				later.off -= n
+				later.end -= n
+			}
+			copy(p.queued[i:], p.queued[i+1:])
+			p.queued[len(p.queued)-1] = nil
+			p.queued = p.queued[:len(p.queued)-1]
+			break
+		}
+		p.nq.Store(int32(len(p.queued)))
+		p.mu.Unlock()
+		callPool.Put(cl)
+		return true
+	}
+	p.mu.Unlock()
+	return cl.st.CompareAndSwap(callSent, callAbandoned)
+}
+
+// deliver hands cl its reply, or drops the reply if its caller left.
+func deliver(cl *call, reply any, err error) {
+	cl.reply, cl.err = reply, err
+	if cl.st.CompareAndSwap(callSent, callDone) {
+		cl.ch <- struct{}{}
+		return
+	}
+	// Abandoned: the call is the loop's now.
+	cl.reply, cl.err = nil, nil
+	callPool.Put(cl)
+}
+
+// failQueued fails every queued call with err. It is called with p.mu
+// held and returns the calls, to be signalled once it is released.
+func (p *pipe) failQueuedLocked(err error) []*call {
+	failed := p.queued
+	for _, cl := range failed {
+		cl.reply, cl.err = nil, err
+		cl.st.Store(callDone)
+	}
+	p.queued = nil
+	p.buf = p.buf[:0]
+	p.nq.Store(0)
+	return failed
+}
+
+func signalAll(calls []*call) {
+	for _, cl := range calls {
+		cl.ch <- struct{}{}
+	}
+}
+
+// loop writes and reads for the pipe while it has a connection or
+// commands queued.
+func (p *pipe) loop() {
+	defer p.pl.loops.Done()
+	tick := time.NewTicker(p.pl.cfg.idleReturn)
+	defer tick.Stop()
+	var lastOps uint64
+	for {
+		p.mu.Lock()
+		if p.closed && len(p.queued) > 0 {
+			failed := p.failQueuedLocked(ErrPoolClosed)
+			p.mu.Unlock()
+			signalAll(failed)
+			continue
+		}
+		drained := p.head == len(p.inflight)
+		stale := p.c != nil && p.c.stale()
+		if drained && p.c != nil && (p.closed || p.yield || stale || (len(p.queued) == 0 && p.pl.host.borrowersWaiting())) {
+			p.mu.Unlock()
+			p.release(nil)
+			continue
+		}
+		if len(p.queued) > 0 && p.c == nil {
+			p.mu.Unlock()
+			if err := p.lend(); err != nil {
+				p.mu.Lock()
+				failed := p.failQueuedLocked(err)
+				p.state = pipeStopped
+				p.mu.Unlock()
+				signalAll(failed)
+				return
+			}
+			continue
+		}
+		// A stale connection takes no more commands: its replies are
+		// read, then it goes back and the queue waits for another.
+		canWrite := !stale
+		if len(p.queued) > 0 && canWrite {
+			p.writeBatchLocked() // unlocks p.mu
+		} else if drained {
+			if p.c == nil {
+				p.state = pipeStopped
+				p.yield = false
+				p.mu.Unlock()
+				return
+			}
+			p.state = pipeIdle
+			p.mu.Unlock()
+			p.park(tick, &lastOps)
+			continue
+		} else {
+			p.mu.Unlock()
+		}
+		p.readInflight(canWrite)
+	}
+}
+
+// park waits, idle, for a command, or until the connection has been
+// idle for the idle limit, and then gives it back.
+func (p *pipe) park(tick *time.Ticker, lastOps *uint64) {
+	for {
+		select {
+		case <-p.wake:
+			return
+		case <-tick.C:
+		}
+		p.mu.Lock()
+		if p.state != pipeIdle {
+			p.mu.Unlock()
+			continue // an inline round trip is under way, or a wake is coming
+		}
+		if p.ops != *lastOps && !p.c.stale() {
+			*lastOps = p.ops
+			p.mu.Unlock()
+			continue
+		}
+		// Busy while it is given back, so that no caller starts a round
+		// trip on it or another loop.
+		p.state = pipeBusy
+		p.mu.Unlock()
+		p.release(nil)
+		return
+	}
+}
+
+// writeBatchLocked writes every queued command in one write. It is
+// called with p.mu held, and unlocks it.
+func (p *pipe) writeBatchLocked() {
+	b := p.buf
+	p.buf = p.spare[:0]
+	batch := p.queued
+	p.queued = p.batch[:0]
+	p.nq.Store(0)
+	for _, cl := range batch {
+		cl.st.Store(callSent)
+	}
+	p.mu.Unlock()
+
+	p.pl.batches.Add(1)
+	t := time.Now()
+	for _, cl := range batch {
+		cl.sent = t
+	}
+	if p.head == len(p.inflight) {
+		p.inflight, p.head = p.inflight[:0], 0
+	}
+	p.inflight = append(p.inflight, batch...)
+	clear(batch)
+	p.batch = batch[:0]
+	err := p.write(b, t)
+	if cap(b) <= 1<<20 {
+		p.spare = b[:0]
+	}
+	if err != nil {
+		p.failInflight(p.failure(err, len(p.inflight)-p.head))
+	}
+}
+
+// readInflight reads replies and hands them out until nothing is in
+// flight; but when it has read every reply buffered and commands wait to
+// be written, it returns first, if canWrite, so that the loop writes
+// them before it blocks on the socket.
+func (p *pipe) readInflight(canWrite bool) {
+	for p.head < len(p.inflight) {
+		if p.rd.Buffered() == 0 {
+			if canWrite && p.nq.Load() > 0 {
+				return
+			}
+			p.setReadDeadline(p.inflight[p.head].sent)
+		}
+		reply, err := p.readReply()
+		if err != nil {
+			p.failInflight(p.failure(err, len(p.inflight)-p.head))
+			return
+		}
+		cl := p.inflight[p.head]
+		p.inflight[p.head] = nil
+		p.head++
+		if e, ok := reply.(redis.Error); ok {
+			p.c.noteReply(e)
+			deliver(cl, nil, e)
+		} else {
+			deliver(cl, reply, nil)
+		}
+	}
+	p.inflight, p.head = p.inflight[:0], 0
+}
+
+// failInflight closes the connection and fails every command in flight
+// on it with err: closed first, so that a caller who hears of the
+// failure finds it closed, as with an exclusive connection.
+func (p *pipe) failInflight(err error) {
+	p.release(err)
+	for i := p.head; i < len(p.inflight); i++ {
+		deliver(p.inflight[i], nil, err)
+		p.inflight[i] = nil
+	}
+	p.inflight, p.head = p.inflight[:0], 0
+}
+
+// failure describes an I/O or protocol error on the shared connection
+// with n commands in flight.
+func (p *pipe) failure(err error, n int) error {
+	p.c.noteReply(err)
+	addr := p.pl.host.serverAddr()
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return fmt.Errorf("redispool: no reply from %s within ReadTimeout %v on a shared connection; closed it, failing the %d commands in flight (they may have run): %w",
+			addr, p.pl.cfg.readTimeout, n, err)
+	}
+	return fmt.Errorf("redispool: shared connection to %s failed; closed it, failing the %d commands in flight (they may have run): %w", addr, n, err)
+}
+
+func (p *pipe) lend() error {
+	ctx := p.pl.ctx
+	c, err := p.pl.host.lendShared(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return ErrPoolClosed
+		}
+		return err
+	}
+	p.pl.shared.Add(1)
+	p.c, p.rw = c, c.sharedStream()
+	if p.rd == nil {
+		p.rd = bufio.NewReaderSize(p.rw, pipeReadBuffer)
+	} else {
+		p.rd.Reset(p.rw)
+	}
+	p.rdFor, p.deadlines = time.Time{}, false
+	return nil
+}
+
+// release gives the connection back: to be closed if broken is not
+// nil. Nothing may be in flight on it.
+func (p *pipe) release(broken error) {
+	if p.c == nil {
+		return
+	}
+	if broken == nil && p.rd.Buffered() > 0 {
+		broken = errors.New("redispool: unexpected data on a shared connection")
+	}
+	if broken == nil && p.deadlines {
+		p.rw.SetDeadline(time.Time{})
+	}
+	p.pl.host.returnShared(p.c, broken)
+	p.pl.shared.Add(-1)
+	p.c, p.rw = nil, nil
+	p.rd.Reset(nil)
+	p.mu.Lock()
+	p.yield = false
+	p.mu.Unlock()
+}
+
+func (p *pipe) write(b []byte, t time.Time) error {
+	if wt := p.pl.cfg.writeTimeout; wt > 0 {
+		if err := p.rw.SetWriteDeadline(t.Add(wt)); err != nil {
+			return err
+		}
+		p.deadlines = true
+	}
+	_, err := p.rw.Write(b)
+	return err
+}
+
+// setReadDeadline bounds the wait for the reply to a command sent at t.
+func (p *pipe) setReadDeadline(t time.Time) {
+	rt := p.pl.cfg.readTimeout
+	if rt <= 0 || t == p.rdFor {
+		return
+	}
+	p.rw.SetReadDeadline(t.Add(rt))
+	p.rdFor, p.deadlines = t, true
+}
+
+// close fails the queued commands with ErrPoolClosed, lets the loops
+// read what is in flight, give their connections back and end, and
+// waits for them.
+func (pl *pipeline) close() {
+	pl.cancel()
+	for _, p := range pl.pipes {
+		p.mu.Lock()
+		p.closed = true
+		failed := p.failQueuedLocked(ErrPoolClosed)
+		idle := p.state == pipeIdle
+		if idle {
+			p.state = pipeBusy
+		}
+		p.mu.Unlock()
+		signalAll(failed)
+		if idle {
+			p.signal()
+		}
+	}
+	pl.loops.Wait()
+}
+
+// yieldIdle makes idle pipes give their connections back at once, for
+// an exclusive borrower about to wait.
+func (pl *pipeline) yieldIdle() {
+	for _, p := range pl.pipes {
+		p.mu.Lock()
+		idle := p.state == pipeIdle
+		if idle {
+			p.state = pipeBusy
+			p.yield = true
+		}
+		p.mu.Unlock()
+		if idle {
+			p.signal()
+		}
+	}
+}
+
+// appendCommand appends cmd and args as a RESP array of bulk strings,
+// each argument written as redigo writes it.
+func appendCommand(b []byte, cmd string, args []any) []byte {
+	b = appendHeader(b, '*', len(args)+1)
+	b = appendBulkString(b, cmd)
+	for _, a := range args {
+		b = appendBulkArg(b, a, true)
+	}
+	return b
+}
+
+func appendHeader(b []byte, kind byte, n int) []byte {
+	b = append(b, kind)
+	b = strconv.AppendInt(b, int64(n), 10)
+	return append(b, '\r', '\n')
+}
+
+func appendBulkString(b []byte, s string) []byte {
+	b = appendHeader(b, '$', len(s))
+	b = append(b, s...)
+	return append(b, '\r', '\n')
+}
+
+func appendBulkBytes(b []byte, s []byte) []byte {
+	b = appendHeader(b, '$', len(s))
+	b = append(b, s...)
+	return append(b, '\r', '\n')
+}
+
+// appendBulkArg appends arg as a bulk string of the text redigo sends
+// for it (slot.go's appendArg), without allocating for strings, byte
+// slices, numbers, booleans and nil.
+func appendBulkArg(b []byte, arg any, argumentOK bool) []byte {
+	switch a := arg.(type) {
+	case string:
+		return appendBulkString(b, a)
+	case []byte:
+		return appendBulkBytes(b, a)
+	case redis.Argument:
+		if argumentOK {
+			return appendBulkArg(b, a.RedisArg(), false)
+		}
+		return appendBulkBytes(b, fmt.Append(nil, a))
+	}
+	var scratch [32]byte
+	if text, ok := appendArg(scratch[:0], arg); ok {
+		return appendBulkBytes(b, text)
+	}
+	return appendBulkBytes(b, fmt.Append(nil, arg))
+}
+
+// Replies that redigo also returns without allocating.
+var (
+	okReply   any = "OK"
+	pongReply any = "PONG"
+)
+
+type pipeProtocolError string
+
+func (e pipeProtocolError) Error() string { return "redispool: protocol error: " + string(e) }
+
+// readReply reads one RESP2 reply and returns it as redigo would: an
+// error reply as a redis.Error value. err is an I/O or protocol error
+// only.
+func (p *pipe) readReply() (any, error) {
+	line, err := p.readLine()
+	if err != nil {
+		return nil, err
+	}
+	if len(line) == 0 {
+		return nil, pipeProtocolError("short response line")
+	}
+	switch line[0] {
+	case '+':
+		switch string(line[1:]) {
+		case "OK":
+			return okReply, nil
+		case "PONG":
+			return pongReply, nil
+		}
+		return string(line[1:]), nil
+	case '-':
+		return redis.Error(line[1:]), nil
+	case ':':
+		return parseInteger(line[1:])
+	case '$':
+		n, err := parseLength(line[1:])
+		if n < 0 || err != nil {
+			return nil, err
+		}
+		v := make([]byte, n)
+		if _, err := io.ReadFull(p.rd, v); err != nil {
+			return nil, err
+		}
+		if line, err := p.readLine(); err != nil {
+			return nil, err
+		} else if len(line) != 0 {
+			return nil, pipeProtocolError("bad bulk string format")
+		}
+		return v, nil
+	case '*':
+		n, err := parseLength(line[1:])
+		if n < 0 || err != nil {
+			return nil, err
+		}
+		r := make([]any, n)
+		for i := range r {
+			if r[i], err = p.readReply(); err != nil {
+				return nil, err
+			}
+		}
+		return r, nil
+	}
+	return nil, pipeProtocolError("unexpected response line")
+}
+
+// readLine reads a line without its CRLF. The slice is valid until the
+// next read.
+func (p *pipe) readLine() ([]byte, error) {
+	line, err := p.rd.ReadSlice('\n')
+	if err == bufio.ErrBufferFull {
+		buf := append([]byte(nil), line...)
+		for err == bufio.ErrBufferFull {
+			line, err = p.rd.ReadSlice('\n')
+			buf = append(buf, line...)
+		}
+		line = buf
+	}
+	if err != nil {
+		return nil, err
+	}
+	i := len(line) - 2
+	if i < 0 || line[i] != '\r' {
+		return nil, pipeProtocolError("bad response line terminator")
+	}
+	return line[:i], nil
+}
+
+func parseLength(p []byte) (int, error) {
+	if len(p) == 0 {
+		return -1, pipeProtocolError("malformed length")
+	}
+	if p[0] == '-' && len(p) == 2 && p[1] == '1' {
+		return -1, nil // a nil
+	}
+	n := 0
+	for _, b := range p {
+		if b < '0' || b > '9' || n > 1<<40 {
+			return -1, pipeProtocolError("illegal bytes in length")
+		}
+		n = n*10 + int(b-'0')
+	}
+	return n, nil
+}
+
+func parseInteger(p []byte) (any, error) {
+	neg := len(p) > 0 && p[0] == '-'
+	if neg {
+		p = p[1:]
+	}
+	if len(p) == 0 {
+		return nil, pipeProtocolError("malformed integer")
+	}
+	var n int64
+	for _, b := range p {
+		if b < '0' || b > '9' {
+			return nil, pipeProtocolError("illegal bytes in integer")
+		}
+		n = n*10 + int64(b-'0')
+	}
+	if neg {
+		n = -n
+	}
+	return n, nil
+}
+
+// mayPipeline reports whether cmd may go down a shared connection: a
+// data command that neither blocks nor reads or changes session state,
+// and sends exactly one reply. Anything else, unknown and module
+// commands included, takes an exclusive connection. (The Cluster's
+// command table in keys.go and state.go's classify will absorb this
+// list.)
+func mayPipeline(cmd string) bool {
+	if len(cmd) > 24 {
+		return false
+	}
+	var up [24]byte
+	for i := 0; i < len(cmd); i++ {
+		c := cmd[i]
+		if 'a' <= c && c <= 'z' {
+			c -= 'a' - 'A'
+		}
+		up[i] = c
+	}
+	_, ok := pipelineCommands[string(up[:len(cmd)])]
+	return ok
+}
+
+var pipelineCommands = func() map[string]struct{} {
+	m := map[string]struct{}{}
+	for _, c := range []string{
+		"PING", "ECHO",
+		// Strings.
+		"GET", "SET", "SETEX", "PSETEX", "SETNX", "GETSET", "GETDEL", "GETEX", "GETRANGE", "SETRANGE",
+		"STRLEN", "APPEND", "MGET", "MSET", "MSETNX", "INCR", "INCRBY", "INCRBYFLOAT", "DECR", "DECRBY",
+		// Keys.
+		"DEL", "UNLINK", "EXISTS", "EXPIRE", "PEXPIRE", "EXPIREAT", "PEXPIREAT", "EXPIRETIME", "PEXPIRETIME",
+		"TTL", "PTTL", "PERSIST", "TYPE", "TOUCH",
+		// Hashes.
+		"HGET", "HSET", "HSETNX", "HMGET", "HMSET", "HDEL", "HEXISTS", "HGETALL", "HINCRBY", "HINCRBYFLOAT",
+		"HKEYS", "HVALS", "HLEN", "HSTRLEN", "HRANDFIELD",
+		// Lists, without the blocking pops.
+		"LPUSH", "RPUSH", "LPUSHX", "RPUSHX", "LPOP", "RPOP", "LLEN", "LRANGE", "LINDEX", "LSET", "LREM",
+		"LTRIM", "LINSERT", "LPOS", "LMOVE", "RPOPLPUSH",
+		// Sets.
+		"SADD", "SREM", "SMEMBERS", "SISMEMBER", "SMISMEMBER", "SCARD", "SPOP", "SRANDMEMBER", "SMOVE",
+		"SINTER", "SUNION", "SDIFF", "SINTERCARD",
+		// Sorted sets, without the blocking pops.
+		"ZADD", "ZREM", "ZSCORE", "ZMSCORE", "ZINCRBY", "ZCARD", "ZCOUNT", "ZLEXCOUNT", "ZRANGE",
+		"ZRANGEBYSCORE", "ZRANGEBYLEX", "ZREVRANGE", "ZREVRANGEBYSCORE", "ZREVRANGEBYLEX", "ZRANK",
+		"ZREVRANK", "ZREMRANGEBYSCORE", "ZREMRANGEBYRANK", "ZREMRANGEBYLEX", "ZPOPMIN", "ZPOPMAX",
+		"ZRANDMEMBER",
+		// HyperLogLogs, bitmaps, geo.
+		"PFADD", "PFCOUNT", "GETBIT", "SETBIT", "BITCOUNT", "BITPOS", "GEOADD", "GEOPOS", "GEODIST",
+		"GEOHASH", "GEOSEARCH",
+		// Streams, without XREAD and XREADGROUP, which can block.
+		"XADD", "XLEN", "XRANGE", "XREVRANGE", "XDEL", "XTRIM", "XACK",
+	} {
+		m[c] = struct{}{}
+	}
+	return m
+}()
+
+// The pool as its pipeline's host. Shared connections are borrowed with
+// take, not get, so that AbandonedTimeout does not track them.
+
+type poolHost struct{ p *Pool }
+
+var _ pipeHost = poolHost{}
+
+func (h poolHost) lendShared(ctx context.Context) (sharedConn, error) {
+	c, err := h.p.take(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func (h poolHost) returnShared(sc sharedConn, broken error) {
+	c := sc.(*conn)
+	if broken != nil {
+		c.broken = true
+	}
+	h.p.putUntracked(c)
+}
+
+func (h poolHost) borrowersWaiting() bool { return h.p.stats.waiting.Load() > 0 }
+
+func (h poolHost) serverAddr() string { return h.p.Addr() }
+
+var _ sharedConn = (*conn)(nil)
+
+func (c *conn) sharedStream() net.Conn { return c.stream }
+
+func (c *conn) stale() bool { return c.reusable(false) != reasonNone }
+
+func (c *conn) noteReply(err error) {
+	if c.f.sentinel != nil {
+		c.f.sentinel.noteError(c, err)
+	}
+}
