@@ -193,7 +193,16 @@ func New(ctx context.Context, cfg Config) (*Pool, error) {
 	bgCtx, cancel := context.WithCancel(context.Background())
 	p.bgCancel = cancel
 	p.f.closing = bgCtx // Close ends dials in flight
-	p.op = pool.NewObjectPool(bgCtx, p.f, engineConfig(cfg, bgCtx))
+	oc := engineConfig(cfg, bgCtx)
+	if cfg.MinIdle > 0 {
+		// The evictor tops MinIdle up after each run. Running beside the
+		// first fill, it would see the same shortfall while those dials
+		// are in flight (the engine counts a connection idle once dialed)
+		// and dial it again: more idle connections than MaxIdle, for good
+		// while the hot stack is empty. It starts once the fill is done.
+		oc.TimeBetweenEvictionRuns = 0
+	}
+	p.op = pool.NewObjectPool(bgCtx, p.f, oc)
 
 	if cfg.PipelineConns >= 0 {
 		p.pipes = newPipeline(poolHost{p}, pipeConfig{
@@ -213,6 +222,10 @@ func New(ctx context.Context, cfg Config) (*Pool, error) {
 		go func() {
 			defer p.bg.Done()
 			p.op.PreparePool(bgCtx)
+			if bgCtx.Err() == nil { // Close waits for this goroutine, then stops the evictor
+				p.op.Config.TimeBetweenEvictionRuns = cfg.EvictionInterval
+				p.op.StartEvictor()
+			}
 		}()
 	}
 	return p, nil
