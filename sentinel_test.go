@@ -577,9 +577,10 @@ type writeLoad struct {
 	stop chan struct{}
 	wg   sync.WaitGroup
 
-	mu    sync.Mutex // protects following fields
-	acked []int64
-	errs  []timedErr
+	mu      sync.Mutex // protects following fields
+	acked   []int64
+	started []time.Time // when the write of acked[i] was sent
+	errs    []timedErr
 }
 
 type timedErr struct {
@@ -601,11 +602,13 @@ func startWriteLoad(t *testing.T, p *Pool, key string, writers int) *writeLoad {
 				}
 				n := l.seq.Add(1)
 				ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+				start := time.Now()
 				_, err := p.Do(ctx, "RPUSH", key, n)
 				cancel()
 				l.mu.Lock()
 				if err == nil {
 					l.acked = append(l.acked, n)
+					l.started = append(l.started, start)
 				} else {
 					l.errs = append(l.errs, timedErr{time.Now(), err})
 				}
@@ -638,6 +641,14 @@ func (l *writeLoad) ackedCount() int {
 // lost counts acknowledged numbers missing from the list on master.
 func (l *writeLoad) lost(t *testing.T, master *redistest.Server) int {
 	t.Helper()
+	before, after := l.lostSince(t, master, time.Time{})
+	return before + after
+}
+
+// lostSince counts acknowledged numbers missing from the list on master,
+// split by whether their write was sent before since or after it.
+func (l *writeLoad) lostSince(t *testing.T, master *redistest.Server, since time.Time) (before, after int) {
+	t.Helper()
 	reply := master.Do(t, "LRANGE", l.key, 0, -1)
 	have := make(map[int64]bool)
 	for _, v := range reply.([]any) {
@@ -646,13 +657,16 @@ func (l *writeLoad) lost(t *testing.T, master *redistest.Server) int {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	lost := 0
-	for _, n := range l.acked {
-		if !have[n] {
-			lost++
+	for i, n := range l.acked {
+		switch {
+		case have[n]:
+		case l.started[i].Before(since):
+			before++
+		default:
+			after++
 		}
 	}
-	return lost
+	return before, after
 }
 
 // watchSwitch subscribes to +switch-master on every Sentinel and reports
@@ -872,6 +886,7 @@ func TestSentinelMasterKilledUnderLoad(t *testing.T) {
 	waitFor(t, func() bool { return load.ackedCount() > 1000 })
 	killedAt := time.Now()
 	oldNode.Kill()
+	deadAt := time.Now() // Kill returns once the process is gone
 	newAddr := d.WaitMaster(t, old)
 	waitFor(t, func() bool { return !switched().IsZero() })
 	sw := switched()
@@ -901,7 +916,8 @@ func TestSentinelMasterKilledUnderLoad(t *testing.T) {
 	if maxConns > cfg.MaxTotal {
 		t.Errorf("new master saw %d pool connections; want at most MaxTotal %d", maxConns, cfg.MaxTotal)
 	}
-	lost := load.lost(t, newNode)
+	lostBefore, lostAfter := load.lostSince(t, newNode, deadAt)
+	lost := lostBefore + lostAfter
 	load.mu.Lock()
 	errs, acked := load.errs, len(load.acked)
 	load.mu.Unlock()
@@ -927,13 +943,16 @@ func TestSentinelMasterKilledUnderLoad(t *testing.T) {
 		sort.Slice(errs, func(i, j int) bool { return errs[i].at.Before(errs[j].at) })
 		t.Logf("first error: %v", errs[0].err)
 	}
-	// Replication is asynchronous: a write the master acknowledged in
-	// the last instant before the kill may not have reached the replica
-	// that is promoted, whatever the client does. Quiet runs lose none;
-	// a loaded machine (the replica's link lagging) a few. More would
-	// mean the pool kept writing somewhere it should not.
-	if lost > 32 {
-		t.Errorf("%d acknowledged writes lost after kill -9 of the master; want at most a few (replication lag)", lost)
+	// Replication is asynchronous: what the old master acknowledged and
+	// the promoted replica had not yet received is lost, whatever the
+	// client does. Quiet runs lose none; on a loaded machine the
+	// replica's link lags by as much as the CPU starves it (8008 writes
+	// in one run on one core), so the count says nothing about the pool. What does: no write sent after the
+	// old master died may be lost, for a write the pool sent anywhere
+	// but the new master (the restarted old master, wiped when it turns
+	// replica) would be.
+	if lostAfter != 0 {
+		t.Errorf("%d acknowledged writes sent after the old master died are not on the new master; want 0 (%d sent before were lost to replication lag)", lostAfter, lostBefore)
 	}
 	if len(errs) > 2*32 {
 		t.Errorf("%d errors; want at most about one per writer (commands in flight)", len(errs))
