@@ -2,26 +2,18 @@ package redispool
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
-
-	pool "github.com/jolestar/go-commons-pool/v2"
 )
 
-// The borrow path. go-commons-pool creates, checks, evicts, destroys and
-// caps connections, but a borrow and a return through it cost more than
-// redigo's whole borrow and return (locks, a map lookup by reflection,
-// several clock reads, an allocation per return). So Pool keeps it off
-// the path of a busy pool, the way HikariCP's ConcurrentBag does for
-// JDBC: a returned connection goes straight to the oldest waiter, or on a
-// hot stack of idle, already reset connections which the engine still
-// counts as borrowed, so that its MaxTotal cap keeps holding. A borrow
-// takes from the hot stack, else a free slot and a connection from the
-// engine, else waits. The flusher gives connections idle on the hot stack
-// for longer than hotIdleLimit back to the engine, which then still sees
-// every connection that is really idle and runs eviction, MinIdle and the
-// cap on them as before.
+// The borrow path: the pool's front. A borrow takes an idle connection
+// from the hot stack, else a free slot and a connection from the engine,
+// else waits in a FIFO queue; a return hands the connection straight to
+// the oldest waiter, or pushes it on the hot stack, which the engine
+// still counts as lent so that its MaxTotal cap keeps holding — the way
+// HikariCP's ConcurrentBag keeps a fast list in front of the real
+// bookkeeping for JDBC. engine.go says what the engine under it does,
+// and why the busy path stays off it.
 
 // epoch is when the package was initialized; see now.
 var epoch = time.Now()
@@ -85,7 +77,7 @@ func (p *Pool) usable(ctx context.Context, c *conn) bool {
 
 // usableAt is usable with the time already read.
 func (p *Pool) usableAt(ctx context.Context, c *conn, t time.Time) bool {
-	if p.f.validate(ctx, c, t, c.idleSince) {
+	if p.f.validate(ctx, c, t, c.idleSince) == nil {
 		return true
 	}
 	// No longer active before no longer open, so that keepLocked,
@@ -129,7 +121,7 @@ func (p *Pool) withSlot(ctx context.Context, spare *waiter) (*conn, error) {
 // fromEngine borrows a connection from the engine for a borrower holding
 // a slot, giving the slot back if it cannot.
 func (p *Pool) fromEngine(ctx context.Context) (*conn, error) {
-	c, err := p.borrow(ctx)
+	c, err := p.borrowFromEngine(ctx)
 	if err != nil {
 		p.release()
 		return nil, err
@@ -259,6 +251,18 @@ func (p *Pool) put(c *conn) {
 // putUntracked takes back a connection that AbandonedTimeout does not
 // track: a pipeline's shared connection, or one put has checked.
 func (p *Pool) putUntracked(c *conn) {
+	p.putIdleSince(c, time.Time{})
+}
+
+// putShared takes back a shared connection from the pipeline, idle
+// since its last write.
+func (p *Pool) putShared(c *conn, lastWrite time.Time) {
+	p.putIdleSince(c, lastWrite)
+}
+
+// putIdleSince takes back c, idle since idle, or since now when idle is
+// zero.
+func (p *Pool) putIdleSince(c *conn, idle time.Time) {
 	// Decide and reset outside the lock: the reset may take round trips.
 	reason := c.reusable(p.isClosed())
 	if reason == reasonNone && p.f.passivate(c) != nil {
@@ -278,7 +282,10 @@ func (p *Pool) putUntracked(c *conn) {
 		p.release()
 		return
 	}
-	c.idleSince = now()
+	if idle.IsZero() {
+		idle = now()
+	}
+	c.idleSince = idle
 	p.mu.Lock()
 	p.recycleLocked(c.spare)
 	c.spare = nil
@@ -374,76 +381,6 @@ func (p *Pool) wakeLocked(n int) chain {
 		woken.add(w)
 	}
 	return woken
-}
-
-// invalidate closes c, which the engine counts as borrowed, for the
-// reason in c.reason.
-func (p *Pool) invalidate(c *conn) {
-	if err := p.op.InvalidateObject(context.Background(), c); err != nil {
-		p.f.destroy(c) // the engine no longer knows c: it was closed meanwhile
-	}
-}
-
-// borrow takes a connection from the engine. The caller holds a slot,
-// so the engine has an idle connection or room to dial one. It can
-// still report exhaustion for a moment, while the evictor examines the
-// only idle connection or while a connection it evicts is being closed;
-// those windows are short, so borrow retries after a brief pause until
-// the borrow deadline.
-func (p *Pool) borrow(ctx context.Context) (*conn, error) {
-	var deadline time.Time // set at the first retry
-	pause := 50 * time.Microsecond
-	redials := 0
-	for {
-		obj, err := p.op.BorrowObject(ctx)
-		if err == nil {
-			return obj.(*conn), nil
-		}
-		var exhausted *pool.NoSuchElementErr
-		switch {
-		case p.isClosed() || isEngineClosed(err):
-			return nil, ErrPoolClosed
-		case !errors.As(err, &exhausted):
-			return nil, err // a dial error, already described by the factory
-		case exhausted.Error() != engineExhausted && p.f.sentinel != nil && redials < 3 && p.f.lastCheckWas(errFormerMaster):
-			// The master changed between this borrow's dial and its
-			// check. Nothing was sent on the connection: dial again, to
-			// the new master.
-			redials++
-			continue
-		case exhausted.Error() != engineExhausted:
-			// A connection dialed for this borrow failed its first check.
-			return nil, p.f.firstCheckError()
-		}
-		if deadline.IsZero() && p.cfg.BorrowTimeout > 0 {
-			deadline = time.Now().Add(p.cfg.BorrowTimeout)
-		}
-		if !deadline.IsZero() && time.Now().After(deadline) {
-			p.stats.timeouts.Add(1)
-			return nil, fmt.Errorf("%w: no connection became available within BorrowTimeout %v", ErrPoolExhausted, p.cfg.BorrowTimeout)
-		}
-		t := time.NewTimer(pause) // rare: not worth recycling
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			p.stats.timeouts.Add(1)
-			return nil, fmt.Errorf("%w: %w", ErrPoolExhausted, ctx.Err())
-		case <-p.done:
-			t.Stop()
-			return nil, ErrPoolClosed
-		}
-		pause = min(2*pause, 5*time.Millisecond)
-	}
-}
-
-// engineExhausted is the message of go-commons-pool's NoSuchElementErr
-// when it has neither an idle object nor room to create one.
-const engineExhausted = "Pool exhausted"
-
-func isEngineClosed(err error) bool {
-	var ise *pool.IllegalStateErr
-	return errors.As(err, &ise)
 }
 
 // A waiter is a borrower in the queue. Whoever takes it off the queue,

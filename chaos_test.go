@@ -484,7 +484,17 @@ func (r *chaosRun) finish() {
 	close(r.stopSampl)
 	r.sampler.Wait()
 
+	// The pipeline gives its shared connections back once they have
+	// had nothing in flight for a moment; until then the server sees
+	// them and Stats counts them in neither Active nor Idle.
 	st := r.p.Stats()
+	for deadline := time.Now().Add(5 * time.Second); st.Shared != 0 && time.Now().Before(deadline); st = r.p.Stats() {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if st.Shared != 0 {
+		r.leakedConns += int64(st.Shared)
+		t.Errorf("%s: Stats().Shared = %d 5s after the workload stopped; want 0: idle shared connections go back to the pool (%+v)", r.name, st.Shared, st)
+	}
 	if st.Active != 0 {
 		r.leakedConns += int64(st.Active)
 		t.Errorf("%s: Stats().Active = %d after every operation returned; want 0 (%+v)", r.name, st.Active, st)

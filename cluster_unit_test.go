@@ -327,7 +327,7 @@ func BenchmarkClusterRouting(b *testing.B) {
 		t.masters = append(t.masters, n)
 	}
 	for s := range t.slots {
-		t.slots[s] = uint16(1 + s*3/numSlots)
+		t.slots[s] = uint16(1 + s*3/slotCount)
 	}
 	for _, bc := range []struct {
 		name string
@@ -714,7 +714,7 @@ func TestParseSlotsEndpoints(t *testing.T) {
 			}
 			// A keyed command for a slot whose master cannot be dialed
 			// says why, at once.
-			for s := range numSlots {
+			for s := range slotCount {
 				if tab.slots[s] == 0 || tab.shards[tab.slots[s]].master != nil {
 					continue
 				}

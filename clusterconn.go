@@ -120,10 +120,7 @@ func (cc *clusterConn) free() bool {
 
 // idle reports whether the bound connection has no session state on its
 // node and no reply unread.
-func (cc *clusterConn) idle() bool {
-	t := &cc.ac.c.t
-	return t.flags()&^stateSelect == 0 && t.sent == t.recvd
-}
+func (cc *clusterConn) idle() bool { return cc.ac.idle() }
 
 // binds reports whether a keyless command of kind ties the connection
 // to the node it runs on.
@@ -177,7 +174,7 @@ func (cc *clusterConn) do(ctx context.Context, timeout time.Duration, cmd string
 
 	for redirects := 1; ; redirects++ {
 		clean := !cc.subscribed && cc.idle()
-		recvd := cc.ac.c.t.recvd
+		recvd := cc.ac.received()
 		reply, err := cc.run(ctx, timeout, cmd, args)
 		switch kind {
 		case kindMulti:
@@ -335,11 +332,11 @@ func (cc *clusterConn) bind(ctx context.Context, slot int) error {
 		cc.unbind()
 	}
 	if cc.ac == nil {
-		n, pc, err := cc.c.borrow(ctx, slot)
+		n, pc, err := cc.c.borrowFor(ctx, slot)
 		if err != nil {
 			return err
 		}
-		cc.ac = &activeConn{p: n.pool, c: pc}
+		cc.ac = n.pool.handOut(pc)
 		cc.node = n
 		cc.cur.Store(cc.ac)
 	}
@@ -396,42 +393,12 @@ func (cc *clusterConn) tie() string {
 		return "GetForKeys"
 	case cc.subscribed:
 		return "its subscription"
-	case cc.ac.c.t.sent != cc.ac.c.t.recvd:
+	case cc.ac.sent() != cc.ac.received():
 		return "its pipeline (replies not yet read)"
-	case cc.ac.c.t.flags()&stateWatch != 0:
+	case cc.ac.watching():
 		return "WATCH"
 	}
 	return "its session state"
-}
-
-// borrow borrows a connection from the master of slot (-1: any master),
-// retrying refused dials within RetryTimeout.
-func (c *Cluster) borrow(ctx context.Context, slot int) (*clusterNode, *conn, error) {
-	var r retrier
-	for {
-		if c.isClosed() {
-			return nil, nil, ErrPoolClosed
-		}
-		t, err := c.slotMap(ctx)
-		if err != nil {
-			return nil, nil, err
-		}
-		n, err := t.route(slot, false, &c.next)
-		if err != nil {
-			c.requestRefresh()
-			return nil, nil, err
-		}
-		pc, err := c.get(ctx, n)
-		if err == nil {
-			return n, pc, nil
-		}
-		if !c.retryableBorrow(ctx, err) {
-			return nil, nil, err
-		}
-		if err := r.wait(ctx, c, err); err != nil {
-			return nil, nil, err
-		}
-	}
 }
 
 func (cc *clusterConn) Send(cmd string, args ...any) error {
@@ -495,7 +462,7 @@ func (cc *clusterConn) sendDoomed(cmd string, kind cmdKind) error {
 	if err := cc.ac.Send("DISCARD"); err != nil || !isExec(cmd) {
 		return err
 	}
-	cc.aborts = append(cc.aborts, pendingAbort{seq: cc.ac.c.t.sent, err: abort})
+	cc.aborts = append(cc.aborts, pendingAbort{seq: cc.ac.sent(), err: abort})
 	return nil
 }
 
@@ -553,7 +520,7 @@ func (cc *clusterConn) receive(ctx context.Context, timeout time.Duration) (any,
 		}
 		if cc.closed.Load() {
 			// Close ran meanwhile, perhaps before it could see ac.
-			cc.ac.c.abort()
+			cc.ac.abort()
 		}
 		if err := cc.ac.Flush(); err != nil {
 			return nil, err
@@ -561,7 +528,6 @@ func (cc *clusterConn) receive(ctx context.Context, timeout time.Duration) (any,
 	} else if cc.ac == nil {
 		return nil, errNothingSent
 	}
-	t := &cc.ac.c.t
 	for {
 		var reply any
 		var err error
@@ -575,7 +541,7 @@ func (cc *clusterConn) receive(ctx context.Context, timeout time.Duration) (any,
 			continue
 		}
 		cc.skip = 0
-		if len(cc.aborts) > 0 && t.recvd == cc.aborts[0].seq {
+		if len(cc.aborts) > 0 && cc.ac.received() == cc.aborts[0].seq {
 			abort := cc.aborts[0].err
 			cc.aborts = cc.aborts[1:]
 			if err == nil {
@@ -623,7 +589,7 @@ func (cc *clusterConn) Close() error {
 	}
 	if !cc.recv.TryLock() {
 		if ac := cc.cur.Load(); ac != nil {
-			ac.c.abort()
+			ac.abort()
 		}
 		cc.recv.Lock()
 	}

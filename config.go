@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"runtime"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -182,15 +183,28 @@ type Config struct {
 	// PipelineConns is how many shared connections Pool.Do sends its
 	// commands down, auto-pipelined: concurrent callers' commands are
 	// written together and their replies matched to them in order (see
-	// pipeline.go for which commands qualify; the rest, and every
-	// command on a connection from Get, take a connection of their
-	// own). Shared connections come from the pool and count toward
+	// commands.go for which commands qualify; the rest, and every
+	// command on a connection from Get unless PipelineGet, take a
+	// connection of their own). Shared connections come from the pool and count toward
 	// MaxTotal; one with nothing in flight goes back after a few
 	// milliseconds, or at once when a borrower waits. Zero means 1 (one
 	// connection batches better than two); negative turns pipelining
 	// off, so that Do borrows a connection for every command. At most
 	// MaxTotal are used.
 	PipelineConns int
+
+	// PipelineGet makes the connections from Get and GetContext share
+	// the pipelines too: their Do and DoContext calls go down the shared
+	// connections while they hold no session state, and they borrow a
+	// connection of their own only when a call needs one (a command
+	// that blocks or touches session state, DoWithTimeout, Send,
+	// Receive), keeping it until Close. Every command gives the result
+	// it would on a connection of its own; see pipeConn (conn.go) for
+	// the cases that take care, such as WAIT after pipelined writes.
+	// Get then never waits for a connection: a borrow that fails, fails
+	// the call that needed it. False means off; it has no effect with
+	// PipelineConns negative, nor yet on a Cluster's connections.
+	PipelineGet bool
 
 	// Logger, if non-nil, receives connection lifecycle events:
 	// connections created and closed (Debug; Info when closed as broken
@@ -249,6 +263,8 @@ func (c Config) String() string {
 	field("EvictionInterval", c.EvictionInterval)
 	field("CheckTimeout", c.CheckTimeout)
 	field("AbandonedTimeout", c.AbandonedTimeout)
+	field("PipelineConns", c.PipelineConns)
+	field("PipelineGet", c.PipelineGet)
 	field("CommandHook", c.CommandHook != nil)
 	b.WriteString("}")
 	return b.String()
@@ -296,6 +312,8 @@ func (c Config) LogValue() slog.Value {
 		slog.Duration("EvictionInterval", c.EvictionInterval),
 		slog.Duration("CheckTimeout", c.CheckTimeout),
 		slog.Duration("AbandonedTimeout", c.AbandonedTimeout),
+		slog.Int("PipelineConns", c.PipelineConns),
+		slog.Bool("PipelineGet", c.PipelineGet),
 		slog.Bool("CommandHook", c.CommandHook != nil),
 	)
 }
@@ -343,4 +361,86 @@ func orDefault(d, def time.Duration) time.Duration {
 		return 0
 	}
 	return d
+}
+
+// validate checks c for values New cannot use. Each error names the
+// field and wraps ErrInvalidConfig.
+func (c Config) validate() error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: "+format, append([]any{ErrInvalidConfig}, args...)...)
+	}
+	if c.Sentinel != nil {
+		if err := c.Sentinel.validate(c); err != nil {
+			return err
+		}
+	}
+	switch c.Network {
+	case "", "tcp", "tcp4", "tcp6":
+		if c.Addr != "" {
+			host, port, err := net.SplitHostPort(c.Addr)
+			if err != nil {
+				return bad("Addr %q: want host:port", c.Addr)
+			}
+			if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+				return bad("Addr %q: port %q is not a number from 1 to 65535", c.Addr, port)
+			}
+			if strings.ContainsAny(host, " /") {
+				return bad("Addr %q: invalid host %q", c.Addr, host)
+			}
+		}
+	case "unix":
+		if c.Addr == "" {
+			return bad("Addr: a unix socket path is required with Network \"unix\"")
+		}
+	default:
+		return bad("Network %q: want \"tcp\" or \"unix\"", c.Network)
+	}
+	if c.Username != "" && c.Password == "" {
+		return bad("Username %q needs a Password (any password works for a nopass user)", c.Username)
+	}
+	if c.DB < 0 {
+		return bad("DB %d is negative", c.DB)
+	}
+	if strings.ContainsAny(c.ClientName, " \r\n") {
+		return bad("ClientName %q: Redis does not allow spaces or newlines in client names", c.ClientName)
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"DialTimeout", c.DialTimeout},
+		{"CheckTimeout", c.CheckTimeout},
+		{"MaxConnLifetime", c.MaxConnLifetime},
+		{"AbandonedTimeout", c.AbandonedTimeout},
+	} {
+		if d.v < 0 {
+			return bad("%s %v is negative", d.name, d.v)
+		}
+	}
+	for _, n := range []struct {
+		name string
+		v    int
+	}{
+		{"MaxTotal", c.MaxTotal},
+		{"MaxIdle", c.MaxIdle},
+		{"MinIdle", c.MinIdle},
+	} {
+		if n.v < 0 {
+			return bad("%s %d is negative", n.name, n.v)
+		}
+	}
+	maxTotal, maxIdle := c.MaxTotal, c.MaxIdle
+	if maxTotal == 0 {
+		maxTotal = 10 * runtime.GOMAXPROCS(0)
+	}
+	if maxIdle > maxTotal {
+		return bad("MaxIdle %d exceeds MaxTotal %d", maxIdle, maxTotal)
+	}
+	if maxIdle == 0 {
+		maxIdle = maxTotal
+	}
+	if c.MinIdle > maxIdle {
+		return bad("MinIdle %d exceeds MaxIdle %d", c.MinIdle, maxIdle)
+	}
+	return nil
 }

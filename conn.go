@@ -2,6 +2,7 @@ package redispool
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"sync"
@@ -17,6 +18,7 @@ type conn struct {
 	rc      redis.ConnWithTimeout // redigo's connection
 	nc      net.Conn              // the socket under rc (under TLS, the TCP socket)
 	stream  net.Conn              // what rc reads and writes: TLS over nc, in the reply guard
+	addr    string                // the address dialed: the target's when it was dialed
 	created time.Time
 	peek    *socketPeeker // nil where the platform cannot peek
 
@@ -29,7 +31,7 @@ type conn struct {
 	t      tracker
 	broken bool          // a context interrupted I/O: close on return
 	reason destroyReason // why the connection is being closed
-	gen    uint64        // with Sentinel, the master generation it was dialed under
+	gen    uint64        // the target's generation it was dialed under (target.gen)
 
 	// Written by the pool when the connection is returned or lent out.
 	idleSince time.Time // when it was last returned; zero before that
@@ -65,7 +67,7 @@ func (c *conn) reusable(poolClosed bool) destroyReason {
 		return reasonBroken
 	case poolClosed:
 		return reasonPoolClosed
-	case c.f.sentinel != nil && c.gen != c.f.sentinel.gen():
+	case c.gen != c.f.target.gen():
 		return reasonFailover
 	case c.t.flags()&stateUnresettable != 0:
 		return reasonDirty
@@ -85,8 +87,8 @@ func (c *conn) do(ctx context.Context, timeout time.Duration, cmd string, args [
 	kind := c.t.beforeDo(cmd, args)
 	reply, err := c.rc.DoWithTimeout(timeout, cmd, args...)
 	c.t.afterDo(cmd, kind, reply)
-	if err != nil && c.f.sentinel != nil {
-		c.f.sentinel.noteError(c, err)
+	if err != nil {
+		c.noteError(err)
 	}
 	if done != nil {
 		done(err)
@@ -97,10 +99,19 @@ func (c *conn) do(ctx context.Context, timeout time.Duration, cmd string, args [
 func (c *conn) receive(timeout time.Duration) (any, error) {
 	reply, err := c.rc.ReceiveWithTimeout(timeout)
 	c.t.onReceive(reply, err)
-	if err != nil && c.f.sentinel != nil && !c.aborted.Load() {
-		c.f.sentinel.noteError(c, err)
+	if err != nil && !c.aborted.Load() {
+		c.noteError(err)
 	}
 	return reply, err
+}
+
+// noteError shows the target an error a command on c returned; a
+// connection the target retires is of no generation and will be closed
+// when it is returned.
+func (c *conn) noteError(err error) {
+	if c.f.target.noteError(err) {
+		c.gen = 0
+	}
 }
 
 // withContext runs op, which does I/O on c, so that it returns by ctx's
@@ -297,3 +308,274 @@ func (ec errorConn) Flush() error                                           { re
 func (ec errorConn) Receive() (any, error)                                  { return nil, ec.err }
 func (ec errorConn) ReceiveWithTimeout(time.Duration) (any, error)          { return nil, ec.err }
 func (ec errorConn) ReceiveContext(context.Context) (any, error)            { return nil, ec.err }
+
+// pipeConn is a connection from Get or GetContext with
+// Config.PipelineGet. It holds no connection of its own at first: its
+// Do and DoContext calls go down the pool's shared connections,
+// pipelined with other callers' commands (pipeline.go), as Pool.Do's do,
+// while the command is one the command table lets through (commands.go)
+// or SELECT of the pool's own database, which leaves no state. The first
+// call that needs a connection of its own — any other command (one that
+// blocks, or that reads or changes session state), DoWithTimeout, Send,
+// Receive — borrows one, and from then on every call runs on it, until
+// Close returns it.
+//
+// Every command gives the result it would give on an exclusive
+// connection. The cases that need care:
+//
+//   - A pipelined command has completed when Do returns, so what the
+//     borrower runs next, on a shared connection or its own, sees it.
+//   - WAIT and WAITAOF count the replicas (or disks) that have the
+//     writes of the connection they run on. After pipelined writes the
+//     borrower's own connection has made none, and WAIT would return
+//     at once, counting replicas that lack them. So the first WAIT or
+//     WAITAOF after a pipelined command that may write is preceded, on
+//     the borrower's own connection, by a PUBLISH to the channel
+//     waitChannel: Redis replicates it, which makes that connection's
+//     last write later than the pipelined ones. (A server in cluster
+//     mode does not replicate PUBLISH; a Cluster does not use
+//     PipelineGet.)
+//   - An I/O error of a shared connection, or a context that ends while
+//     a command is in flight, breaks this connection as it would break
+//     an exclusive one: every later call returns the error.
+//   - Do("") reads the replies of commands sent with Send; before any
+//     Send there are none, and it returns an empty reply, as redigo
+//     does, without borrowing (redigo's own pool calls it on Close).
+//   - CLIENT ID, CLIENT INFO and the like are not pipelined: they
+//     describe the borrower's own connection, which they borrow.
+//
+// Get does not borrow, so it does not wait for a connection and does not
+// fail for want of one: a borrow that fails does so at the first call
+// that needs it. A pipeConn that never borrowed does not count as
+// Active, and AbandonedTimeout does not see it.
+type pipeConn struct {
+	p      *Pool
+	closed atomic.Bool
+
+	// mu serializes borrowing ex: a receiver and a sender may both be
+	// first to need it (see tracker). Close takes it too.
+	mu sync.Mutex
+	ex atomic.Pointer[activeConn] // the borrower's own connection, once borrowed
+
+	// Touched by Do and DoContext only, which redigo runs alone.
+	err   error // what broke the connection
+	wrote bool  // a command that may write went down a shared connection since the last WAIT
+}
+
+// getPiped is GetContext with Config.PipelineGet: it borrows nothing,
+// but fails as a borrow would for a closed pool or an ended ctx.
+func (p *Pool) getPiped(ctx context.Context) (redis.Conn, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("redispool: get connection: %w", err)
+	}
+	if p.isClosed() {
+		return nil, ErrPoolClosed
+	}
+	return &pipeConn{p: p}, nil
+}
+
+var (
+	_ redis.Conn            = (*pipeConn)(nil)
+	_ redis.ConnWithTimeout = (*pipeConn)(nil)
+	_ redis.ConnWithContext = (*pipeConn)(nil)
+)
+
+// waitChannel is the channel of the PUBLISH that precedes WAIT and
+// WAITAOF after pipelined writes.
+const waitChannel = "__redispool:wait"
+
+// exclusive returns the borrower's own connection, borrowing it under
+// ctx the first time.
+func (pc *pipeConn) exclusive(ctx context.Context) (*activeConn, error) {
+	if ac := pc.ex.Load(); ac != nil {
+		return ac, nil
+	}
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	if pc.closed.Load() {
+		return nil, ErrConnClosed
+	}
+	if ac := pc.ex.Load(); ac != nil {
+		return ac, nil
+	}
+	c, err := pc.p.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ac := &activeConn{p: pc.p, c: c}
+	pc.ex.Store(ac)
+	return ac, nil
+}
+
+func (pc *pipeConn) Close() error {
+	if pc.closed.Swap(true) {
+		return nil
+	}
+	// A borrow under way finishes first, and is then returned here.
+	pc.mu.Lock()
+	ac := pc.ex.Load()
+	pc.mu.Unlock()
+	if ac != nil {
+		return ac.Close()
+	}
+	return nil
+}
+
+func (pc *pipeConn) Err() error {
+	switch {
+	case pc.closed.Load():
+		return ErrConnClosed
+	case pc.err != nil:
+		return pc.err
+	}
+	if ac := pc.ex.Load(); ac != nil {
+		return ac.Err()
+	}
+	return nil
+}
+
+func (pc *pipeConn) Do(cmd string, args ...any) (any, error) {
+	return pc.do(context.Background(), cmd, args)
+}
+
+func (pc *pipeConn) DoContext(ctx context.Context, cmd string, args ...any) (any, error) {
+	return pc.do(ctx, cmd, args)
+}
+
+func (pc *pipeConn) do(ctx context.Context, cmd string, args []any) (any, error) {
+	if pc.closed.Load() {
+		return nil, ErrConnClosed
+	}
+	if pc.err != nil {
+		return nil, pc.err
+	}
+	ac := pc.ex.Load()
+	if ac == nil {
+		info := lookupCommand(cmd)
+		switch {
+		case info.pipelined || info.state == kindSelect && pc.ownDB(args):
+			if ctx.Err() != nil {
+				return nil, fmt.Errorf("redispool: %w", ctx.Err()) // nothing sent: nothing broken
+			}
+			reply, err := pc.p.pipes.do(ctx, cmd, args)
+			if err == errNotPipelined { // too large to share a connection
+				break
+			}
+			if mayWrite(cmd, info) {
+				pc.wrote = true
+			}
+			if _, ok := err.(redis.Error); err != nil && !ok {
+				pc.err = err
+			}
+			return reply, err
+		case cmd == "":
+			return []any{}, nil // no replies pending: nothing was sent
+		}
+		var err error
+		if ac, err = pc.exclusive(ctx); err != nil {
+			return nil, err
+		}
+	}
+	if pc.wrote && lookupCommand(cmd).block == blockOwnWrites {
+		// See the type's doc: make this connection's last write later
+		// than the pipelined ones.
+		if _, err := ac.DoContext(ctx, "PUBLISH", waitChannel, ""); err != nil {
+			return nil, fmt.Errorf("redispool: PUBLISH before %s, to cover the writes sent pipelined: %w", cmd, err)
+		}
+		pc.wrote = false
+	}
+	return ac.DoContext(ctx, cmd, args...)
+}
+
+// mayWrite reports whether a pipelined command may write: a keyed one
+// not known to only read, or PUBLISH, which Redis replicates. SELECT of
+// the pool's database, PING, ECHO, TIME, DBSIZE, SCAN and RANDOMKEY do
+// not.
+func mayWrite(cmd string, info cmdInfo) bool {
+	if info.rule == keyNone {
+		return equalFoldUpper(cmd, "PUBLISH")
+	}
+	return !info.readOnly
+}
+
+// ownDB reports whether SELECT's arguments name the pool's database.
+func (pc *pipeConn) ownDB(args []any) bool {
+	if len(args) != 1 {
+		return false
+	}
+	n, ok := argInt(args[0])
+	return ok && n == pc.p.cfg.DB
+}
+
+func (pc *pipeConn) DoWithTimeout(timeout time.Duration, cmd string, args ...any) (any, error) {
+	// A timeout may be longer than a shared connection's ReadTimeout.
+	ac, err := pc.own(context.Background())
+	if err != nil {
+		return nil, err
+	}
+	return ac.DoWithTimeout(timeout, cmd, args...)
+}
+
+// own returns the borrower's own connection for a call other than Do.
+func (pc *pipeConn) own(ctx context.Context) (*activeConn, error) {
+	if pc.closed.Load() {
+		return nil, ErrConnClosed
+	}
+	if pc.err != nil {
+		return nil, pc.err
+	}
+	return pc.exclusive(ctx)
+}
+
+func (pc *pipeConn) Send(cmd string, args ...any) error {
+	ac, err := pc.own(context.Background())
+	if err != nil {
+		return err
+	}
+	if pc.wrote && lookupCommand(cmd).block == blockOwnWrites {
+		// As in do; but PUBLISH's reply must not reach Receive, so it is
+		// read here, which it can only be before anything else is sent.
+		if ac.c.t.sent != 0 {
+			return errors.New("redispool: " + cmd + " sent with Send after other Sends on a PipelineGet connection that wrote pipelined: send it with Do, or first")
+		}
+		if _, err := ac.Do("PUBLISH", waitChannel, ""); err != nil {
+			return fmt.Errorf("redispool: PUBLISH before %s, to cover the writes sent pipelined: %w", cmd, err)
+		}
+		pc.wrote = false
+	}
+	return ac.Send(cmd, args...)
+}
+
+func (pc *pipeConn) Flush() error {
+	if pc.closed.Load() {
+		return ErrConnClosed
+	}
+	if ac := pc.ex.Load(); ac != nil {
+		return ac.Flush()
+	}
+	return pc.err // nothing sent, nothing to flush
+}
+
+func (pc *pipeConn) Receive() (any, error) {
+	ac, err := pc.own(context.Background())
+	if err != nil {
+		return nil, err
+	}
+	return ac.Receive()
+}
+
+func (pc *pipeConn) ReceiveWithTimeout(timeout time.Duration) (any, error) {
+	ac, err := pc.own(context.Background())
+	if err != nil {
+		return nil, err
+	}
+	return ac.ReceiveWithTimeout(timeout)
+}
+
+func (pc *pipeConn) ReceiveContext(ctx context.Context) (any, error) {
+	ac, err := pc.own(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return ac.ReceiveContext(ctx)
+}

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -30,13 +29,9 @@ type factory struct {
 	opts    []redis.DialOption // the options every dial shares
 	tls     *tls.Config        // nil for plaintext; ServerName filled in
 
-	// sentinel, when Config.Sentinel is set, names the master to dial;
-	// connections carry its generation. Nil otherwise.
-	sentinel *sentinelClient
-
-	// lastCheck describes the most recent failed health check, for the
-	// error of a borrow whose freshly dialed connection failed it.
-	lastCheck atomic.Pointer[error]
+	// target is where connections go (target.go): Config.Addr, until
+	// New sets the pool's. Connections carry its generation.
+	target target
 
 	// closing is the pool's own background context, not a caller's:
 	// Pool.Close cancels it, which ends the dials in flight. Nil until
@@ -44,10 +39,7 @@ type factory struct {
 	closing context.Context
 }
 
-var (
-	_ pool.PooledObjectFactory = (*factory)(nil)
-	_ pool.EvictionPolicy      = evictionPolicy{}
-)
+var _ pool.PooledObjectFactory = (*factory)(nil)
 
 func newFactory(cfg Config, stats *counters) *factory {
 	f := &factory{
@@ -74,6 +66,7 @@ func newFactory(cfg Config, stats *counters) *factory {
 			f.tls.ServerName, _, _ = net.SplitHostPort(cfg.Addr)
 		}
 	}
+	f.target = newFixedTarget(cfg, f.dialTo)
 	return f
 }
 
@@ -84,13 +77,7 @@ func (f *factory) MakeObject(ctx context.Context) (*pool.PooledObject, error) {
 		f.stats.dialing.Add(1)
 		defer f.stats.dialing.Add(-1)
 	}
-	var c *conn
-	var err error
-	if f.sentinel != nil {
-		c, err = f.sentinel.dialMaster(ctx, f) // f.dial, with ROLE check and retries
-	} else {
-		c, err = f.dial(ctx)
-	}
+	c, gen, err := f.target.dial(ctx)
 	if err != nil {
 		if f.closing != nil && f.closing.Err() != nil {
 			return nil, err // ended by Pool.Close, not a failure to count or log
@@ -102,6 +89,8 @@ func (f *factory) MakeObject(ctx context.Context) (*pool.PooledObject, error) {
 		}
 		return nil, err
 	}
+	c.gen = gen
+	noteMade(ctx, c) // for borrowFromEngine (engine.go)
 	f.stats.created.Add(1)
 	f.stats.open.Add(1)
 	if f.log != nil {
@@ -111,13 +100,16 @@ func (f *factory) MakeObject(ctx context.Context) (*pool.PooledObject, error) {
 	return pool.NewPooledObject(c), nil
 }
 
+// dial dials the target's address once, as a Cluster's control
+// connections are dialed.
 func (f *factory) dial(ctx context.Context) (*conn, error) {
-	return f.dialTo(ctx, f.addr())
+	return f.dialTo(ctx, f.addr(), true)
 }
 
-// dialTo dials addr: with Sentinel, the master or a node whose ROLE the
-// Sentinels' answers leave in doubt.
-func (f *factory) dialTo(ctx context.Context, addr string) (*conn, error) {
+// dialTo dials addr, the target's address or, for a target that checks
+// where it should go, one of the places it might be; ping is as for
+// firstCmd. It is the target's dialFunc.
+func (f *factory) dialTo(ctx context.Context, addr string, ping bool) (*conn, error) {
 	if ctx == nil {
 		ctx = context.Background()
 	}
@@ -172,7 +164,7 @@ func (f *factory) dialTo(ctx context.Context, addr string) (*conn, error) {
 	})
 	opts := append(f.opts[:len(f.opts):len(f.opts)], redis.DialContextFunc(dialRaw))
 	rc, err := redis.DialContext(ctx, f.cfg.Network, addr, opts...)
-	if first := f.firstCmd(); err == nil && first != "" {
+	if first := f.firstCmd(ping); err == nil && first != "" {
 		dl, _ := ctx.Deadline()
 		if _, err = rc.(redis.ConnWithTimeout).DoWithTimeout(time.Until(dl), first); err != nil {
 			rc.Close()
@@ -195,6 +187,7 @@ func (f *factory) dialTo(ctx context.Context, addr string) (*conn, error) {
 	nc := *raw.Load()
 	nc.SetDeadline(time.Time{})
 	c := newConn(f, rc, nc)
+	c.addr = addr
 	c.stream = stream
 	return c, nil
 }
@@ -205,31 +198,27 @@ func (f *factory) dialTo(ctx context.Context, addr string) (*conn, error) {
 // the connection: at maxclients Redis accepts, writes an error and
 // closes, and that error would be the reply to the borrower's first
 // command. A PING proves the connection once, and costs a round trip
-// only where the dial made none (with Sentinel, ROLE follows instead).
-func (f *factory) firstCmd() string {
+// only where the dial made none, and only with ping: a target that
+// sends a command of its own on each new connection dials without (see
+// dialFunc).
+func (f *factory) firstCmd(ping bool) string {
 	switch {
 	case f.cfg.dialCmd != "":
 		return f.cfg.dialCmd
-	case f.cfg.Password == "" && f.cfg.DB == 0 && f.cfg.ClientName == "" && f.sentinel == nil:
+	case ping && f.cfg.Password == "" && f.cfg.DB == 0 && f.cfg.ClientName == "":
 		return "PING"
 	}
 	return ""
 }
 
-// addr is the address connections are dialed to: Config.Addr, or with
-// Sentinel the master's address as last reported.
-func (f *factory) addr() string {
-	if f.sentinel != nil {
-		return f.sentinel.addr()
-	}
-	return f.cfg.Addr
-}
+// addr is the address new connections are dialed to: the target's.
+func (f *factory) addr() string { return f.target.addr() }
 
-// tlsFor returns the TLS configuration for a connection to addr. With
-// Sentinel the master moves, so an empty ServerName is filled in per
-// dial rather than once from Config.Addr.
+// tlsFor returns the TLS configuration for a connection to addr. An
+// empty ServerName is filled in from addr, per dial: newFactory fills it
+// in once from Config.Addr, but a target may move.
 func (f *factory) tlsFor(addr string) *tls.Config {
-	if f.tls.ServerName != "" || f.sentinel == nil {
+	if f.tls.ServerName != "" {
 		return f.tls
 	}
 	tc := f.tls.Clone()
@@ -281,16 +270,12 @@ func isAuthError(msg string) bool {
 // DestroyObject closes the connection and records why.
 func (f *factory) DestroyObject(ctx context.Context, o *pool.PooledObject) error {
 	c := o.Object.(*conn)
-	if r, ok := ctx.Value(destroyReasonKey{}).(destroyReason); ok && c.reason == reasonNone {
+	if r, ok := destroyReasonOf(ctx); ok && c.reason == reasonNone {
 		c.reason = r // an idle connection closed by Pool.closeIdle
 	}
 	f.destroy(c)
 	return nil
 }
-
-// destroyReasonKey is the context key under which closeIdle tells
-// DestroyObject why the engine closes idle connections.
-type destroyReasonKey struct{}
 
 // destroy closes c once, however many paths reach it.
 func (f *factory) destroy(c *conn) {
@@ -312,69 +297,9 @@ func (f *factory) destroy(c *conn) {
 		if reason == reasonBroken || reason == reasonUnhealthy {
 			level = slog.LevelInfo
 		}
-		addr := f.addr()
-		if f.sentinel != nil {
-			addr = c.nc.RemoteAddr().String() // the master may have moved since
-		}
 		f.log.LogAttrs(context.Background(), level, "redispool: connection closed",
-			slog.String("addr", addr), slog.String("reason", reason.String()))
+			slog.String("addr", c.addr), slog.String("reason", reason.String()))
 	}
-}
-
-// ValidateObject checks a connection about to be borrowed: cheap checks
-// first, a round trip only for a connection idle for PingAfterIdle. ctx
-// is the borrower's, which the engine passes through from BorrowObject.
-func (f *factory) ValidateObject(ctx context.Context, o *pool.PooledObject) bool {
-	// The engine stamped LastBorrowTime with time.Now just before calling
-	// us; a clock read costs ~50ns here, a tenth of the borrow.
-	return f.validate(ctx, o.Object.(*conn), o.LastBorrowTime, idleSince(o))
-}
-
-// validate is the borrow check of c, idle since idleSince, at now, for
-// connections from the engine and from the hot stack alike. A failed
-// one has its reason set, ready to be closed.
-func (f *factory) validate(ctx context.Context, c *conn, now, idleSince time.Time) bool {
-	reason, err := f.check(ctx, c, now, idleSince)
-	if reason == reasonNone {
-		return true
-	}
-	c.reason = reason
-	switch {
-	case err == nil && reason == reasonFailover:
-		err = errFormerMaster
-	case err == nil:
-		err = fmt.Errorf("connection past its %s limit", reason)
-	}
-	failure := err // a copy, so err stays on the stack on the healthy path
-	f.lastCheck.Store(&failure)
-	if reason == reasonUnhealthy || reason == reasonBroken {
-		if f.log != nil {
-			f.log.LogAttrs(context.Background(), slog.LevelInfo, "redispool: connection failed health check",
-				slog.String("addr", f.addr()), slog.String("error", err.Error()))
-		}
-	}
-	return false
-}
-
-// errFormerMaster is the check failure of a connection made before the
-// pool switched to a new master.
-var errFormerMaster = errors.New("connection to a master the pool has left")
-
-// lastCheckWas reports whether the most recent failed check failed with
-// target.
-func (f *factory) lastCheckWas(target error) bool {
-	e := f.lastCheck.Load()
-	return e != nil && errors.Is(*e, target)
-}
-
-// firstCheckError is the error for a borrow whose new connection failed
-// its first health check: the server accepted it and closed it at once,
-// as it does when maxclients is reached.
-func (f *factory) firstCheckError() error {
-	if e := f.lastCheck.Load(); e != nil {
-		return fmt.Errorf("redispool: connect to %s %s: new connection failed its health check: %w", f.cfg.Network, f.addr(), *e)
-	}
-	return fmt.Errorf("redispool: connect to %s %s: new connection failed its health check", f.cfg.Network, f.addr())
 }
 
 // ActivateObject does nothing: connections are made clean when they are
@@ -401,40 +326,4 @@ func (f *factory) passivate(c *conn) error {
 		return err
 	}
 	return nil
-}
-
-// evictionPolicy closes idle connections past MaxConnIdleTime or
-// MaxConnLifetime, and those the server has closed, which the peek finds
-// without a round trip; the engine refills MinIdle after each run, so
-// Stats and MinIdle are true within one EvictionInterval of a server
-// dropping idle connections. The engine looks policies up by name in a
-// global registry, so the policy is stateless and reads its limits from
-// the connection's factory.
-type evictionPolicy struct{}
-
-func (evictionPolicy) Evict(_ *pool.EvictionConfig, o *pool.PooledObject, _ int) bool {
-	c := o.Object.(*conn)
-	if reason := c.f.expired(c, time.Now(), idleSince(o)); reason != reasonNone {
-		c.reason = reason
-		return true
-	}
-	// The engine holds c for the evictor: no borrower can be using it.
-	if err := c.peek.check(); err != nil {
-		c.reason = reasonUnhealthy
-		if c.f.log != nil {
-			c.f.log.LogAttrs(context.Background(), slog.LevelInfo, "redispool: idle connection failed health check",
-				slog.String("addr", c.f.cfg.Addr), slog.String("error", err.Error()))
-		}
-		return true
-	}
-	return false
-}
-
-const evictionPolicyName = "github.com/redispool/redispool"
-
-var registerOnce sync.Once
-
-func registerEvictionPolicy() string {
-	registerOnce.Do(func() { pool.RegistryEvictionPolicy(evictionPolicyName, evictionPolicy{}) })
-	return evictionPolicyName
 }

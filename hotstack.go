@@ -1,10 +1,7 @@
 package redispool
 
 import (
-	"context"
 	"time"
-
-	pool "github.com/jolestar/go-commons-pool/v2"
 )
 
 const (
@@ -97,18 +94,6 @@ func (s *hotStack) index(i int) int {
 	return i
 }
 
-// idleSince is when the engine's connection o went idle. The engine
-// stamps LastReturnTime when the flusher hands it a connection, which may
-// be flushInterval+hotIdleLimit after the connection was returned to the
-// hot stack at c.idleSince; idle limits count from the earlier.
-func idleSince(o *pool.PooledObject) time.Time {
-	c := o.Object.(*conn)
-	if !c.idleSince.IsZero() && c.idleSince.Before(o.LastReturnTime) {
-		return c.idleSince
-	}
-	return o.LastReturnTime
-}
-
 // flusher runs flush, and the check for abandoned connections, every
 // flushInterval until the pool closes.
 func (p *Pool) flusher() {
@@ -151,14 +136,12 @@ func (p *Pool) flush(cutoff time.Time) {
 	p.moving += len(buf)
 	p.mu.Unlock()
 
-	ctx := context.Background()
 	for i, c := range buf {
 		if i < surplus {
 			c.reason = reasonSurplus
 			p.invalidate(c)
-		} else if err := p.op.ReturnObject(ctx, c); err != nil {
-			c.reason = reasonPoolClosed // the engine closed meanwhile
-			p.f.destroy(c)
+		} else {
+			p.returnToEngine(c)
 		}
 		buf[i] = nil
 	}
@@ -194,7 +177,7 @@ func (p *Pool) closeIdle(reason destroyReason) {
 
 	p.moved(len(buf))
 
-	p.op.Clear(context.WithValue(context.Background(), destroyReasonKey{}, reason))
+	p.clearEngine(reason)
 }
 
 // moved ends the transit of n connections taken off the hot stack, now

@@ -67,176 +67,28 @@ const (
 	keyMigrate                // MIGRATE's own rule
 )
 
-// cmdInfo is what the table knows about one command.
-type cmdInfo struct {
-	rule keyRule
-
-	// For keyRange: the index of the first and last key and the step
-	// between keys. A negative last counts from the end: -1 is the last
-	// argument, -2 the one before it (BLPOP's keys come before a timeout).
-	// For keyNumkeys: first is the index of numkeys, and last is 0, or 1
-	// when args[0] is a key too (ZUNIONSTORE's destination).
-	first, last, step int8
-
-	// readOnly marks a keyed command that only reads, and that a replica
-	// of its key's slot may answer (ClusterConfig.ReadFromReplicas).
-	readOnly bool
-
-	// block is where a command that blocks on the server gives how long
-	// it may block; Pool.Do and Cluster.Do wait that long for its reply
-	// (blocking.go).
-	block blockArg
-}
-
-// blockArg says where a blocking command gives its timeout, and in which
-// unit. WAIT and WAITAOF block too but have none: they only mean
-// something on the connection that made the writes, a borrowed one,
-// whose reads keep their ReadTimeout.
-type blockArg uint8
-
-const (
-	blockNever    blockArg = iota // not a blocking command
-	blockLastSec                  // the last argument, in seconds: BLPOP k... timeout
-	blockFirstSec                 // the first argument, in seconds: BLMPOP timeout numkeys k...
-	blockOptionMs                 // the value after BLOCK, in milliseconds, if given: XREAD
-)
-
+// The shapes of commands' keys, for commandTable (commands.go).
 var (
-	keysNone      = cmdInfo{rule: keyNone}
-	keysFirst     = cmdInfo{rule: keyFirst}
-	keysFirstRO   = cmdInfo{rule: keyFirst, readOnly: true}
-	keysAll       = cmdInfo{rule: keyRange, first: 0, last: -1, step: 1}
-	keysAllRO     = cmdInfo{rule: keyRange, first: 0, last: -1, step: 1, readOnly: true}
-	keysPairs     = cmdInfo{rule: keyRange, first: 0, last: -1, step: 2} // MSET k v k v
-	keysTwo       = cmdInfo{rule: keyRange, first: 0, last: 1, step: 1}  // RENAME src dst
-	keysTwoRO     = cmdInfo{rule: keyRange, first: 0, last: 1, step: 1, readOnly: true}
-	keysSecond    = cmdInfo{rule: keyRange, first: 1, last: 1, step: 1}  // OBJECT ENCODING key
-	keysAfterOp   = cmdInfo{rule: keyRange, first: 1, last: -1, step: 1} // BITOP op dst k...
-	keysNumkeys0  = cmdInfo{rule: keyNumkeys, first: 0}                  // ZUNION numkeys k...
-	keysNumkeys0R = cmdInfo{rule: keyNumkeys, first: 0, readOnly: true}
-	keysNumkeys1  = cmdInfo{rule: keyNumkeys, first: 1} // EVAL script numkeys k...
-	keysNumkeys1R = cmdInfo{rule: keyNumkeys, first: 1, readOnly: true}
-	keysDestNum   = cmdInfo{rule: keyNumkeys, first: 1, last: 1} // ZUNIONSTORE dst numkeys k...
-	keysMigrate   = cmdInfo{rule: keyMigrate}                    // MIGRATE
+	keysNone       = cmdInfo{rule: keyNone}
+	keysFirst      = cmdInfo{rule: keyFirst}
+	keysFirstRO    = cmdInfo{rule: keyFirst, readOnly: true}
+	keysAll        = cmdInfo{rule: keyRange, first: 0, last: -1, step: 1}
+	keysAllRO      = cmdInfo{rule: keyRange, first: 0, last: -1, step: 1, readOnly: true}
+	keysAllButLast = cmdInfo{rule: keyRange, first: 0, last: -2, step: 1} // BLPOP k... timeout
+	keysPairs      = cmdInfo{rule: keyRange, first: 0, last: -1, step: 2} // MSET k v k v
+	keysTwo        = cmdInfo{rule: keyRange, first: 0, last: 1, step: 1}  // RENAME src dst
+	keysTwoRO      = cmdInfo{rule: keyRange, first: 0, last: 1, step: 1, readOnly: true}
+	keysSecond     = cmdInfo{rule: keyRange, first: 1, last: 1, step: 1}  // OBJECT ENCODING key
+	keysAfterOp    = cmdInfo{rule: keyRange, first: 1, last: -1, step: 1} // BITOP op dst k...
+	keysNumkeys0   = cmdInfo{rule: keyNumkeys, first: 0}                  // ZUNION numkeys k...
+	keysNumkeys0R  = cmdInfo{rule: keyNumkeys, first: 0, readOnly: true}
+	keysNumkeys1   = cmdInfo{rule: keyNumkeys, first: 1} // EVAL script numkeys k...
+	keysNumkeys1R  = cmdInfo{rule: keyNumkeys, first: 1, readOnly: true}
+	keysDestNum    = cmdInfo{rule: keyNumkeys, first: 1, last: 1} // ZUNIONSTORE dst numkeys k...
+	keysStreams    = cmdInfo{rule: keyStreams}                    // XREADGROUP ... STREAMS k... id...
+	keysStreamsRO  = cmdInfo{rule: keyStreams, readOnly: true}    // XREAD ... STREAMS k... id...
+	keysMigrate    = cmdInfo{rule: keyMigrate}                    // MIGRATE
 )
-
-// The blocking commands' entries: where their keys are, as above, and
-// where their timeout is.
-var (
-	keysBlocking  = cmdInfo{rule: keyRange, first: 0, last: -2, step: 1, block: blockLastSec} // BLPOP k... timeout
-	keysTwoBlock  = cmdInfo{rule: keyRange, first: 0, last: 1, step: 1, block: blockLastSec}  // BLMOVE src dst ... timeout
-	keysNumkeys1B = cmdInfo{rule: keyNumkeys, first: 1, block: blockFirstSec}                 // BLMPOP timeout numkeys k...
-	keysStreams   = cmdInfo{rule: keyStreams, block: blockOptionMs}                           // XREADGROUP
-	keysStreamsRO = cmdInfo{rule: keyStreams, readOnly: true, block: blockOptionMs}           // XREAD
-)
-
-// commandTable lists every command whose keys are not just its first
-// argument, and every read-only command, by its name in upper case.
-var commandTable = map[string]cmdInfo{
-	// Keyless. See the comment at the top of the file for why each is.
-	"PING": keysNone, "ECHO": keysNone, "SELECT": keysNone, "AUTH": keysNone, "HELLO": keysNone,
-	"QUIT": keysNone, "RESET": keysNone, "CLIENT": keysNone, "READONLY": keysNone,
-	"READWRITE": keysNone, "ASKING": keysNone,
-	"MULTI": keysNone, "EXEC": keysNone, "DISCARD": keysNone, "UNWATCH": keysNone,
-	"INFO": keysNone, "TIME": keysNone, "DBSIZE": keysNone, "RANDOMKEY": keysNone,
-	"SCAN": keysNone, "KEYS": keysNone, "FLUSHALL": keysNone, "FLUSHDB": keysNone,
-	"CONFIG": keysNone, "COMMAND": keysNone, "ACL": keysNone, "CLUSTER": keysNone,
-	"LATENCY": keysNone, "SLOWLOG": keysNone, "MODULE": keysNone, "MONITOR": keysNone,
-	"ROLE": keysNone, "LASTSAVE": keysNone, "SAVE": keysNone, "BGSAVE": keysNone,
-	"BGREWRITEAOF": keysNone, "SHUTDOWN": keysNone, "SWAPDB": keysNone,
-	"FAILOVER": keysNone, "REPLICAOF": keysNone, "SLAVEOF": keysNone, "SYNC": keysNone,
-	"PSYNC": keysNone, "REPLCONF": keysNone, "DEBUG": keysNone, "LOLWUT": keysNone, "WAIT": keysNone,
-	"WAITAOF": keysNone, "PFSELFTEST": keysNone,
-	"SCRIPT": keysNone, "FUNCTION": keysNone,
-	"PUBLISH": keysNone, "PUBSUB": keysNone, "SUBSCRIBE": keysNone, "UNSUBSCRIBE": keysNone,
-	"PSUBSCRIBE": keysNone, "PUNSUBSCRIBE": keysNone,
-
-	// Sharded pub/sub: the shard channels hash like keys.
-	"SPUBLISH": keysFirst, "SSUBSCRIBE": keysAll, "SUNSUBSCRIBE": keysAll,
-
-	// Scripts and functions.
-	"EVAL": keysNumkeys1, "EVALSHA": keysNumkeys1, "FCALL": keysNumkeys1,
-	"EVAL_RO": keysNumkeys1R, "EVALSHA_RO": keysNumkeys1R, "FCALL_RO": keysNumkeys1R,
-
-	// Counted keys.
-	"SINTERCARD": keysNumkeys0R, "ZUNION": keysNumkeys0R, "ZINTER": keysNumkeys0R,
-	"ZDIFF": keysNumkeys0R, "ZINTERCARD": keysNumkeys0R,
-	"LMPOP": keysNumkeys0, "ZMPOP": keysNumkeys0, "BLMPOP": keysNumkeys1B, "BZMPOP": keysNumkeys1B,
-	"ZUNIONSTORE": keysDestNum, "ZINTERSTORE": keysDestNum, "ZDIFFSTORE": keysDestNum,
-
-	// Streams.
-	"XREAD": keysStreamsRO, "XREADGROUP": keysStreams,
-
-	// Several keys in a row.
-	"MGET": keysAllRO, "EXISTS": keysAllRO, "DEL": keysAll, "UNLINK": keysAll, "TOUCH": keysAll,
-	"WATCH": keysAll, "MSET": keysPairs, "MSETNX": keysPairs,
-	"SINTER": keysAllRO, "SUNION": keysAllRO, "SDIFF": keysAllRO,
-	"SINTERSTORE": keysAll, "SUNIONSTORE": keysAll, "SDIFFSTORE": keysAll,
-	"PFCOUNT": keysAllRO, "PFMERGE": keysAll,
-	"RENAME": keysTwo, "RENAMENX": keysTwo, "COPY": keysTwo, "SMOVE": keysTwo,
-	"LMOVE": keysTwo, "BLMOVE": keysTwoBlock, "RPOPLPUSH": keysTwo, "BRPOPLPUSH": keysTwoBlock,
-	"ZRANGESTORE": keysTwo, "GEOSEARCHSTORE": keysTwo, "LCS": keysTwoRO,
-	"BLPOP": keysBlocking, "BRPOP": keysBlocking, "BZPOPMIN": keysBlocking, "BZPOPMAX": keysBlocking,
-
-	// A subcommand or an operation first.
-	"OBJECT": keysSecond, "MEMORY": keysSecond, "XINFO": keysSecond,
-	"XGROUP": keysSecond, "PFDEBUG": keysSecond, "BITOP": keysAfterOp,
-	"MIGRATE": keysMigrate,
-
-	// Read-only commands keyed by their first argument.
-	"GET": keysFirstRO, "GETRANGE": keysFirstRO, "SUBSTR": keysFirstRO, "STRLEN": keysFirstRO,
-	"GETBIT": keysFirstRO, "BITCOUNT": keysFirstRO, "BITPOS": keysFirstRO,
-	"BITFIELD_RO": keysFirstRO, "TYPE": keysFirstRO, "TTL": keysFirstRO, "PTTL": keysFirstRO,
-	"EXPIRETIME": keysFirstRO, "PEXPIRETIME": keysFirstRO, "DUMP": keysFirstRO,
-	"HGET": keysFirstRO, "HMGET": keysFirstRO, "HGETALL": keysFirstRO, "HKEYS": keysFirstRO,
-	"HVALS": keysFirstRO, "HLEN": keysFirstRO, "HEXISTS": keysFirstRO, "HSTRLEN": keysFirstRO,
-	"HSCAN": keysFirstRO, "HRANDFIELD": keysFirstRO,
-	"LRANGE": keysFirstRO, "LINDEX": keysFirstRO, "LLEN": keysFirstRO, "LPOS": keysFirstRO,
-	"SMEMBERS": keysFirstRO, "SISMEMBER": keysFirstRO, "SMISMEMBER": keysFirstRO,
-	"SCARD": keysFirstRO, "SRANDMEMBER": keysFirstRO, "SSCAN": keysFirstRO,
-	"ZRANGE": keysFirstRO, "ZRANGEBYSCORE": keysFirstRO, "ZREVRANGEBYSCORE": keysFirstRO,
-	"ZRANGEBYLEX": keysFirstRO, "ZREVRANGEBYLEX": keysFirstRO, "ZREVRANGE": keysFirstRO,
-	"ZRANK": keysFirstRO, "ZREVRANK": keysFirstRO, "ZSCORE": keysFirstRO, "ZMSCORE": keysFirstRO,
-	"ZCARD": keysFirstRO, "ZCOUNT": keysFirstRO, "ZLEXCOUNT": keysFirstRO, "ZSCAN": keysFirstRO,
-	"ZRANDMEMBER": keysFirstRO,
-	"XRANGE":      keysFirstRO, "XREVRANGE": keysFirstRO, "XLEN": keysFirstRO, "XPENDING": keysFirstRO,
-	"GEOPOS": keysFirstRO, "GEODIST": keysFirstRO, "GEOHASH": keysFirstRO, "GEOSEARCH": keysFirstRO,
-	"GEORADIUS_RO": keysFirstRO, "GEORADIUSBYMEMBER_RO": keysFirstRO, "SORT_RO": keysFirstRO,
-}
-
-// maxCommandLen is the length of the longest name in commandTable; a longer
-// name cannot be in the table.
-const maxCommandLen = len("GEORADIUSBYMEMBER_RO")
-
-// lookupCommand returns the table entry of cmd, whatever its case, or the
-// default (first argument, not read-only). It does not allocate.
-func lookupCommand(cmd string) cmdInfo {
-	if info, ok := commandTable[cmd]; ok {
-		return info
-	}
-	if len(cmd) > maxCommandLen {
-		return keysFirst
-	}
-	var buf [maxCommandLen]byte
-	upper := false
-	for i := 0; i < len(cmd); i++ {
-		c := cmd[i]
-		if 'a' <= c && c <= 'z' {
-			c -= 'a' - 'A'
-			upper = true
-		}
-		buf[i] = c
-	}
-	if !upper {
-		return keysFirst // cmd was upper case already, and not in the table
-	}
-	// The compiler turns a map index by string(bytes) into a lookup
-	// without a conversion.
-	if info, ok := commandTable[string(buf[:len(cmd)])]; ok {
-		return info
-	}
-	return keysFirst
-}
 
 // isReadOnlyCommand reports whether cmd only reads the key it names, so
 // that with ClusterConfig.ReadFromReplicas a replica of the key's slot may
@@ -392,19 +244,6 @@ func commandKey(cmd string, args []any) (key string, ok bool) {
 		return "", false
 	}
 	return argString(args[i]), true
-}
-
-// commandKeys calls fn with the index in args of each of cmd's keys, in
-// order, until fn returns false. A keyless command makes no call. The
-// cluster uses it to report, say, which keys of an MSET live where;
-// commandSlot is the cheaper check that they all share a slot.
-func commandKeys(cmd string, args []any, fn func(i int) bool) {
-	it := commandKeyIter(lookupCommand(cmd), args)
-	for i, ok := it.Next(); ok; i, ok = it.Next() {
-		if !fn(i) {
-			return
-		}
-	}
 }
 
 // commandSlot returns the slot that routes cmd: the slot of its first key.

@@ -27,11 +27,13 @@ import (
 // its lock and wait for their reply. The loop writes what is queued
 // only when it would otherwise block on the socket, so replies already
 // buffered are handed out first and the batches grow with the load.
-// When the pipe is idle, a caller whose context cannot end does its own
-// round trip instead, on the loop's behalf: with nobody else waiting a
-// hand-off to the loop would only add latency. (A caller whose context
-// can end cannot: it must be able to return at once, and its reply
-// still be read by someone.)
+// When the pipe is idle, a caller does its own round trip instead, on
+// the loop's behalf: with nobody else waiting a hand-off to the loop
+// would only add latency (at one goroutine, half the throughput). A
+// context that ends meanwhile interrupts the I/O through the socket's
+// deadline; a command written whose reply has not begun is then left
+// in flight for the loop to read and drop, as if it had gone through
+// the loop.
 //
 // A shared connection is a pooled connection, borrowed through
 // pipeHost: set up as every other, counted in MaxTotal and Stats, but
@@ -55,6 +57,10 @@ const (
 
 	// pipeReadBuffer is the size of a pipe's read buffer.
 	pipeReadBuffer = 16 << 10
+
+	// pipeKeepBuffer is the largest write buffer a pipe keeps for
+	// reuse; a larger one, grown by a burst, goes to the collector.
+	pipeKeepBuffer = 1 << 20
 )
 
 // errNotPipelined tells the caller of pipeline.do to send the command
@@ -79,8 +85,11 @@ type pipeHost interface {
 	// for AbandonedTimeout.
 	lendShared(ctx context.Context) (sharedConn, error)
 	// returnShared gives a connection back; broken, if not nil, is why
-	// it must be closed.
-	returnShared(c sharedConn, broken error)
+	// it must be closed. lastWrite is when the pipe last wrote to it:
+	// the pool counts its idle time from then, so that the borrow
+	// check PINGs a connection the pipe held idle, as it would one
+	// idle in the pool.
+	returnShared(c sharedConn, broken error, lastWrite time.Time)
 	// borrowersWaiting reports whether an exclusive borrower waits for
 	// a connection.
 	borrowersWaiting() bool
@@ -106,9 +115,18 @@ type pipeline struct {
 	cancel context.CancelFunc
 	loops  sync.WaitGroup
 
-	commands atomic.Int64 // commands sent pipelined, inline round trips included
+	commands atomic.Int64 // commands written, inline round trips included
 	batches  atomic.Int64 // writes of the loops and inline round trips
+	sizes    [PipelineBatchBuckets]atomic.Int64
 	shared   atomic.Int64 // connections the pipes hold now
+}
+
+// noteBatch counts a write of n commands: per write, not per command,
+// so that the counters cost a busy pipe less as its batches grow.
+func (pl *pipeline) noteBatch(n int) {
+	pl.batches.Add(1)
+	pl.commands.Add(int64(n))
+	pl.sizes[batchBucket(n)].Add(1)
 }
 
 func newPipeline(host pipeHost, cfg pipeConfig) *pipeline {
@@ -119,7 +137,9 @@ func newPipeline(host pipeHost, cfg pipeConfig) *pipeline {
 	pl := &pipeline{host: host, cfg: cfg}
 	pl.ctx, pl.cancel = context.WithCancel(context.Background())
 	for range cfg.conns {
-		pl.pipes = append(pl.pipes, &pipe{pl: pl, wake: make(chan struct{}, 1)})
+		p := &pipe{pl: pl, wake: make(chan struct{}, 1), interrupted: make(chan struct{}, 1)}
+		p.interrupt = p.interruptIO
+		pl.pipes = append(pl.pipes, p)
 	}
 	return pl
 }
@@ -139,13 +159,19 @@ type pipe struct {
 	pl   *pipeline
 	wake chan struct{} // to the parked loop; buffered
 
-	mu     sync.Mutex // protects following fields
-	state  pipeState
-	closed bool
-	buf    []byte  // the encoded commands of queued
-	queued []*call // not yet written, oldest first
-	ops    uint64  // commands taken, for the idle check
-	yield  bool    // give the connection back as soon as nothing is in flight
+	// interrupt is interruptIO, bound once, for context.AfterFunc;
+	// interrupted gets a token when it has run.
+	interrupt   func()
+	interrupted chan struct{}
+
+	mu      sync.Mutex // protects following fields
+	state   pipeState
+	closed  bool
+	buf     []byte  // the encoded commands of queued
+	queued  []*call // not yet written, oldest first
+	ops     uint64  // commands taken, for the idle check
+	yield   bool    // give the connection back as soon as nothing is in flight
+	lending bool    // the loop is borrowing a connection for the queue
 
 	nq atomic.Int32 // len(queued), read by the loop without the lock
 
@@ -159,6 +185,7 @@ type pipe struct {
 	head      int
 	batch     []*call   // the slice not in use as queued
 	rdFor     time.Time // the send time the read deadline was set for
+	lastWrite time.Time // when c was last written to
 	deadlines bool      // a deadline was set on rw: clear it on release
 }
 
@@ -209,21 +236,20 @@ func (pl *pipeline) do(ctx context.Context, cmd string, args []any) (any, error)
 		return nil, errNotPipelined
 	}
 	p.ops++
-	pl.commands.Add(1)
 	wake := false
 	switch p.state {
 	case pipeIdle:
-		if ctx.Done() == nil && !p.c.stale() {
+		if !p.c.stale() {
 			p.state = pipeInline
 			b := p.buf
 			p.buf = p.spare[:0]
 			p.spare = nil
 			p.mu.Unlock()
 			if pl.hook == nil {
-				return p.inline(b)
+				return p.inline(ctx, b)
 			}
 			done := pl.hook(ctx, cmd)
-			reply, err := p.inline(b)
+			reply, err := p.inline(ctx, b)
 			if done != nil {
 				done(hookErr(reply, err))
 			}
@@ -275,19 +301,64 @@ func (p *pipe) signal() {
 }
 
 // inline does one round trip for a caller that found the pipe idle. b
-// holds its command; nothing else is in flight.
-func (p *pipe) inline(b []byte) (any, error) {
+// holds its command; nothing else is in flight. A context that can end
+// interrupts the I/O through the socket's deadline, as on an exclusive
+// connection (conn.withContext). If it ends after the command was
+// written and before any of the reply arrived, the call is left in
+// flight, abandoned, for the loop to read and drop its reply, and the
+// connection stays in use; if the write or the reply is cut short, the
+// connection is closed.
+func (p *pipe) inline(ctx context.Context, b []byte) (any, error) {
 	c := p.c
-	p.pl.batches.Add(1)
+	p.pl.noteBatch(1)
 	t := time.Now()
-	err := p.write(b, t)
-	var reply any
-	if err == nil {
-		p.setReadDeadline(t)
-		reply, err = p.readReply()
+	p.lastWrite = t
+	// Both deadlines are set before the interrupt can fire, so that
+	// neither undoes it.
+	err := p.setDeadlines(t)
+	var stop func() bool
+	if err == nil && ctx.Done() != nil {
+		stop = context.AfterFunc(ctx, p.interrupt)
 	}
-	p.spare = b[:0]
-	if err != nil {
+	var reply any
+	sent, started := false, false
+	if err == nil {
+		if _, err = p.rw.Write(b); err == nil {
+			sent = true
+			// Peek first, so that an interrupt that finds no reply
+			// yet leaves nothing of it consumed.
+			if _, err = p.rd.Peek(1); err == nil {
+				started = true
+				reply, err = p.readReply()
+			}
+		}
+	}
+	p.keepSpare(b)
+	interrupted := stop != nil && !stop()
+	if interrupted {
+		<-p.interrupted // its deadline is set: ours may replace it
+	}
+	switch {
+	case err == nil:
+		if interrupted {
+			p.clearDeadlines()
+		}
+	case interrupted && sent && !started:
+		// The reply is still to come, whole: the loop reads and drops
+		// it.
+		p.clearDeadlines()
+		cl := callPool.Get().(*call)
+		cl.st.Store(callAbandoned)
+		cl.sent = t
+		if p.head == len(p.inflight) {
+			p.inflight, p.head = p.inflight[:0], 0
+		}
+		p.inflight = append(p.inflight, cl)
+		err = fmt.Errorf("redispool: %w", ctx.Err())
+	case interrupted:
+		err = fmt.Errorf("redispool: %w", ctx.Err())
+		p.release(fmt.Errorf("redispool: shared connection to %s interrupted mid-command: %w", p.pl.host.serverAddr(), err))
+	default:
 		// Closed before the caller hears of it, as an exclusive
 		// connection would be; the loop lends another if need be.
 		err = p.failure(err, 1)
@@ -295,7 +366,7 @@ func (p *pipe) inline(b []byte) (any, error) {
 	}
 	p.mu.Lock()
 	switch {
-	case err != nil || len(p.queued) > 0 || p.closed || p.yield:
+	case p.c == nil || p.head < len(p.inflight) || len(p.queued) > 0 || p.closed || p.yield:
 		p.state = pipeBusy
 	default:
 		p.state = pipeIdle
@@ -315,6 +386,45 @@ func (p *pipe) inline(b []byte) (any, error) {
 	return reply, nil
 }
 
+// interruptIO makes the I/O of an inline round trip fail at once; the
+// context of its caller ended. It runs in a goroutine of its own
+// (context.AfterFunc), and tells the caller when it is done.
+func (p *pipe) interruptIO() {
+	p.rw.SetDeadline(aLongTimeAgo)
+	p.interrupted <- struct{}{}
+}
+
+// clearDeadlines undoes an interrupt that did not break the connection.
+func (p *pipe) clearDeadlines() {
+	p.rw.SetDeadline(time.Time{})
+	p.rdFor, p.deadlines = time.Time{}, false
+}
+
+// keepSpare keeps b, written, as the next buffer to hand the callers,
+// unless it grew too large to keep. Either way spare must stop naming
+// the buffer the callers hold now: with both the same, the next write
+// would go out while callers append to it.
+func (p *pipe) keepSpare(b []byte) {
+	if cap(b) <= pipeKeepBuffer {
+		p.spare = b[:0]
+	} else {
+		p.spare = nil
+	}
+}
+
+// setDeadlines sets the write and read deadlines of a round trip
+// started at t.
+func (p *pipe) setDeadlines(t time.Time) error {
+	if wt := p.pl.cfg.writeTimeout; wt > 0 {
+		if err := p.rw.SetWriteDeadline(t.Add(wt)); err != nil {
+			return err
+		}
+		p.deadlines = true
+	}
+	p.setReadDeadline(t)
+	return nil
+}
+
 // wait waits for cl's reply, or for ctx to end.
 func (p *pipe) wait(ctx context.Context, cl *call) (any, error) {
 	if done := ctx.Done(); done == nil {
@@ -323,7 +433,11 @@ func (p *pipe) wait(ctx context.Context, cl *call) (any, error) {
 		select {
 		case <-cl.ch:
 		case <-done:
-			if p.cancel(cl) {
+			if cancelled, waitedForConn := p.cancel(cl); waitedForConn {
+				// Not sent because every connection was borrowed: the
+				// error an exclusive borrow would have given.
+				return nil, fmt.Errorf("%w: %w while the pipeline waited for a connection", ErrPoolExhausted, ctx.Err())
+			} else if cancelled {
 				return nil, fmt.Errorf("redispool: %w", ctx.Err())
 			}
 			<-cl.ch // delivered as ctx ended
@@ -339,9 +453,10 @@ func (p *pipe) wait(ctx context.Context, cl *call) (any, error) {
 // written is taken out of the queue, never to be sent; one written is
 // abandoned, its reply to be read and dropped. It reports false when
 // the reply was delivered meanwhile.
-func (p *pipe) cancel(cl *call) bool {
+func (p *pipe) cancel(cl *call) (cancelled, waitedForConn bool) {
 	p.mu.Lock()
 	if cl.st.Load() == callQueued {
+		waitedForConn = p.lending
 		for i, q := range p.queued {
 			if q != cl {
 				continue
@@ -360,10 +475,10 @@ func (p *pipe) cancel(cl *call) bool {
 		p.nq.Store(int32(len(p.queued)))
 		p.mu.Unlock()
 		callPool.Put(cl)
-		return true
+		return true, waitedForConn
 	}
 	p.mu.Unlock()
-	return cl.st.CompareAndSwap(callSent, callAbandoned)
+	return cl.st.CompareAndSwap(callSent, callAbandoned), false
 }
 
 // deliver hands cl its reply, or drops the reply if its caller left.
@@ -421,8 +536,13 @@ func (p *pipe) loop() {
 			continue
 		}
 		if len(p.queued) > 0 && p.c == nil {
+			p.lending = true
 			p.mu.Unlock()
-			if err := p.lend(); err != nil {
+			err := p.lend()
+			p.mu.Lock()
+			p.lending = false
+			p.mu.Unlock()
+			if err != nil {
 				p.mu.Lock()
 				failed := p.failQueuedLocked(err)
 				p.state = pipeStopped
@@ -496,8 +616,9 @@ func (p *pipe) writeBatchLocked() {
 	}
 	p.mu.Unlock()
 
-	p.pl.batches.Add(1)
+	p.pl.noteBatch(len(batch))
 	t := time.Now()
+	p.lastWrite = t
 	for _, cl := range batch {
 		cl.sent = t
 	}
@@ -508,9 +629,7 @@ func (p *pipe) writeBatchLocked() {
 	clear(batch)
 	p.batch = batch[:0]
 	err := p.write(b, t)
-	if cap(b) <= 1<<20 {
-		p.spare = b[:0]
-	}
+	p.keepSpare(b)
 	if err != nil {
 		p.failInflight(p.failure(err, len(p.inflight)-p.head))
 	}
@@ -603,7 +722,7 @@ func (p *pipe) release(broken error) {
 	if broken == nil && p.deadlines {
 		p.rw.SetDeadline(time.Time{})
 	}
-	p.pl.host.returnShared(p.c, broken)
+	p.pl.host.returnShared(p.c, broken, p.lastWrite)
 	p.pl.shared.Add(-1)
 	p.c, p.rw = nil, nil
 	p.rd.Reset(nil)
@@ -848,63 +967,6 @@ func parseInteger(p []byte) (any, error) {
 	return n, nil
 }
 
-// mayPipeline reports whether cmd may go down a shared connection: a
-// data command that neither blocks nor reads or changes session state,
-// and sends exactly one reply. Anything else, unknown and module
-// commands included, takes an exclusive connection. (The Cluster's
-// command table in keys.go and state.go's classify will absorb this
-// list.)
-func mayPipeline(cmd string) bool {
-	if len(cmd) > 24 {
-		return false
-	}
-	var up [24]byte
-	for i := 0; i < len(cmd); i++ {
-		c := cmd[i]
-		if 'a' <= c && c <= 'z' {
-			c -= 'a' - 'A'
-		}
-		up[i] = c
-	}
-	_, ok := pipelineCommands[string(up[:len(cmd)])]
-	return ok
-}
-
-var pipelineCommands = func() map[string]struct{} {
-	m := map[string]struct{}{}
-	for _, c := range []string{
-		"PING", "ECHO",
-		// Strings.
-		"GET", "SET", "SETEX", "PSETEX", "SETNX", "GETSET", "GETDEL", "GETEX", "GETRANGE", "SETRANGE",
-		"STRLEN", "APPEND", "MGET", "MSET", "MSETNX", "INCR", "INCRBY", "INCRBYFLOAT", "DECR", "DECRBY",
-		// Keys.
-		"DEL", "UNLINK", "EXISTS", "EXPIRE", "PEXPIRE", "EXPIREAT", "PEXPIREAT", "EXPIRETIME", "PEXPIRETIME",
-		"TTL", "PTTL", "PERSIST", "TYPE", "TOUCH",
-		// Hashes.
-		"HGET", "HSET", "HSETNX", "HMGET", "HMSET", "HDEL", "HEXISTS", "HGETALL", "HINCRBY", "HINCRBYFLOAT",
-		"HKEYS", "HVALS", "HLEN", "HSTRLEN", "HRANDFIELD",
-		// Lists, without the blocking pops.
-		"LPUSH", "RPUSH", "LPUSHX", "RPUSHX", "LPOP", "RPOP", "LLEN", "LRANGE", "LINDEX", "LSET", "LREM",
-		"LTRIM", "LINSERT", "LPOS", "LMOVE", "RPOPLPUSH",
-		// Sets.
-		"SADD", "SREM", "SMEMBERS", "SISMEMBER", "SMISMEMBER", "SCARD", "SPOP", "SRANDMEMBER", "SMOVE",
-		"SINTER", "SUNION", "SDIFF", "SINTERCARD",
-		// Sorted sets, without the blocking pops.
-		"ZADD", "ZREM", "ZSCORE", "ZMSCORE", "ZINCRBY", "ZCARD", "ZCOUNT", "ZLEXCOUNT", "ZRANGE",
-		"ZRANGEBYSCORE", "ZRANGEBYLEX", "ZREVRANGE", "ZREVRANGEBYSCORE", "ZREVRANGEBYLEX", "ZRANK",
-		"ZREVRANK", "ZREMRANGEBYSCORE", "ZREMRANGEBYRANK", "ZREMRANGEBYLEX", "ZPOPMIN", "ZPOPMAX",
-		"ZRANDMEMBER",
-		// HyperLogLogs, bitmaps, geo.
-		"PFADD", "PFCOUNT", "GETBIT", "SETBIT", "BITCOUNT", "BITPOS", "GEOADD", "GEOPOS", "GEODIST",
-		"GEOHASH", "GEOSEARCH",
-		// Streams, without XREAD and XREADGROUP, which can block.
-		"XADD", "XLEN", "XRANGE", "XREVRANGE", "XDEL", "XTRIM", "XACK",
-	} {
-		m[c] = struct{}{}
-	}
-	return m
-}()
-
 // The pool as its pipeline's host. Shared connections are borrowed with
 // take, not get, so that AbandonedTimeout does not track them.
 
@@ -920,12 +982,12 @@ func (h poolHost) lendShared(ctx context.Context) (sharedConn, error) {
 	return c, nil
 }
 
-func (h poolHost) returnShared(sc sharedConn, broken error) {
+func (h poolHost) returnShared(sc sharedConn, broken error, lastWrite time.Time) {
 	c := sc.(*conn)
 	if broken != nil {
 		c.broken = true
 	}
-	h.p.putUntracked(c)
+	h.p.putShared(c, lastWrite)
 }
 
 func (h poolHost) borrowersWaiting() bool { return h.p.stats.waiting.Load() > 0 }
@@ -938,8 +1000,4 @@ func (c *conn) sharedStream() net.Conn { return c.stream }
 
 func (c *conn) stale() bool { return c.reusable(false) != reasonNone }
 
-func (c *conn) noteReply(err error) {
-	if c.f.sentinel != nil {
-		c.f.sentinel.noteError(c, err)
-	}
-}
+func (c *conn) noteReply(err error) { c.noteError(err) }

@@ -99,7 +99,7 @@ func parseRedirect(reply redis.Error, from string) (*RedirectError, error) {
 		return nil, fmt.Errorf("redispool: cluster: malformed redirect %q from %s", reply, from)
 	}
 	slot, err := strconv.Atoi(f[1])
-	if err != nil || slot < 0 || slot >= 16384 {
+	if err != nil || slot < 0 || slot >= slotCount {
 		return nil, fmt.Errorf("redispool: cluster: malformed redirect %q from %s", reply, from)
 	}
 	host, port, err := net.SplitHostPort(f[2])
@@ -110,14 +110,4 @@ func parseRedirect(reply redis.Error, from string) (*RedirectError, error) {
 		host, _, _ = net.SplitHostPort(from)
 	}
 	return &RedirectError{Ask: f[0] == "ASK", Slot: slot, Addr: net.JoinHostPort(host, port)}, nil
-}
-
-// clusterReplyError makes err, an error a node replied with, the error
-// a caller sees: a CROSSSLOT reply also becomes ErrCrossSlot. Other
-// errors are returned as they are.
-func clusterReplyError(err error) error {
-	if kind, rerr := classifyReply(err); kind == replyCrossSlot {
-		return crossSlotError{rerr}
-	}
-	return err
 }

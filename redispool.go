@@ -186,23 +186,17 @@ func New(ctx context.Context, cfg Config) (*Pool, error) {
 	p.timer = time.AfterFunc(time.Hour, p.expireWaiters)
 	p.timer.Stop()
 	p.f = newFactory(cfg, &p.stats)
-	if cfg.Sentinel != nil {
-		p.f.sentinel = newSentinel(*cfg.Sentinel, &p.stats, cfg.Logger, p.f.role, func() { p.closeIdle(reasonFailover) })
-	}
 
 	bgCtx, cancel := context.WithCancel(context.Background())
 	p.bgCancel = cancel
 	p.f.closing = bgCtx // Close ends dials in flight
-	oc := engineConfig(cfg, bgCtx)
-	if cfg.MinIdle > 0 {
-		// The evictor tops MinIdle up after each run. Running beside the
-		// first fill, it would see the same shortfall while those dials
-		// are in flight (the engine counts a connection idle once dialed)
-		// and dial it again: more idle connections than MaxIdle, for good
-		// while the hot stack is empty. It starts once the fill is done.
-		oc.TimeBetweenEvictionRuns = 0
-	}
-	p.op = pool.NewObjectPool(bgCtx, p.f, oc)
+	// A target that moves calls onMove from its own goroutines, which
+	// start with it, and onMove's closeIdle takes maintMu: held here, it
+	// makes a move that comes at once wait for the engine.
+	p.maintMu.Lock()
+	p.f.target = newTarget(cfg, &p.stats, p.f.dialTo, func() { p.closeIdle(reasonFailover) })
+	p.op = newEngine(bgCtx, p.f, cfg)
+	p.maintMu.Unlock()
 
 	if cfg.PipelineConns >= 0 {
 		p.pipes = newPipeline(poolHost{p}, pipeConfig{
@@ -221,47 +215,16 @@ func New(ctx context.Context, cfg Config) (*Pool, error) {
 		p.bg.Add(1)
 		go func() {
 			defer p.bg.Done()
-			p.op.PreparePool(bgCtx)
-			if bgCtx.Err() == nil { // Close waits for this goroutine, then stops the evictor
-				p.op.Config.TimeBetweenEvictionRuns = cfg.EvictionInterval
-				p.op.StartEvictor()
-			}
+			prepareEngine(bgCtx, p.op, cfg)
 		}()
 	}
 	return p, nil
 }
 
-// engineConfig translates cfg into go-commons-pool's configuration.
-func engineConfig(cfg Config, bgCtx context.Context) *pool.ObjectPoolConfig {
-	oc := pool.NewDefaultPoolConfig()
-	oc.MaxTotal = cfg.MaxTotal
-	// Pool trims idle connections itself, counting the hot stack's (see
-	// keepLocked and flush).
-	oc.MaxIdle = cfg.MaxTotal
-	oc.MinIdle = cfg.MinIdle
-	oc.LIFO = !cfg.FIFO
-	// Pool waits for a slot before borrowing, so the engine never has
-	// to block; when it reports exhaustion anyway, the evictor is
-	// examining a connection (see borrow).
-	oc.BlockWhenExhausted = false
-	oc.TestOnBorrow = true
-	oc.TestOnCreate = false
-	oc.TestOnReturn = false
-	oc.TestWhileIdle = false
-	oc.TimeBetweenEvictionRuns = cfg.EvictionInterval
-	oc.NumTestsPerEvictionRun = -1 // examine every idle connection
-	oc.EvictionPolicyName = registerEvictionPolicy()
-	oc.EvictionContext = bgCtx
-	return oc
-}
-
 // String describes the pool by its server and size. It exists so that
 // printing a *Pool (%v, %+v, %#v) cannot show the Config's password.
 func (p *Pool) String() string {
-	if p.cfg.Sentinel != nil {
-		return fmt.Sprintf("redispool.Pool{Sentinel master %q at %s, MaxTotal %d}", p.cfg.Sentinel.MasterName, p.Addr(), p.cfg.MaxTotal)
-	}
-	return fmt.Sprintf("redispool.Pool{%s %s, MaxTotal %d}", p.cfg.Network, p.cfg.Addr, p.cfg.MaxTotal)
+	return fmt.Sprintf("redispool.Pool{%s, MaxTotal %d}", p.f.target, p.cfg.MaxTotal)
 }
 
 // Addr returns the address new connections are made to: Config.Addr,
@@ -294,6 +257,9 @@ func (p *Pool) Get() redis.Conn {
 // The returned connection also implements redis.ConnWithTimeout and
 // redis.ConnWithContext.
 func (p *Pool) GetContext(ctx context.Context) (redis.Conn, error) {
+	if p.cfg.PipelineGet && p.pipes != nil {
+		return p.getPiped(ctx)
+	}
 	c, err := p.get(ctx)
 	if err != nil {
 		return nil, err
@@ -329,12 +295,12 @@ func (p *Pool) Do(ctx context.Context, cmd string, args ...any) (any, error) {
 
 // doExclusive runs one command on a borrowed connection.
 func (p *Pool) doExclusive(ctx context.Context, cmd string, args []any) (any, error) {
-	ac, err := p.GetContext(ctx)
+	c, err := p.get(ctx)
 	if err != nil {
 		return nil, err
 	}
+	ac := &activeConn{p: p, c: c}
 	defer ac.Close()
-	c := ac.(*activeConn).c
 	timeout := blockingReadTimeout(ctx, c.f.cfg.ReadTimeout, cmd, args)
 	reply, err := c.withContext(ctx, timeout, func(timeout time.Duration) (any, error) {
 		return c.do(ctx, timeout, cmd, args)
@@ -384,9 +350,7 @@ func (p *Pool) Close() error {
 		waiting.send(grant{err: ErrPoolClosed})
 
 		close(p.done)
-		if p.f.sentinel != nil {
-			p.f.sentinel.close() // stops the subscriptions and the poller
-		}
+		p.f.target.close() // stops a moving target's goroutines
 		p.bgCancel()
 		p.bg.Wait() // the flusher and MinIdle's dials
 		for _, c := range idle {

@@ -162,14 +162,16 @@ type master struct {
 	announced bool
 }
 
-// sentinelClient finds the master through the Sentinels and follows it. It owns
-// one goroutine per Sentinel, subscribed to +switch-master, and one that
-// polls while no subscription is alive and re-queries on request.
+// sentinelClient finds the master through the Sentinels and follows it:
+// it is the pool's target (target.go) when Config.Sentinel is set. It
+// owns one goroutine per Sentinel, subscribed to +switch-master, and one
+// that polls while no subscription is alive and re-queries on request.
 type sentinelClient struct {
 	cfg      SentinelConfig // defaults applied, ports filled in
 	stats    *counters
 	log      *slog.Logger
-	onChange func() // called, outside any lock, after the master changed
+	nodes    dataNodes
+	onChange func() // the target's on-move callback: called, outside any lock, after the master changed
 
 	// roleOf dials a data node as the pool does and returns its ROLE
 	// ("master", "slave"...). Nil in unit tests: roles are then unknown.
@@ -195,8 +197,18 @@ type queryCall struct {
 	err  error
 }
 
-func newSentinel(sc SentinelConfig, stats *counters, log *slog.Logger,
-	roleOf func(ctx context.Context, addr string) (string, error), onChange func()) *sentinelClient {
+// dataNodes is how the Sentinel target reaches the data nodes: through
+// the pool's own dial, under the pool's timeouts.
+type dataNodes struct {
+	dial          dialFunc      // dials a node as the pool dials every connection
+	checkTimeout  time.Duration // bounds each ROLE (Config.CheckTimeout)
+	borrowTimeout time.Duration // how long dial retries while the master is away (Config.BorrowTimeout); 0: until ctx ends
+}
+
+// newSentinel starts following the master sc names. nodes, nil in unit
+// tests, is how the data nodes are dialed; onChange is called after the
+// master changed.
+func newSentinel(sc SentinelConfig, stats *counters, log *slog.Logger, nodes *dataNodes, onChange func()) *sentinelClient {
 	sc.Addrs = append([]string(nil), sc.Addrs...)
 	for i, a := range sc.Addrs {
 		sc.Addrs[i], _ = listedAddr("Sentinel address", a, DefaultSentinelPort) // validated already
@@ -214,10 +226,13 @@ func newSentinel(sc SentinelConfig, stats *counters, log *slog.Logger,
 		cfg:      sc,
 		stats:    stats,
 		log:      log,
-		roleOf:   roleOf,
 		onChange: onChange,
 		wake:     make(chan struct{}, 1),
 		order:    append([]string(nil), sc.Addrs...),
+	}
+	if nodes != nil {
+		s.nodes = *nodes
+		s.roleOf = s.role
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.wg.Add(1 + len(sc.Addrs))
@@ -648,7 +663,7 @@ func (s *sentinelClient) askAll(ctx context.Context, order []string) []answer {
 func (s *sentinelClient) askOne(ctx context.Context, a string) (string, int64, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
-	c, err := s.dial(ctx, a)
+	c, err := s.dialSentinel(ctx, a)
 	if err != nil {
 		return "", 0, err
 	}
@@ -684,11 +699,11 @@ func (s *sentinelClient) askOne(ctx context.Context, a string) (string, int64, e
 	return addr, epoch, nil
 }
 
-// dial connects to a Sentinel and authenticates. ctx bounds the connect
+// dialSentinel connects to a Sentinel and authenticates. ctx bounds the connect
 // and the AUTH, and every later read until the caller stops it: ctx
 // closes the connection when it ends, so that a timeout reads as ctx's
 // error. Writes are bounded by Timeout.
-func (s *sentinelClient) dial(ctx context.Context, a string) (redis.Conn, error) {
+func (s *sentinelClient) dialSentinel(ctx context.Context, a string) (redis.Conn, error) {
 	var d net.Dialer
 	nc, err := d.DialContext(ctx, "tcp", a)
 	if err != nil {
@@ -793,7 +808,7 @@ func (s *sentinelClient) listen(a string) {
 // messages until the connection fails or close.
 func (s *sentinelClient) subscribe(a string) error {
 	dialCtx, cancel := context.WithTimeout(s.ctx, s.cfg.Timeout)
-	c, err := s.dial(dialCtx, a)
+	c, err := s.dialSentinel(dialCtx, a)
 	if err == nil {
 		// The connection outlives dialCtx: close it when the pool closes.
 		c.(*closingConn).stop()
@@ -859,17 +874,24 @@ func (s *sentinelClient) subscribe(a string) error {
 	}
 }
 
-// dialMaster dials the master: it resolves the master through the
-// Sentinels if it is not known yet, dials it, and checks with ROLE that
-// it is the master. A refused dial or a node that is not the master
-// makes it ask every Sentinel again (which checks the ROLE of each
-// address they name when they disagree) and retry, with backoff, until
-// BorrowTimeout or ctx ends: nothing was sent, so a retry is safe, and
-// during a failover it carries the borrow over the gap.
-func (s *sentinelClient) dialMaster(ctx context.Context, f *factory) (*conn, error) {
+// The target: addr and gen (above), and what follows.
+
+// String describes the target for Pool.String.
+func (s *sentinelClient) String() string {
+	return fmt.Sprintf("Sentinel master %q at %s", s.cfg.MasterName, s.addr())
+}
+
+// dial dials the master: it resolves the master through the Sentinels
+// if it is not known yet, dials it, and checks with ROLE that it is the
+// master. A refused dial or a node that is not the master makes it ask
+// every Sentinel again (which checks the ROLE of each address they name
+// when they disagree) and retry, with backoff, until BorrowTimeout or
+// ctx ends: nothing was sent, so a retry is safe, and during a failover
+// it carries the borrow over the gap.
+func (s *sentinelClient) dial(ctx context.Context) (*conn, uint64, error) {
 	var deadline time.Time
-	if f.cfg.BorrowTimeout > 0 {
-		deadline = time.Now().Add(f.cfg.BorrowTimeout)
+	if s.nodes.borrowTimeout > 0 {
+		deadline = time.Now().Add(s.nodes.borrowTimeout)
 	}
 	pause := 10 * time.Millisecond
 	for {
@@ -877,30 +899,29 @@ func (s *sentinelClient) dialMaster(ctx context.Context, f *factory) (*conn, err
 		if m == nil {
 			// The first dial: no Sentinel, or an unknown master, fails it.
 			if err := s.refresh(ctx); err != nil {
-				return nil, err
+				return nil, 0, err
 			}
 			continue
 		}
-		c, err := f.dialTo(ctx, m.addr)
+		c, err := s.nodes.dial(ctx, m.addr, false) // checkRole proves it
 		if err == nil {
-			err = s.checkRole(ctx, c, m.addr)
+			err = s.checkRole(ctx, c.rc, m.addr)
 			if err == nil && s.cur.Load() != m {
 				err = fmt.Errorf("redispool: master %q moved from %s during the dial", s.cfg.MasterName, m.addr)
 			}
 			if err == nil {
-				c.gen = m.gen
-				return c, nil
+				return c, m.gen, nil
 			}
 			c.rc.Close()
 		}
 		if isAuthError(errorText(err)) || ctx.Err() != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		if !deadline.IsZero() && time.Now().After(deadline) {
-			return nil, err
+			return nil, 0, err
 		}
 		if !sleepCtx(ctx, pause) || !sleepCtx(s.ctx, 0) {
-			return nil, err
+			return nil, 0, err
 		}
 		pause = min(2*pause, 200*time.Millisecond)
 		s.refresh(ctx) // a failure is this loop's next dial error
@@ -918,8 +939,8 @@ func errorText(err error) string {
 // checkRole asks a newly dialed node for its ROLE, under CheckTimeout
 // and ctx. Sentinel names the master it believes in; the node may have
 // been demoted since, or restarted empty.
-func (s *sentinelClient) checkRole(ctx context.Context, c *conn, addr string) error {
-	role, err := askRole(ctx, c)
+func (s *sentinelClient) checkRole(ctx context.Context, rc redis.ConnWithTimeout, addr string) error {
+	role, err := askRole(ctx, rc, s.nodes.checkTimeout)
 	switch {
 	case err != nil:
 		return fmt.Errorf("redispool: ROLE of %s, master %q: %w", addr, s.cfg.MasterName, err)
@@ -931,23 +952,22 @@ func (s *sentinelClient) checkRole(ctx context.Context, c *conn, addr string) er
 
 // role dials addr as the pool dials its master and returns its ROLE:
 // how the Sentinels' answers are checked when they disagree.
-func (f *factory) role(ctx context.Context, addr string) (string, error) {
-	c, err := f.dialTo(ctx, addr)
+func (s *sentinelClient) role(ctx context.Context, addr string) (string, error) {
+	c, err := s.nodes.dial(ctx, addr, false)
 	if err != nil {
 		return "", err
 	}
 	defer c.rc.Close()
-	return askRole(ctx, c)
+	return askRole(ctx, c.rc, s.nodes.checkTimeout)
 }
 
-// askRole returns the first element of c's ROLE reply, asked under
-// CheckTimeout and ctx.
-func askRole(ctx context.Context, c *conn) (string, error) {
-	timeout := c.f.cfg.CheckTimeout
+// askRole returns the first element of rc's ROLE reply, asked within
+// timeout and ctx.
+func askRole(ctx context.Context, rc redis.ConnWithTimeout, timeout time.Duration) (string, error) {
 	if dl, ok := ctx.Deadline(); ok {
 		timeout = min(timeout, time.Until(dl))
 	}
-	reply, err := redis.Values(c.rc.DoWithTimeout(timeout, "ROLE"))
+	reply, err := redis.Values(rc.DoWithTimeout(timeout, "ROLE"))
 	if err != nil {
 		return "", err
 	}
@@ -963,19 +983,20 @@ func askRole(ctx context.Context, c *conn) (string, error) {
 
 // noteError looks at an error a command on a master connection returned.
 // READONLY and MASTERDOWN replies say the node is no longer a usable
-// master: the connection is closed when it is returned (as if of an old
-// generation) and the Sentinels are asked again. An I/O error may mean
-// the master died: the connection is closed anyway, and the Sentinels are
-// asked again.
-func (s *sentinelClient) noteError(c *conn, err error) {
+// master: the connection is to be closed when it is returned (as if of an
+// old generation), and the Sentinels are asked again. An I/O error may
+// mean the master died: the connection is closed anyway, and the
+// Sentinels are asked again.
+func (s *sentinelClient) noteError(err error) (retire bool) {
 	var rerr redis.Error
 	if errors.As(err, &rerr) {
 		if !strings.HasPrefix(string(rerr), "READONLY ") && !strings.HasPrefix(string(rerr), "MASTERDOWN ") {
-			return
+			return false
 		}
-		c.gen = 0
+		retire = true
 	}
 	s.requery()
+	return retire
 }
 
 // sleepCtx sleeps for d and reports whether ctx is still alive.

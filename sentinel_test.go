@@ -57,6 +57,9 @@ func poolConns(t *testing.T, n *redistest.Server) int {
 	return 0
 }
 
+// sentinelOf is the Sentinel target of p, a pool made with Config.Sentinel.
+func sentinelOf(p *Pool) *sentinelClient { return p.f.target.(*sentinelClient) }
+
 // isPoolSentinelConn matches the connections of clients on a Sentinel,
 // not those of the other Sentinels (named "sentinel-<id>-cmd").
 func isPoolSentinelConn(ci redistest.ClientInfo) bool {
@@ -130,8 +133,8 @@ func TestSentinel(t *testing.T) {
 		cfg.Logger = slog.New(hookHandler{msg: "redispool: connection created", fn: func() {
 			once.Do(func() {
 				master := p.Addr()
-				p.f.sentinel.announce("127.0.0.1:1", "test")
-				p.f.sentinel.announce(master, "test")
+				sentinelOf(p).announce("127.0.0.1:1", "test")
+				sentinelOf(p).announce(master, "test")
 			})
 		}})
 		p = newTestPool(t, cfg)
@@ -298,7 +301,7 @@ func TestSentinel(t *testing.T) {
 			t.Fatalf("Ping with the first Sentinel paused: %v", err)
 		}
 		t.Logf("first Ping with the first Sentinel paused: %v", time.Since(start))
-		if p.f.sentinel.order[0] == s0.Addr() {
+		if sentinelOf(p).order[0] == s0.Addr() {
 			t.Errorf("the paused Sentinel is still asked first")
 		}
 	})
@@ -323,7 +326,7 @@ func TestSentinel(t *testing.T) {
 			t.Errorf("Addr = %s; want the master %s", got, master.Addr())
 		}
 		replica.WaitClients(t, 0, isPoolConn)
-		s := p.f.sentinel
+		s := sentinelOf(p)
 		s.mu.Lock()
 		order := append([]string(nil), s.order...)
 		s.mu.Unlock()
@@ -1297,7 +1300,7 @@ func TestSentinelTLSDataNodeServerNameFromMaster(t *testing.T) {
 	if err := p.Ping(context.Background()); err != nil {
 		t.Fatalf("Ping over TLS to the master a TLS Sentinel named: %v", err)
 	}
-	waitFor(t, func() bool { return p.f.sentinel.alive.Load() == 1 }) // the subscription, over TLS
+	waitFor(t, func() bool { return sentinelOf(p).alive.Load() == 1 }) // the subscription, over TLS
 	if n := srv.CountClients(t, isPoolConn); n != 1 {
 		t.Errorf("TLS master has %d pool connections; want 1", n)
 	}

@@ -42,64 +42,54 @@ const (
 	kindUnresettable         // AUTH, HELLO, MONITOR, CLIENT REPLY, CLIENT TRACKING, RESET, ...
 )
 
-// classify returns the kind of cmd. It runs for every command, so it
-// neither allocates nor upper-cases: commands are told apart by length
-// first, and most (GET, SET, HGET, ...) fall through at once.
+// Table-only kinds: commandTable gives them to commands whose kind
+// depends on the subcommand, and classify resolves them.
+const (
+	kindClient cmdKind = iota + kindUnresettable + 1 // CLIENT: classifyClient
+	kindScript                                       // SCRIPT: classifyScript
+)
+
+// classify returns the kind of cmd, from the command table
+// (commands.go). It runs for every command and does not allocate. A
+// command not in the table, a module command among them, is plain: no
+// state the tracker can undo.
 func classify(cmd string, args []any) cmdKind {
-	switch len(cmd) {
-	case 4:
-		switch {
-		case strings.EqualFold(cmd, "EXEC"):
-			return kindEndMulti
-		case strings.EqualFold(cmd, "AUTH"), strings.EqualFold(cmd, "QUIT"), strings.EqualFold(cmd, "SYNC"):
-			return kindUnresettable
-		}
-	case 5:
-		switch {
-		case strings.EqualFold(cmd, "MULTI"):
-			return kindMulti
-		case strings.EqualFold(cmd, "WATCH"):
-			return kindWatch
-		case strings.EqualFold(cmd, "HELLO"), strings.EqualFold(cmd, "RESET"), strings.EqualFold(cmd, "PSYNC"):
-			return kindUnresettable
-		}
-	case 6:
-		switch {
-		case strings.EqualFold(cmd, "SELECT"):
-			return kindSelect
-		case strings.EqualFold(cmd, "CLIENT"):
-			return classifyClient(args)
-		case strings.EqualFold(cmd, "SCRIPT"):
-			return classifyScript(args)
-		case strings.EqualFold(cmd, "ASKING"): // flags the next command, whoever sends it
-			return kindUnresettable
-		}
-	case 7:
-		switch {
-		case strings.EqualFold(cmd, "DISCARD"):
-			return kindEndMulti
-		case strings.EqualFold(cmd, "UNWATCH"):
-			return kindUnwatch
-		case strings.EqualFold(cmd, "MONITOR"):
-			return kindUnresettable
-		}
-	case 8:
-		if strings.EqualFold(cmd, "READONLY") || strings.EqualFold(cmd, "REPLCONF") {
-			return kindUnresettable
-		}
-	case 9:
-		if strings.EqualFold(cmd, "SUBSCRIBE") {
-			return kindSubscribe
-		}
-	case 10:
-		switch {
-		case strings.EqualFold(cmd, "PSUBSCRIBE"):
-			return kindSubscribe
-		case strings.EqualFold(cmd, "SSUBSCRIBE"):
-			return kindSSubscribe
+	if !mayHaveState(cmd) {
+		return kindPlain // GET, SET, HGET, ...: no lookup
+	}
+	switch k := lookupCommand(cmd).state; k {
+	case kindClient:
+		return classifyClient(args)
+	case kindScript:
+		return classifyScript(args)
+	default:
+		return k
+	}
+}
+
+// stateShapes has a bit set for each shape — length and first letter —
+// of the commands the table gives a state kind. A command of another
+// shape, most of them, is plain without a lookup.
+var stateShapes = func() (set [8]uint64) {
+	for name, info := range commandTable {
+		if info.state != kindPlain {
+			i := shape(name)
+			set[i/64] |= 1 << (i % 64)
 		}
 	}
-	return kindPlain
+	return set
+}()
+
+func shape(cmd string) uint {
+	return uint(len(cmd)&15)<<5 | uint(cmd[0]&31) // &31 folds case
+}
+
+func mayHaveState(cmd string) bool {
+	if len(cmd) == 0 || len(cmd) > 15 {
+		return false
+	}
+	i := shape(cmd)
+	return stateShapes[i/64]&(1<<(i%64)) != 0
 }
 
 // classifyClient classifies CLIENT by its subcommand. Subcommands known
@@ -526,9 +516,9 @@ func (t *tracker) dropMarks() {
 
 var errUnresettable = errors.New("redispool: connection has session state that cannot be reset")
 
-// sentinel is echoed at the end of a pub/sub drain; the first reply equal
-// to it is the last one the drain has to read.
-var sentinel = fmt.Sprintf("redispool-drain-%d", time.Now().UnixNano())
+// drainMarker is echoed at the end of a pub/sub drain; the first reply
+// equal to it is the last one the drain has to read.
+var drainMarker = fmt.Sprintf("redispool-drain-%d", time.Now().UnixNano())
 
 // reset undoes the session state of c in one round trip (two after
 // pub/sub), under CheckTimeout. It returns an error when the connection
@@ -557,14 +547,14 @@ func (c *conn) reset() error {
 		t.sent, t.recvd = 0, 0
 	}
 	if t.flags()&stateSubscribed != 0 {
-		// Leave pub/sub, then read everything up to the echoed sentinel:
+		// Leave pub/sub, then read everything up to the echoed marker:
 		// pending replies, pushed messages, unsubscribe confirmations.
 		c.rc.Send("UNSUBSCRIBE")
 		c.rc.Send("PUNSUBSCRIBE")
 		if t.flags()&stateSSubscribe != 0 {
 			c.rc.Send("SUNSUBSCRIBE")
 		}
-		c.rc.Send("ECHO", sentinel)
+		c.rc.Send("ECHO", drainMarker)
 		if err := c.rc.Flush(); err != nil {
 			return err
 		}
@@ -580,7 +570,7 @@ func (c *conn) reset() error {
 				}
 				return err
 			}
-			if s, ok := reply.([]byte); ok && string(s) == sentinel {
+			if s, ok := reply.([]byte); ok && string(s) == drainMarker {
 				break
 			}
 		}

@@ -1,6 +1,7 @@
 package redispool
 
 import (
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -128,31 +129,65 @@ func TestClassifyAgreesWithSessionCommands(t *testing.T) {
 	}
 }
 
+// dataGroups are the command groups of COMMAND DOCS whose commands
+// act on keys' values: the pipelined ones, but for the exceptions
+// below.
+var dataGroups = map[string]bool{
+	"string": true, "bitmap": true, "list": true, "set": true, "sorted-set": true, "hash": true,
+	"stream": true, "geo": true, "hyperloglog": true, "generic": true,
+}
+
+// notPipelinedData are the commands of the data groups that are not
+// pipelined though the server does not flag them blocking or admin.
+var notPipelinedData = map[string]string{
+	"KEYS":    "walks the whole keyspace: a reply later than ReadTimeout fails every command in flight with it",
+	"MIGRATE": "waits on another server, with a timeout of its own",
+	"WAIT":    "counts the writes of its own connection",
+	"WAITAOF": "as WAIT",
+}
+
+// pipelinedOther are the commands outside the data groups that are
+// pipelined.
+var pipelinedOther = map[string]string{
+	"PING":     "one reply, no state",
+	"ECHO":     "one reply, no state",
+	"TIME":     "one reply, no state; throttled's store asks it",
+	"DBSIZE":   "one reply, no state; the shared connection is on the pool's database",
+	"PUBLISH":  "one reply, no state",
+	"SPUBLISH": "as PUBLISH",
+}
+
 // TestServerCommandTableIsClassified asks redis-server for its command
-// table and fails for any command of the session groups that
-// sessionCommands does not classify.
+// table and fails for any command it lists that the command table
+// (commands.go) does not place, for any command of the session groups
+// that sessionCommands does not classify, and for any pipelining
+// decision that breaks the rule at the top of commands.go.
 func TestServerCommandTableIsClassified(t *testing.T) {
 	s := redistest.StartServer(t)
 	reply, err := s.Exec("COMMAND", "DOCS")
 	if err != nil {
 		t.Skipf("COMMAND DOCS (Redis 7.0 or later): %v", err)
 	}
-	groups := map[string]string{} // leaf (sub)command name -> group
-	var walk func(docs []any)
-	walk = func(docs []any) {
+	groups := map[string]string{}    // leaf (sub)command name -> group
+	topGroups := map[string]string{} // command name, upper case -> group
+	var walk func(docs []any, top bool)
+	walk = func(docs []any, top bool) {
 		for i := 0; i+1 < len(docs); i += 2 {
 			name, _ := docs[i].(string)
 			doc := docMap(docs[i+1])
+			group, _ := doc["group"].(string)
+			if top {
+				topGroups[strings.ToUpper(name)] = group
+			}
 			if subs, ok := doc["subcommands"].([]any); ok && len(subs) > 0 {
-				walk(subs)
+				walk(subs, false)
 				continue
 			}
-			group, _ := doc["group"].(string)
 			groups[strings.ToLower(name)] = group
 		}
 	}
 	docs, _ := reply.([]any)
-	walk(docs)
+	walk(docs, true)
 	if len(groups) < 100 {
 		t.Fatalf("COMMAND DOCS listed %d commands; want the full table", len(groups))
 	}
@@ -182,6 +217,70 @@ func TestServerCommandTableIsClassified(t *testing.T) {
 	sort.Strings(missing)
 	for _, name := range missing {
 		t.Errorf("redis-server has %s, which sessionCommands does not classify: decide what state it leaves, make classify handle it, and list it", name)
+	}
+
+	// Every command is in the table, and pipelined by the rule.
+	flags := map[string][]string{}
+	for _, c := range s.Do(t, "COMMAND").([]any) {
+		info := c.([]any)
+		name := strings.ToUpper(info[0].(string))
+		for _, f := range info[2].([]any) {
+			flags[name] = append(flags[name], f.(string))
+		}
+		flags[name] = append(flags[name], "listed")
+	}
+	for name, group := range topGroups {
+		if _, ok := flags[name]; !ok {
+			t.Errorf("COMMAND DOCS has %s, COMMAND does not", name)
+		}
+		info, ok := commandTable[name]
+		if !ok {
+			t.Errorf("redis-server has %s (%s), which the command table does not place: decide where its keys are, whether it blocks, which session state it touches and whether it may be pipelined, and add it", name, group)
+			continue
+		}
+		blocking := slices.Contains(flags[name], "blocking")
+		admin := slices.Contains(flags[name], "admin")
+		_, notPiped := notPipelinedData[name]
+		_, otherPiped := pipelinedOther[name]
+		want := dataGroups[group] && !blocking && !admin && !notPiped || otherPiped
+		if info.pipelined != want {
+			t.Errorf("%s (%s, flags %v): pipelined %v; the rule says %v", name, group, flags[name], info.pipelined, want)
+		}
+		if !info.pipelined {
+			continue
+		}
+		for _, f := range []string{"blocking", "admin", "noscript", "no_multi", "no_auth"} {
+			if slices.Contains(flags[name], f) {
+				t.Errorf("%s: pipelined, but the server flags it %s", name, f)
+			}
+		}
+	}
+	if len(topGroups) < 200 {
+		t.Fatalf("COMMAND DOCS listed %d commands; want 200 or more", len(topGroups))
+	}
+}
+
+// TestCommandTableIsConsistent checks what the server cannot: a
+// pipelined command touches no session state and does not block.
+func TestCommandTableIsConsistent(t *testing.T) {
+	for name, info := range commandTable {
+		if name != strings.ToUpper(name) {
+			t.Errorf("%s: not upper case", name)
+		}
+		if info.pipelined && (info.state != kindPlain || info.blocks()) {
+			t.Errorf("%s: pipelined, with state kind %d and block %d", name, info.state, info.block)
+		}
+		if info.state != kindPlain && (!mayHaveState(name) || !mayHaveState(strings.ToLower(name))) {
+			t.Errorf("%s: state kind %d, but mayHaveState is false", name, info.state)
+		}
+		if got := lookupCommand(strings.ToLower(name)); got != info {
+			t.Errorf("lookupCommand(%q) = %+v; want %+v", strings.ToLower(name), got, info)
+		}
+	}
+	for _, name := range []string{"", "JSON.GET", "NOSUCH", "GETX", "GE", strings.Repeat("G", 100)} {
+		if got := lookupCommand(name); got != keysFirst {
+			t.Errorf("lookupCommand(%q) = %+v; want the default %+v", name, got, keysFirst)
+		}
 	}
 }
 

@@ -1,6 +1,7 @@
 package redispool
 
 import (
+	"math/bits"
 	"sync/atomic"
 	"time"
 )
@@ -43,8 +44,33 @@ type Stats struct {
 	MasterChanges int64 // times the pool switched to a new master
 
 	// Auto-pipelining (Config.PipelineConns).
-	PipelinedCommands int64 // commands Do sent down a shared connection
+	PipelinedCommands int64 // commands Do wrote on a shared connection
 	PipelineBatches   int64 // writes on shared connections; PipelinedCommands/PipelineBatches is the mean batch
+	// PipelineBatchSizes counts the writes by the number of commands in
+	// them: [0] those of 1 command, [i] those of 2^(i-1)+1 to 2^i, and
+	// the last every batch of more than 2^(PipelineBatchBuckets-2). Use
+	// PipelineBatchSizeBound for a bucket's upper bound.
+	PipelineBatchSizes [PipelineBatchBuckets]int64
+}
+
+// PipelineBatchBuckets is the number of buckets of
+// Stats.PipelineBatchSizes.
+const PipelineBatchBuckets = 10
+
+// PipelineBatchSizeBound returns the largest batch that bucket i of
+// Stats.PipelineBatchSizes counts: 1, 2, 4, ... 256; and 0 for the last
+// bucket, which has no bound.
+func PipelineBatchSizeBound(i int) int {
+	if i >= PipelineBatchBuckets-1 {
+		return 0
+	}
+	return 1 << i
+}
+
+// batchBucket is the bucket of Stats.PipelineBatchSizes that counts a
+// batch of n >= 1 commands.
+func batchBucket(n int) int {
+	return min(bits.Len(uint(n-1)), PipelineBatchBuckets-1)
 }
 
 // Stats returns a snapshot of the pool's statistics.
@@ -74,6 +100,9 @@ func (p *Pool) Stats() Stats {
 	if p.pipes != nil {
 		s.PipelinedCommands = p.pipes.commands.Load()
 		s.PipelineBatches = p.pipes.batches.Load()
+		for i := range s.PipelineBatchSizes {
+			s.PipelineBatchSizes[i] = p.pipes.sizes[i].Load()
+		}
 	}
 	s.Destroyed = s.DestroyedBroken + s.DestroyedUnhealthy + s.DestroyedDirty +
 		s.DestroyedIdle + s.DestroyedLifetime + s.DestroyedSurplus + s.DestroyedClosed +

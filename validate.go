@@ -2,94 +2,75 @@ package redispool
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"net"
-	"runtime"
-	"strconv"
-	"strings"
+	"log/slog"
 	"time"
+
+	pool "github.com/jolestar/go-commons-pool/v2"
 )
 
-// validate checks c for values New cannot use. Each error names the
-// field and wraps ErrInvalidConfig.
-func (c Config) validate() error {
-	bad := func(format string, args ...any) error {
-		return fmt.Errorf("%w: "+format, append([]any{ErrInvalidConfig}, args...)...)
+// Connection validation, in go-commons-pool's terms: the factory's
+// validate hook (ValidateObject), which checks a connection about to be
+// borrowed — from the engine, and with the same code from the hot
+// stack — and the eviction policy, which checks connections idle in the
+// engine. Both ask, cheapest test first, whether a connection has
+// expired (MaxConnLifetime, MaxConnIdleTime, a master the pool has
+// left) and whether the server has closed it, which a peek at the
+// socket shows without a round trip (conncheck_*.go); a borrow also
+// PINGs a connection idle for PingAfterIdle.
+
+var _ pool.EvictionPolicy = evictionPolicy{}
+
+// ValidateObject checks a connection about to be borrowed: cheap checks
+// first, a round trip only for a connection idle for PingAfterIdle. ctx
+// is the borrower's, which the engine passes through from BorrowObject.
+func (f *factory) ValidateObject(ctx context.Context, o *pool.PooledObject) bool {
+	c := o.Object.(*conn)
+	// The engine stamped LastBorrowTime with time.Now just before calling
+	// us; a clock read costs ~50ns here, a tenth of the borrow.
+	err := f.validate(ctx, c, o.LastBorrowTime, idleSince(o))
+	if err != nil {
+		noteCheckFailed(ctx, c, err) // for borrowFromEngine (engine.go)
+		return false
 	}
-	if c.Sentinel != nil {
-		if err := c.Sentinel.validate(c); err != nil {
-			return err
+	return true
+}
+
+// validate is the borrow check of c, idle since idleSince, at now, for
+// connections from the engine and from the hot stack alike. It returns
+// why c failed, with c's reason set, ready to be closed; nil for a
+// connection fit to lend.
+func (f *factory) validate(ctx context.Context, c *conn, now, idleSince time.Time) error {
+	reason, err := f.check(ctx, c, now, idleSince)
+	if reason == reasonNone {
+		return nil
+	}
+	c.reason = reason
+	switch {
+	case err == nil && reason == reasonFailover:
+		err = errFormerMaster
+	case err == nil:
+		err = fmt.Errorf("connection past its %s limit", reason)
+	}
+	if reason == reasonUnhealthy || reason == reasonBroken {
+		if f.log != nil {
+			f.log.LogAttrs(context.Background(), slog.LevelInfo, "redispool: connection failed health check",
+				slog.String("addr", f.addr()), slog.String("error", err.Error()))
 		}
 	}
-	switch c.Network {
-	case "", "tcp", "tcp4", "tcp6":
-		if c.Addr != "" {
-			host, port, err := net.SplitHostPort(c.Addr)
-			if err != nil {
-				return bad("Addr %q: want host:port", c.Addr)
-			}
-			if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-				return bad("Addr %q: port %q is not a number from 1 to 65535", c.Addr, port)
-			}
-			if strings.ContainsAny(host, " /") {
-				return bad("Addr %q: invalid host %q", c.Addr, host)
-			}
-		}
-	case "unix":
-		if c.Addr == "" {
-			return bad("Addr: a unix socket path is required with Network \"unix\"")
-		}
-	default:
-		return bad("Network %q: want \"tcp\" or \"unix\"", c.Network)
-	}
-	if c.Username != "" && c.Password == "" {
-		return bad("Username %q needs a Password (any password works for a nopass user)", c.Username)
-	}
-	if c.DB < 0 {
-		return bad("DB %d is negative", c.DB)
-	}
-	if strings.ContainsAny(c.ClientName, " \r\n") {
-		return bad("ClientName %q: Redis does not allow spaces or newlines in client names", c.ClientName)
-	}
-	for _, d := range []struct {
-		name string
-		v    time.Duration
-	}{
-		{"DialTimeout", c.DialTimeout},
-		{"CheckTimeout", c.CheckTimeout},
-		{"MaxConnLifetime", c.MaxConnLifetime},
-		{"AbandonedTimeout", c.AbandonedTimeout},
-	} {
-		if d.v < 0 {
-			return bad("%s %v is negative", d.name, d.v)
-		}
-	}
-	for _, n := range []struct {
-		name string
-		v    int
-	}{
-		{"MaxTotal", c.MaxTotal},
-		{"MaxIdle", c.MaxIdle},
-		{"MinIdle", c.MinIdle},
-	} {
-		if n.v < 0 {
-			return bad("%s %d is negative", n.name, n.v)
-		}
-	}
-	maxTotal, maxIdle := c.MaxTotal, c.MaxIdle
-	if maxTotal == 0 {
-		maxTotal = 10 * runtime.GOMAXPROCS(0)
-	}
-	if maxIdle > maxTotal {
-		return bad("MaxIdle %d exceeds MaxTotal %d", maxIdle, maxTotal)
-	}
-	if maxIdle == 0 {
-		maxIdle = maxTotal
-	}
-	if c.MinIdle > maxIdle {
-		return bad("MinIdle %d exceeds MaxIdle %d", c.MinIdle, maxIdle)
-	}
-	return nil
+	return err
+}
+
+// errFormerMaster is the check failure of a connection made before the
+// pool switched to a new master.
+var errFormerMaster = errors.New("connection to a master the pool has left")
+
+// firstCheckError is the error for a borrow whose new connection failed
+// its first health check with err: the server accepted it and closed it
+// at once, as it does when maxclients is reached.
+func (f *factory) firstCheckError(err error) error {
+	return fmt.Errorf("redispool: connect to %s %s: new connection failed its health check: %w", f.cfg.Network, f.addr(), err)
 }
 
 // peekAfterIdle is how long a connection must have sat idle before a
@@ -149,10 +130,11 @@ func (f *factory) check(ctx context.Context, c *conn, now, idleSince time.Time) 
 }
 
 // expired reports whether c has outlived MaxConnLifetime or sat idle
-// past MaxConnIdleTime, or belongs to an old master.
+// past MaxConnIdleTime, or was made for where the target was before it
+// moved (an old master).
 func (f *factory) expired(c *conn, now, idleSince time.Time) destroyReason {
 	switch {
-	case f.sentinel != nil && c.gen != f.sentinel.gen():
+	case c.gen != f.target.gen():
 		// Dialed to a master the pool has since left: never handed out.
 		return reasonFailover
 	case f.cfg.MaxConnLifetime > 0 && now.Sub(c.created) >= f.cfg.MaxConnLifetime:
@@ -161,4 +143,43 @@ func (f *factory) expired(c *conn, now, idleSince time.Time) destroyReason {
 		return reasonIdle
 	}
 	return reasonNone
+}
+
+// idleSince is when the engine's connection o went idle. The engine
+// stamps LastReturnTime when the flusher hands it a connection, which may
+// be flushInterval+hotIdleLimit after the connection was returned to the
+// hot stack at c.idleSince; idle limits count from the earlier.
+func idleSince(o *pool.PooledObject) time.Time {
+	c := o.Object.(*conn)
+	if !c.idleSince.IsZero() && c.idleSince.Before(o.LastReturnTime) {
+		return c.idleSince
+	}
+	return o.LastReturnTime
+}
+
+// evictionPolicy closes idle connections past MaxConnIdleTime or
+// MaxConnLifetime, and those the server has closed, which the peek finds
+// without a round trip; the engine refills MinIdle after each run, so
+// Stats and MinIdle are true within one EvictionInterval of a server
+// dropping idle connections. The engine looks policies up by name in a
+// global registry, so the policy is stateless and reads its limits from
+// the connection's factory.
+type evictionPolicy struct{}
+
+func (evictionPolicy) Evict(_ *pool.EvictionConfig, o *pool.PooledObject, _ int) bool {
+	c := o.Object.(*conn)
+	if reason := c.f.expired(c, time.Now(), idleSince(o)); reason != reasonNone {
+		c.reason = reason
+		return true
+	}
+	// The engine holds c for the evictor: no borrower can be using it.
+	if err := c.peek.check(); err != nil {
+		c.reason = reasonUnhealthy
+		if c.f.log != nil {
+			c.f.log.LogAttrs(context.Background(), slog.LevelInfo, "redispool: idle connection failed health check",
+				slog.String("addr", c.addr), slog.String("error", err.Error()))
+		}
+		return true
+	}
+	return false
 }

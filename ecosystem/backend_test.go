@@ -31,6 +31,7 @@ type backend struct {
 	client  interface{ Close() error }
 	rp      *redis.Pool
 	stats   func() redispool.Stats // a Cluster's summed over its nodes
+	control func() int             // a Cluster's idle control connections
 	servers []*redistest.Server
 }
 
@@ -65,7 +66,7 @@ func backends(t *testing.T) []*backend {
 	}
 
 	return []*backend{
-		{name: "Pool", client: p, rp: p.RedigoPool(), stats: p.Stats, servers: []*redistest.Server{srv}},
+		{name: "Pool", client: p, rp: p.RedigoPool(), stats: p.Stats, control: func() int { return 0 }, servers: []*redistest.Server{srv}},
 		{name: "Cluster", client: c, rp: c.RedigoPool(), stats: func() redispool.Stats {
 			var sum redispool.Stats
 			for _, s := range c.Stats().Nodes {
@@ -73,9 +74,10 @@ func backends(t *testing.T) []*backend {
 				sum.Idle += s.Idle
 				sum.Created += s.Created
 				sum.Borrows += s.Borrows
+				sum.Shared += s.Shared
 			}
 			return sum
-		}, servers: nodes},
+		}, control: func() int { return c.Stats().ControlConns }, servers: nodes},
 	}
 }
 
@@ -91,7 +93,8 @@ func (b *backend) serverConns(t testing.TB) int {
 
 // checkNothingBorrowed checks that no connection is left borrowed, in
 // the bridge or in redispool, and that every connection the servers see
-// is one redispool holds idle: the bridge kept none of its own.
+// is one redispool holds idle (in its pools, in the pipeline, or as a
+// Cluster's control connection): the bridge kept none of its own.
 func (b *backend) checkNothingBorrowed(t testing.TB) {
 	t.Helper()
 	if n := b.rp.ActiveCount(); n != 0 {
@@ -107,7 +110,8 @@ func (b *backend) checkNothingBorrowed(t testing.TB) {
 	// The server notices a closed connection asynchronously: poll.
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		idle, got := b.stats().Idle, b.serverConns(t)
+		st := b.stats()
+		idle, got := st.Idle+st.Shared+b.control(), b.serverConns(t)
 		if got == idle {
 			break
 		}

@@ -22,8 +22,9 @@
 // metrics (Prometheus exporters add the _total suffix to counters):
 //
 //	redispool.connections.max                 gauge    MaxTotal
-//	redispool.connections{state=active|idle}  gauge    Active, Idle
+//	redispool.connections{state}              gauge    Active, Idle, Shared (state active, idle, shared)
 //	redispool.waiting                         gauge    Waiting
+//	redispool.dialing                         gauge    Dialing
 //	redispool.borrows                         counter  Borrows
 //	redispool.waits                           counter  WaitCount
 //	redispool.wait.duration                   counter  WaitDuration, in seconds
@@ -32,6 +33,16 @@
 //	redispool.dial_errors                     counter  DialErrors
 //	redispool.connections.destroyed{reason}   counter  Destroyed*
 //	redispool.master_changes                  counter  MasterChanges (Sentinel)
+//	redispool.pipeline.commands               counter  PipelinedCommands
+//	redispool.pipeline.batches{batch.size}    counter  PipelineBatchSizes
+//
+// Shared connections are those Pool.Do's auto-pipelining holds
+// (Config.PipelineConns). redispool.pipeline.batches counts the writes
+// on them by the number of commands in each: batch.size is 1, 2, 3-4,
+// 5-8 ... 129-256 or 257+. The OTel API has no observable histogram,
+// so the distribution is a counter split by that attribute; summed over
+// it, it is the number of batches (Stats.PipelineBatches), and
+// commands / batches is the mean batch.
 //
 // For a Cluster, each of these is reported per node pool, with the
 // node's host:port as server.address, and the cluster adds:

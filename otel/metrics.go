@@ -26,10 +26,11 @@ func destroyedByReason(s *redispool.Stats) [len(destroyReasons)]int64 {
 
 // instruments are the observable instruments of one registration.
 type instruments struct {
-	max, conns, waiting                      metric.Int64ObservableGauge
+	max, conns, waiting, dialing             metric.Int64ObservableGauge
 	borrows, waits, timeouts                 metric.Int64ObservableCounter
 	created, dialErrors, destroyed, masterCh metric.Int64ObservableCounter
 	waitSeconds                              metric.Float64ObservableCounter
+	pipelined, batches                       metric.Int64ObservableCounter
 
 	// A Cluster's.
 	slots                                                    metric.Int64ObservableGauge
@@ -78,9 +79,11 @@ func RegisterMetrics(client redispool.Client, opts ...Option) (metric.Registrati
 	in.max = gauge("redispool.connections.max", "{connection}",
 		"Maximum number of connections the pool holds, borrowed and idle together (MaxTotal).")
 	in.conns = gauge("redispool.connections", "{connection}",
-		"Number of open connections, by state: active (borrowed) or idle (waiting in the pool).")
+		"Number of open connections, by state: active (borrowed), idle (waiting in the pool) or shared (held by Do's auto-pipelining).")
 	in.waiting = gauge("redispool.waiting", "{borrow}",
 		"Number of borrowers waiting now because MaxTotal connections are borrowed.")
+	in.dialing = gauge("redispool.dialing", "{borrow}",
+		"Number of borrowers waiting now on a dial made for them: an unreachable server shows here.")
 	in.borrows = counter("redispool.borrows", "{borrow}", "Number of successful borrows.")
 	in.waits = counter("redispool.waits", "{borrow}",
 		"Number of borrows that had to wait because MaxTotal connections were borrowed.")
@@ -95,8 +98,12 @@ func RegisterMetrics(client redispool.Client, opts ...Option) (metric.Registrati
 	in.destroyed = counter("redispool.connections.destroyed", "{connection}", "Number of connections closed, by reason.")
 	in.masterCh = counter("redispool.master_changes", "{change}",
 		"Number of times the pool switched to a new master (Sentinel); zero without Sentinel.")
-	insts := []metric.Observable{in.max, in.conns, in.waiting, in.borrows, in.waits, in.waitSeconds,
-		in.timeouts, in.created, in.dialErrors, in.destroyed, in.masterCh}
+	in.pipelined = counter("redispool.pipeline.commands", "{command}",
+		"Number of commands Do wrote on a shared connection (auto-pipelining).")
+	in.batches = counter("redispool.pipeline.batches", "{batch}",
+		"Number of writes on shared connections, by the number of commands in them (batch.size: 1, 2, 3-4 ... 257+).")
+	insts := []metric.Observable{in.max, in.conns, in.waiting, in.dialing, in.borrows, in.waits, in.waitSeconds,
+		in.timeouts, in.created, in.dialErrors, in.destroyed, in.masterCh, in.pipelined, in.batches}
 	if cluster {
 		in.slots = gauge("redispool.cluster.slots", "{slot}", "Number of hash slots each master serves.")
 		in.redirects = counter("redispool.cluster.redirects", "{redirect}", "Number of MOVED and ASK replies, by kind.")
@@ -131,7 +138,9 @@ func (in *instruments) observePool(o metric.Observer, s redispool.Stats, attrs [
 	o.ObserveInt64(in.max, int64(s.MaxTotal), all)
 	o.ObserveInt64(in.conns, int64(s.Active), with(attrs, attribute.String("state", "active")))
 	o.ObserveInt64(in.conns, int64(s.Idle), with(attrs, attribute.String("state", "idle")))
+	o.ObserveInt64(in.conns, int64(s.Shared), with(attrs, attribute.String("state", "shared")))
 	o.ObserveInt64(in.waiting, int64(s.Waiting), all)
+	o.ObserveInt64(in.dialing, int64(s.Dialing), all)
 	o.ObserveInt64(in.borrows, s.Borrows, all)
 	o.ObserveInt64(in.waits, s.WaitCount, all)
 	o.ObserveFloat64(in.waitSeconds, s.WaitDuration.Seconds(), all)
@@ -142,7 +151,34 @@ func (in *instruments) observePool(o metric.Observer, s redispool.Stats, attrs [
 		o.ObserveInt64(in.destroyed, n, with(attrs, attribute.String("reason", destroyReasons[i])))
 	}
 	o.ObserveInt64(in.masterCh, s.MasterChanges, all)
+	o.ObserveInt64(in.pipelined, s.PipelinedCommands, all)
+	for i, n := range s.PipelineBatchSizes {
+		o.ObserveInt64(in.batches, n, with(attrs, attribute.String("batch.size", batchSizes[i])))
+	}
 }
+
+// batchSizes are the values of the batch.size attribute of
+// redispool.pipeline.batches, one per bucket of
+// Stats.PipelineBatchSizes. The OTel metric API has no observable
+// histogram, so the distribution is a counter split by bucket: summed
+// over batch.size it is PipelineBatches.
+var batchSizes = func() [redispool.PipelineBatchBuckets]string {
+	var out [redispool.PipelineBatchBuckets]string
+	lo := 1
+	for i := range out {
+		hi := redispool.PipelineBatchSizeBound(i)
+		switch {
+		case hi == 0:
+			out[i] = fmt.Sprintf("%d+", lo)
+		case hi == lo:
+			out[i] = fmt.Sprint(hi)
+		default:
+			out[i] = fmt.Sprintf("%d-%d", lo, hi)
+		}
+		lo = hi + 1
+	}
+	return out
+}()
 
 func (in *instruments) observeCluster(o metric.Observer, s redispool.ClusterStats, attrs []attribute.KeyValue) {
 	for addr, ns := range s.Nodes {

@@ -190,6 +190,9 @@ func TestMetricsOfCluster(t *testing.T) {
 	if got := value(t, ms, "redispool.borrows", at); got < 1 {
 		t.Errorf("borrows of node %s = %v; want at least 1", node, got)
 	}
+	if got, want := value(t, ms, "redispool.pipeline.commands", at), c.Stats().Nodes[node].PipelinedCommands; got != float64(want) {
+		t.Errorf("pipelined commands of node %s = %v; want %d", node, got, want)
+	}
 	if got := value(t, ms, "redispool.cluster.slots", at); got != 16384 {
 		t.Errorf("slots of %s = %v; want 16384", node, got)
 	}
@@ -314,5 +317,44 @@ func TestCommandSpansOnUnixSocket(t *testing.T) {
 	}
 	if a["db.response.status_code"].AsString() != "WRONGTYPE" || sp.Status().Description != "WRONGTYPE" {
 		t.Errorf("status %q, db.response.status_code %q; want WRONGTYPE", sp.Status().Description, a["db.response.status_code"].AsString())
+	}
+}
+
+// TestMetricsOfPipelining sends three commands through Do one after
+// another: each is a round trip of its own on the shared connection, a
+// batch of one.
+func TestMetricsOfPipelining(t *testing.T) {
+	p, _ := newPool(t, redispool.Config{})
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	defer mp.Shutdown(context.Background())
+	if _, err := redispoolotel.RegisterMetrics(p, redispoolotel.WithMeterProvider(mp)); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if _, err := p.Do(context.Background(), "INCR", "n"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ms := collect(t, reader)
+	if got := value(t, ms, "redispool.pipeline.commands"); got != 3 {
+		t.Errorf("redispool.pipeline.commands = %v; want 3", got)
+	}
+	want := map[string]int64{"1": 3, "2": 0, "3-4": 0, "5-8": 0, "9-16": 0, "17-32": 0, "33-64": 0, "65-128": 0, "129-256": 0, "257+": 0}
+	points := ms["redispool.pipeline.batches"].Data.(metricdata.Sum[int64]).DataPoints
+	if len(points) != len(want) {
+		t.Errorf("%d data points of redispool.pipeline.batches; want %d, one per batch.size", len(points), len(want))
+	}
+	for size, n := range want {
+		if got := value(t, ms, "redispool.pipeline.batches", attribute.String("batch.size", size)); got != float64(n) {
+			t.Errorf("redispool.pipeline.batches{batch.size=%s} = %v; want %d", size, got, n)
+		}
+	}
+	// The shared connection goes back to the pool after a short idle
+	// time: it is shared or idle, never active.
+	shared := value(t, ms, "redispool.connections", attribute.String("state", "shared"))
+	idle := value(t, ms, "redispool.connections", attribute.String("state", "idle"))
+	if active := value(t, ms, "redispool.connections", attribute.String("state", "active")); active != 0 || shared+idle != 1 {
+		t.Errorf("connections: active %v, idle %v, shared %v; want the one connection shared or idle", active, idle, shared)
 	}
 }

@@ -12,8 +12,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/redispool/redispool"
-	"github.com/redispool/redispool/redistest"
 	redispoolprom "github.com/redispool/redispool/prometheus"
+	"github.com/redispool/redispool/redistest"
 )
 
 func newCluster(t testing.TB, cfg redispool.ClusterConfig) *redispool.Cluster {
@@ -93,10 +93,11 @@ func TestClusterCollectorOnMiniredis(t *testing.T) {
 # HELP redispool_cluster_node_max_connections Maximum number of connections the pool holds, borrowed and idle together (MaxTotal).
 # TYPE redispool_cluster_node_max_connections gauge
 redispool_cluster_node_max_connections{cluster="main",node=%[1]q} 4
-# HELP redispool_cluster_node_connections Number of open connections, by state: active (borrowed) or idle (waiting in the pool).
+# HELP redispool_cluster_node_connections Number of open connections, by state: active (borrowed), idle (waiting in the pool) or shared (held by Do's auto-pipelining).
 # TYPE redispool_cluster_node_connections gauge
 redispool_cluster_node_connections{cluster="main",node=%[1]q,state="active"} 0
 redispool_cluster_node_connections{cluster="main",node=%[1]q,state="idle"} 1
+redispool_cluster_node_connections{cluster="main",node=%[1]q,state="shared"} 0
 # HELP redispool_cluster_slots Number of hash slots the node serves as a master in the slot map; zero for a replica or a node known from a redirect only.
 # TYPE redispool_cluster_slots gauge
 redispool_cluster_slots{cluster="main",node=%[1]q} 16384
@@ -122,6 +123,14 @@ redispool_cluster_retries_total{cluster="main"} 0
 	mfs := gather(t, coll)
 	if got, _ := series(mfs, "redispool_cluster_node_borrows_total", "node", addr); got < 5 {
 		t.Errorf("redispool_cluster_node_borrows_total{node=%q} = %v; want 5 or more", addr, got)
+	}
+	// Each node's pipelining, labelled by node.
+	st := c.Stats().Nodes[addr]
+	if got, ok := series(mfs, "redispool_cluster_node_pipelined_commands_total", "node", addr); !ok || got != float64(st.PipelinedCommands) {
+		t.Errorf("redispool_cluster_node_pipelined_commands_total{node=%q} = %v, %v; want %d", addr, got, ok, st.PipelinedCommands)
+	}
+	if h := mfs["redispool_cluster_node_pipeline_batch_size"]; len(h) != 1 || h[0].GetHistogram().GetSampleCount() != uint64(st.PipelineBatches) {
+		t.Errorf("redispool_cluster_node_pipeline_batch_size: %v; want one histogram of %d batches", h, st.PipelineBatches)
 	}
 	if got, ok := series(mfs, "redispool_cluster_pending_nodes"); !ok || got != 0 {
 		t.Errorf("redispool_cluster_pending_nodes = %v, %v; want 0", got, ok)

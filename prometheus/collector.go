@@ -20,8 +20,9 @@
 // # Metrics
 //
 //	redispool_max_connections                       gauge    MaxTotal
-//	redispool_connections{state="active|idle"}      gauge    Active, Idle
+//	redispool_connections{state="active|idle|shared"} gauge  Active, Idle, Shared
 //	redispool_waiting                               gauge    Waiting
+//	redispool_dialing                               gauge    Dialing
 //	redispool_borrows_total                         counter  Borrows
 //	redispool_waits_total                           counter  WaitCount
 //	redispool_wait_seconds_total                    counter  WaitDuration
@@ -30,6 +31,15 @@
 //	redispool_dial_errors_total                     counter  DialErrors
 //	redispool_connections_destroyed_total{reason}   counter  Destroyed*
 //	redispool_master_changes_total                  counter  MasterChanges (Sentinel)
+//	redispool_pipelined_commands_total              counter  PipelinedCommands
+//	redispool_pipeline_batches_total                counter  PipelineBatches
+//	redispool_pipeline_batch_size                   histogram PipelineBatchSizes
+//
+// The shared connections are those Pool.Do's auto-pipelining holds
+// (Config.PipelineConns). redispool_pipeline_batch_size is the number
+// of commands in each write on a shared connection, in buckets of
+// 1, 2, 4 ... 256 and +Inf; its _count is the batches and its _sum the
+// commands, so _sum / _count is the mean batch.
 //
 // The reason label of redispool_connections_destroyed_total is one of
 // broken, unhealthy, dirty, idle, lifetime, surplus, closed, failover
@@ -115,6 +125,7 @@ type poolDescs struct {
 	maxConnections *prometheus.Desc
 	connections    *prometheus.Desc
 	waiting        *prometheus.Desc
+	dialing        *prometheus.Desc
 	borrows        *prometheus.Desc
 	waits          *prometheus.Desc
 	waitSeconds    *prometheus.Desc
@@ -123,6 +134,9 @@ type poolDescs struct {
 	dialErrors     *prometheus.Desc
 	destroyed      *prometheus.Desc
 	masterChanges  *prometheus.Desc
+	pipelined      *prometheus.Desc
+	batches        *prometheus.Desc
+	batchSize      *prometheus.Desc
 }
 
 // newPoolDescs returns the descs of a pool's metrics, named
@@ -137,9 +151,11 @@ func newPoolDescs(o *options, subsystem string, labels ...string) poolDescs {
 		maxConnections: desc("max_connections",
 			"Maximum number of connections the pool holds, borrowed and idle together (MaxTotal)."),
 		connections: desc("connections",
-			"Number of open connections, by state: active (borrowed) or idle (waiting in the pool).", "state"),
+			"Number of open connections, by state: active (borrowed), idle (waiting in the pool) or shared (held by Do's auto-pipelining).", "state"),
 		waiting: desc("waiting",
 			"Number of borrowers waiting now because MaxTotal connections are borrowed."),
+		dialing: desc("dialing",
+			"Number of borrowers waiting now on a dial made for them: an unreachable server shows here."),
 		borrows: desc("borrows_total",
 			"Total number of successful borrows."),
 		waits: desc("waits_total",
@@ -156,6 +172,12 @@ func newPoolDescs(o *options, subsystem string, labels ...string) poolDescs {
 			"Total number of connections closed, by reason.", "reason"),
 		masterChanges: desc("master_changes_total",
 			"Total number of times the pool switched to a new master (Sentinel); zero without Sentinel."),
+		pipelined: desc("pipelined_commands_total",
+			"Total number of commands Do wrote on a shared connection (auto-pipelining)."),
+		batches: desc("pipeline_batches_total",
+			"Total number of writes on shared connections; pipelined commands / batches is the mean batch."),
+		batchSize: desc("pipeline_batch_size",
+			"Number of commands in each write on a shared connection."),
 	}
 }
 
@@ -163,6 +185,7 @@ func (d *poolDescs) describe(ch chan<- *prometheus.Desc) {
 	ch <- d.maxConnections
 	ch <- d.connections
 	ch <- d.waiting
+	ch <- d.dialing
 	ch <- d.borrows
 	ch <- d.waits
 	ch <- d.waitSeconds
@@ -171,6 +194,9 @@ func (d *poolDescs) describe(ch chan<- *prometheus.Desc) {
 	ch <- d.dialErrors
 	ch <- d.destroyed
 	ch <- d.masterChanges
+	ch <- d.pipelined
+	ch <- d.batches
+	ch <- d.batchSize
 }
 
 // collect sends the metrics of one pool's statistics s, with the values
@@ -185,7 +211,9 @@ func (d *poolDescs) collect(ch chan<- prometheus.Metric, s *redispool.Stats, lab
 	gauge(d.maxConnections, float64(s.MaxTotal))
 	gauge(d.connections, float64(s.Active), "active")
 	gauge(d.connections, float64(s.Idle), "idle")
+	gauge(d.connections, float64(s.Shared), "shared")
 	gauge(d.waiting, float64(s.Waiting))
+	gauge(d.dialing, float64(s.Dialing))
 	counter(d.borrows, float64(s.Borrows))
 	counter(d.waits, float64(s.WaitCount))
 	counter(d.waitSeconds, s.WaitDuration.Seconds())
@@ -196,6 +224,26 @@ func (d *poolDescs) collect(ch chan<- prometheus.Metric, s *redispool.Stats, lab
 		counter(d.destroyed, float64(n), destroyReasons[i])
 	}
 	counter(d.masterChanges, float64(s.MasterChanges))
+	counter(d.pipelined, float64(s.PipelinedCommands))
+	counter(d.batches, float64(s.PipelineBatches))
+	count, buckets := batchSizeBuckets(s)
+	ch <- prometheus.MustNewConstHistogram(d.batchSize, count, float64(s.PipelinedCommands), buckets, labels...)
+}
+
+// batchSizeBuckets returns the number of batches in s and the
+// cumulative counts of Prometheus's buckets, keyed by upper bound, from
+// Stats.PipelineBatchSizes. The last bucket, unbounded, is +Inf, which
+// Prometheus adds from the count.
+func batchSizeBuckets(s *redispool.Stats) (uint64, map[float64]uint64) {
+	buckets := make(map[float64]uint64, redispool.PipelineBatchBuckets-1)
+	var cum uint64
+	for i, n := range s.PipelineBatchSizes {
+		cum += uint64(n)
+		if le := redispool.PipelineBatchSizeBound(i); le > 0 {
+			buckets[float64(le)] = cum
+		}
+	}
+	return cum, buckets
 }
 
 func newOptions(opts []Option) *options {

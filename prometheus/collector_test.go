@@ -52,7 +52,7 @@ func borrow(t testing.TB, p *redispool.Pool) interface{ Close() error } {
 const allHelp = `
 # HELP redispool_max_connections Maximum number of connections the pool holds, borrowed and idle together (MaxTotal).
 # TYPE redispool_max_connections gauge
-# HELP redispool_connections Number of open connections, by state: active (borrowed) or idle (waiting in the pool).
+# HELP redispool_connections Number of open connections, by state: active (borrowed), idle (waiting in the pool) or shared (held by Do's auto-pipelining).
 # TYPE redispool_connections gauge
 # HELP redispool_borrows_total Total number of successful borrows.
 # TYPE redispool_borrows_total counter
@@ -98,6 +98,7 @@ func TestCollectorExportsBorrowsTimeoutsAndDestroyedByReason(t *testing.T) {
 redispool_max_connections 2
 redispool_connections{state="active"} 2
 redispool_connections{state="idle"} 0
+redispool_connections{state="shared"} 0
 redispool_borrows_total 2
 redispool_waits_total 0
 redispool_timeouts_total 1
@@ -122,6 +123,7 @@ redispool_master_changes_total 0
 redispool_max_connections 2
 redispool_connections{state="active"} 0
 redispool_connections{state="idle"} 1
+redispool_connections{state="shared"} 0
 redispool_borrows_total 2
 redispool_waits_total 0
 redispool_timeouts_total 1
@@ -145,6 +147,7 @@ redispool_master_changes_total 0
 redispool_max_connections 2
 redispool_connections{state="active"} 0
 redispool_connections{state="idle"} 0
+redispool_connections{state="shared"} 0
 redispool_borrows_total 2
 redispool_waits_total 0
 redispool_timeouts_total 1
@@ -230,7 +233,7 @@ myapp_redis_max_connections{pool="cache",shard="1"} 3
 	if err := testutil.CollectAndCompare(c, strings.NewReader(want), "myapp_redis_max_connections"); err != nil {
 		t.Error(err)
 	}
-	if n, want := testutil.CollectAndCount(c), 20; n != want {
+	if n, want := testutil.CollectAndCount(c), 25; n != want {
 		t.Errorf("collected %d metrics; want %d", n, want)
 	}
 }
@@ -318,6 +321,57 @@ func TestCollectorExportsWaitingBorrowers(t *testing.T) {
 	}
 }
 
+// A server that accepts and never answers holds the borrower in its dial
+// (the dial's PING): redispool_dialing shows it, where Active, Idle and
+// Waiting are all 0.
+func TestCollectorExportsBorrowersWaitingOnADial(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var accepted []net.Conn
+	acceptDone := make(chan struct{})
+	go func() {
+		defer close(acceptDone)
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted = append(accepted, nc) // never answered
+		}
+	}()
+	defer func() {
+		ln.Close()
+		<-acceptDone
+		for _, nc := range accepted {
+			nc.Close()
+		}
+	}()
+	p := newPool(t, redispool.Config{Addr: ln.Addr().String(), DialTimeout: 30 * time.Second})
+	c := redispoolprom.NewCollector(p)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if conn, err := p.GetContext(ctx); err == nil {
+			conn.Close()
+		}
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for metricValue(t, c, "redispool_dialing") != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("redispool_dialing never reached 1 with one borrower dialing a silent server")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	<-done
+	if got := metricValue(t, c, "redispool_dialing"); got != 0 {
+		t.Errorf("redispool_dialing = %v after the borrow ended; want 0", got)
+	}
+}
+
 func TestCollectorCountsAbandonedConnections(t *testing.T) {
 	p := newPool(t, redispool.Config{MaxTotal: 2, AbandonedTimeout: 50 * time.Millisecond})
 	c := redispoolprom.NewCollector(p)
@@ -358,4 +412,50 @@ func labelledValue(t *testing.T, c prometheus.Collector, name, label, v string) 
 	}
 	t.Fatalf("no series %s{%s=%q}", name, label, v)
 	return 0
+}
+
+// TestCollectorExportsPipelineMetrics sends three commands through
+// Do one after another: each is a round trip of its own on the shared
+// connection, a batch of one.
+func TestCollectorExportsPipelineMetrics(t *testing.T) {
+	p := newPool(t, redispool.Config{})
+	c := redispoolprom.NewCollector(p)
+	for range 3 {
+		if _, err := p.Do(context.Background(), "INCR", "n"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := `
+# HELP redispool_pipelined_commands_total Total number of commands Do wrote on a shared connection (auto-pipelining).
+# TYPE redispool_pipelined_commands_total counter
+redispool_pipelined_commands_total 3
+# HELP redispool_pipeline_batches_total Total number of writes on shared connections; pipelined commands / batches is the mean batch.
+# TYPE redispool_pipeline_batches_total counter
+redispool_pipeline_batches_total 3
+# HELP redispool_pipeline_batch_size Number of commands in each write on a shared connection.
+# TYPE redispool_pipeline_batch_size histogram
+redispool_pipeline_batch_size_bucket{le="1"} 3
+redispool_pipeline_batch_size_bucket{le="2"} 3
+redispool_pipeline_batch_size_bucket{le="4"} 3
+redispool_pipeline_batch_size_bucket{le="8"} 3
+redispool_pipeline_batch_size_bucket{le="16"} 3
+redispool_pipeline_batch_size_bucket{le="32"} 3
+redispool_pipeline_batch_size_bucket{le="64"} 3
+redispool_pipeline_batch_size_bucket{le="128"} 3
+redispool_pipeline_batch_size_bucket{le="256"} 3
+redispool_pipeline_batch_size_bucket{le="+Inf"} 3
+redispool_pipeline_batch_size_sum 3
+redispool_pipeline_batch_size_count 3
+`
+	if err := testutil.CollectAndCompare(c, strings.NewReader(want),
+		"redispool_pipelined_commands_total", "redispool_pipeline_batches_total", "redispool_pipeline_batch_size"); err != nil {
+		t.Error(err)
+	}
+	// The shared connection goes back to the pool after a short idle
+	// time: it is shared or idle, never active.
+	shared := labelledValue(t, c, "redispool_connections", "state", "shared")
+	idle := labelledValue(t, c, "redispool_connections", "state", "idle")
+	if active := labelledValue(t, c, "redispool_connections", "state", "active"); active != 0 || shared+idle < 1 {
+		t.Errorf("connections: active %v, idle %v, shared %v; want the one connection shared or idle", active, idle, shared)
+	}
 }

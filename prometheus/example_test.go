@@ -62,5 +62,6 @@ func ExampleNewCollector() {
 	// redispool_borrows_total{pool="cache"} 3
 	// redispool_connections{pool="cache",state="active"} 0
 	// redispool_connections{pool="cache",state="idle"} 1
+	// redispool_connections{pool="cache",state="shared"} 0
 	// redispool_max_connections{pool="cache"} 8
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"sort"
 	"strings"
+	"text/tabwriter"
 	"time"
 	"unicode/utf8"
 
@@ -16,9 +17,13 @@ import (
 var benchCommand = &command{
 	name:    "bench",
 	summary: "generate load through the pool and report throughput, latency and pool statistics",
-	help: `Bench runs a command mix on -c concurrent clients, each borrowing a
-connection from the pool for every operation, for -d or until -n
-operations have run (5 seconds by default). On a terminal it shows live
+	help: `Bench runs a command mix on -c concurrent clients for -d or until -n
+operations have run (5 seconds by default). Single commands (get, set,
+incr, ping) go through Do, which auto-pipelines them (--pipeline off
+makes each borrow a connection of its own); a transaction or a pipeline
+borrows a connection for the operation. --pipeline both runs the load
+twice, pipelining off then on, each on a pool of its own, and compares
+the two. On a terminal it shows live
 progress with the rate and the pool's state. At the end it prints the
 throughput, latency percentiles (borrow included) with a histogram, and
 the pool's statistics. An interrupt ends the run early and still reports.
@@ -50,13 +55,39 @@ func runBench(ctx context.Context, e *env, lf *loadFlags) error {
 	if d == 0 && lf.requests == 0 {
 		d = 5 * time.Second
 	}
-	w, err := lf.workload(nil, 1)
+	if lf.pipelining == pipelineBoth {
+		return runBenchBoth(ctx, e, lf, d)
+	}
+	r, err := benchOnce(ctx, e, lf, d, true)
 	if err != nil {
 		return err
 	}
+	if e.json {
+		if err := writeJSON(e.stdout, true, r); err != nil {
+			return err
+		}
+	}
+	return r.failed()
+}
+
+// failed is bench's error when some operations failed.
+func (r *benchReport) failed() error {
+	if r.Errors > 0 {
+		return fmt.Errorf("%s of %s operations failed", fmtInt(r.Errors), fmtInt(r.Errors+r.Ops))
+	}
+	return nil
+}
+
+// benchOnce runs the load once on a pool of its own and returns the
+// report, which it prints unless --json, or unless print is false.
+func benchOnce(ctx context.Context, e *env, lf *loadFlags, d time.Duration, print bool) (*benchReport, error) {
+	w, err := lf.workload(nil, 1)
+	if err != nil {
+		return nil, err
+	}
 	s, stop, err := e.openLoad(ctx, lf, w)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer stop()
 
@@ -79,11 +110,12 @@ func runBench(ctx context.Context, e *env, lf *loadFlags) error {
 	}
 	st := s.Stats()
 
-	r := benchReport{
+	r := &benchReport{
 		Server:          s.where,
 		Clients:         lf.clients,
 		Mix:             w.mix.String(),
 		ValueSize:       lf.size,
+		Pipelining:      pipeliningOf(s),
 		Interrupted:     interrupted,
 		DurationSeconds: secs(l.elapsed),
 		Ops:             l.ops.Load(),
@@ -110,17 +142,90 @@ func runBench(ctx context.Context, e *env, lf *loadFlags) error {
 	if s.cluster != nil {
 		r.Cluster = clusterJSONOf(s.cluster.Stats(), before, l.elapsed)
 	}
+	if print && !e.json {
+		writeBenchReport(e.stdout, r, l, st)
+	}
+	return r, nil
+}
+
+// pipeliningOf says whether the pool's Do auto-pipelines: "on" or
+// "off".
+func pipeliningOf(s *server) string {
+	if s.pipelineConns < 0 {
+		return "off"
+	}
+	return "on"
+}
+
+// runBenchBoth runs the load with auto-pipelining off, then on, each on
+// a pool of its own for the same -d or -n, and compares them.
+func runBenchBoth(ctx context.Context, e *env, lf *loadFlags, d time.Duration) error {
+	var runs [2]*benchReport
+	for i, mode := range []pipelineMode{pipelineOff, pipelineOn} {
+		one := *lf
+		one.pipelining = mode
+		if !e.json {
+			if i > 0 {
+				fmt.Fprintln(e.stdout)
+			}
+			fmt.Fprintf(e.stdout, "=== --pipeline %s\n\n", mode)
+		}
+		r, err := benchOnce(ctx, e, &one, d, true)
+		if err != nil {
+			return err
+		}
+		runs[i] = r
+		if r.Interrupted {
+			break
+		}
+	}
+	off, on := runs[0], runs[1]
+	if on == nil {
+		if e.json {
+			writeJSON(e.stdout, true, benchComparison{Off: off})
+		}
+		return off.failed()
+	}
+	cmp := benchComparison{Off: off, On: on}
+	if off.OpsPerSec > 0 {
+		cmp.Speedup = on.OpsPerSec / off.OpsPerSec
+	}
 	if e.json {
-		if err := writeJSON(e.stdout, true, r); err != nil {
+		if err := writeJSON(e.stdout, true, cmp); err != nil {
 			return err
 		}
 	} else {
-		writeBenchReport(e.stdout, &r, l, st)
+		tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintf(e.stdout, "\n=== Auto-pipelining off and on (%d clients, mix %s)\n\n", lf.clients, off.Mix)
+		fmt.Fprintf(tw, "  pipeline\tops/s\tp50\tp99\tp99.9\terrors\tborrows\tpipelined\tmean batch\t\n")
+		for _, r := range []*benchReport{off, on} {
+			batch := "—"
+			if r.Pool.PipelineBatches > 0 {
+				batch = fmt.Sprintf("%.1f", float64(r.Pool.PipelinedCommands)/float64(r.Pool.PipelineBatches))
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", r.Pipelining, fmtInt(int64(r.OpsPerSec)),
+				fmtMs(r.Latency.P50Ms), fmtMs(r.Latency.P99Ms), fmtMs(r.Latency.P999Ms), fmtInt(r.Errors),
+				fmtInt(r.Pool.Borrows), fmtInt(r.Pool.PipelinedCommands), batch)
+		}
+		tw.Flush()
+		if cmp.Speedup > 0 {
+			fmt.Fprintf(e.stdout, "  on ÷ off: %.2f× the throughput\n", cmp.Speedup)
+		}
 	}
-	if r.Errors > 0 {
-		return fmt.Errorf("%s of %s operations failed", fmtInt(r.Errors), fmtInt(r.Errors+r.Ops))
+	if err := off.failed(); err != nil {
+		return err
 	}
-	return nil
+	return on.failed()
+}
+
+// fmtMs formats a latency given in milliseconds.
+func fmtMs(v float64) string { return fmtDur(time.Duration(v * float64(time.Millisecond))) }
+
+// benchComparison is the --json output of bench --pipeline both.
+type benchComparison struct {
+	Off     *benchReport `json:"off"`
+	On      *benchReport `json:"on,omitempty"` // nil if interrupted before it ran
+	Speedup float64      `json:"speedup,omitempty"`
 }
 
 func writeBenchReport(w io.Writer, r *benchReport, l *load, st redispool.Stats) {
@@ -129,8 +234,8 @@ func writeBenchReport(w io.Writer, r *benchReport, l *load, st redispool.Stats) 
 	if r.Cluster != nil && len(r.Cluster.Nodes) > 0 {
 		maxTotal = fmt.Sprintf("max-total %d per node", r.Cluster.Nodes[0].Pool.MaxTotal)
 	}
-	fmt.Fprintf(w, "%s: %d clients, %s, mix %s, %d-byte values\n\n",
-		r.Server, r.Clients, maxTotal, r.Mix, r.ValueSize)
+	fmt.Fprintf(w, "%s: %d clients, %s, mix %s, %d-byte values, auto-pipelining %s\n\n",
+		r.Server, r.Clients, maxTotal, r.Mix, r.ValueSize, r.Pipelining)
 	fmt.Fprintf(w, "Throughput\n  %s ops in %s: %s ops/s, %s errors%s\n",
 		fmtInt(r.Ops), fmtDur(l.elapsed), fmtInt(int64(r.OpsPerSec)), fmtInt(r.Errors), interruptedNote(r.Interrupted))
 	if st := r.LongestStall; st != nil {
@@ -159,7 +264,7 @@ func writeBenchReport(w io.Writer, r *benchReport, l *load, st redispool.Stats) 
 			fmt.Fprintf(w, "  %9s  other errors (only the first %d kinds are told apart)\n", fmtInt(other), maxErrTexts)
 		}
 	}
-	fmt.Fprintf(w, "\nLatency of successful operations (borrow + command + return)\n")
+	fmt.Fprintf(w, "\nLatency of successful operations (Do, or borrow + commands + return)\n")
 	l.hist.writeText(w)
 	if f := &l.failHist; f.n > 0 {
 		fmt.Fprintf(w, "\n  The %s failed operations are not counted above. They took:\n  p50 %s, p99 %s, max %s\n",
@@ -200,6 +305,7 @@ type benchReport struct {
 	Clients         int              `json:"clients"`
 	Mix             string           `json:"mix"`
 	ValueSize       int              `json:"value_size"`
+	Pipelining      string           `json:"pipelining"` // "on" or "off": whether Do auto-pipelines
 	Interrupted     bool             `json:"interrupted,omitempty"`
 	DurationSeconds float64          `json:"duration_seconds"`
 	Ops             int64            `json:"ops"`

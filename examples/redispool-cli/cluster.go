@@ -68,7 +68,11 @@ func clusterJSONOf(cs redispool.ClusterStats, before *redispool.ClusterStats, el
 		st := cs.Nodes[addr]
 		n := nodeJSON{Addr: addr, Slots: cs.Slots[addr], Pool: poolJSONOf(st)}
 		if before != nil {
-			n.Ops = st.Borrows - before.Nodes[addr].Borrows
+			// A command sent with Do is a borrow, or one of the
+			// pipelined commands (whose shared connection's own borrow
+			// is one more, among many commands).
+			b := before.Nodes[addr]
+			n.Ops = st.Borrows - b.Borrows + st.PipelinedCommands - b.PipelinedCommands
 			n.OpsPerSec = perSec(rate(n.Ops, elapsed))
 		}
 		c.Nodes = append(c.Nodes, n)
@@ -87,9 +91,9 @@ func writeClusterStats(w io.Writer, c *clusterJSON, withOps bool) {
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	if withOps {
-		fmt.Fprintf(tw, "  node\tslots\tops\tops/s\tshare\tactive\tidle\tmax\tcreated\tdestroyed\t\n")
+		fmt.Fprintf(tw, "  node\tslots\tops\tops/s\tshare\tactive\tidle\tshared\tmax\tcreated\tdestroyed\t\n")
 	} else {
-		fmt.Fprintf(tw, "  node\tslots\tborrows\tactive\tidle\tmax\twaits\ttimeouts\tcreated\tdestroyed\t\n")
+		fmt.Fprintf(tw, "  node\tslots\tborrows\tpipelined\tactive\tidle\tshared\tmax\twaits\ttimeouts\tcreated\tdestroyed\t\n")
 	}
 	for _, n := range c.Nodes {
 		p := n.Pool
@@ -98,12 +102,12 @@ func writeClusterStats(w io.Writer, c *clusterJSON, withOps bool) {
 			if total > 0 {
 				share = 100 * float64(n.Ops) / float64(total)
 			}
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%.1f%%\t%d\t%d\t%d\t%s\t%s\t\n", n.Addr, fmtInt(int64(n.Slots)),
-				fmtInt(n.Ops), fmtInt(int64(n.OpsPerSec)), share, p.Active, p.Idle, p.MaxTotal,
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%.1f%%\t%d\t%d\t%d\t%d\t%s\t%s\t\n", n.Addr, fmtInt(int64(n.Slots)),
+				fmtInt(n.Ops), fmtInt(int64(n.OpsPerSec)), share, p.Active, p.Idle, p.Shared, p.MaxTotal,
 				fmtInt(p.Created), fmtInt(p.Destroyed))
 		} else {
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t\n", n.Addr, fmtInt(int64(n.Slots)),
-				fmtInt(p.Borrows), p.Active, p.Idle, p.MaxTotal, fmtInt(p.Waits), fmtInt(p.Timeouts),
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t\n", n.Addr, fmtInt(int64(n.Slots)),
+				fmtInt(p.Borrows), fmtInt(p.PipelinedCommands), p.Active, p.Idle, p.Shared, p.MaxTotal, fmtInt(p.Waits), fmtInt(p.Timeouts),
 				fmtInt(p.Created), fmtInt(p.Destroyed))
 		}
 	}

@@ -46,6 +46,10 @@ type global struct {
 	// set holds the names of the flags given on the command line: only
 	// those override the URL.
 	set map[string]bool
+
+	// pipelining is the --pipeline of bench and stats, applied to the
+	// pool (every node's, for a cluster).
+	pipelining pipelineMode
 }
 
 func (g *global) register(fs *flag.FlagSet) {
@@ -145,6 +149,9 @@ func (g *global) apply(cfg *redispool.Config) error {
 	if set("fifo") {
 		cfg.FIFO = g.fifo
 	}
+	if n, ok := g.pipelining.conns(*cfg); ok {
+		cfg.PipelineConns = n
+	}
 
 	if g.cacert != "" || g.insecure {
 		if cfg.TLSConfig == nil {
@@ -220,12 +227,15 @@ func (g *global) logger(e *env) (*slog.Logger, error) {
 // Cluster of them for a redis+cluster:// URL — and the embedded miniredis
 // behind it when there is no --url.
 type server struct {
-	pool     *redispool.Pool    // nil for a cluster
-	cluster  *redispool.Cluster // nil for a single server
-	cfg      redispool.Config
+	pool    *redispool.Pool    // nil for a cluster
+	cluster *redispool.Cluster // nil for a single server
+	cfg     redispool.Config   // for a cluster, its nodes'
+
 	where    string // the server, safe to print
 	mini     *miniredis.Miniredis
 	sentinel bool // the pool follows a master through Sentinel
+
+	pipelineConns int // Config.PipelineConns (a cluster's nodes')
 }
 
 // master is the master the pool connects to now, for a Sentinel URL, or
@@ -281,6 +291,7 @@ func sumStats(cs redispool.ClusterStats) redispool.Stats {
 		t.Active += n.Active
 		t.Idle += n.Idle
 		t.Waiting += n.Waiting
+		t.Dialing += n.Dialing
 		t.Borrows += n.Borrows
 		t.WaitCount += n.WaitCount
 		t.WaitDuration += n.WaitDuration
@@ -296,6 +307,14 @@ func sumStats(cs redispool.ClusterStats) redispool.Stats {
 		t.DestroyedSurplus += n.DestroyedSurplus
 		t.DestroyedClosed += n.DestroyedClosed
 		t.DestroyedFailover += n.DestroyedFailover
+		t.Abandoned += n.Abandoned
+		t.MasterChanges += n.MasterChanges
+		t.Shared += n.Shared
+		t.PipelinedCommands += n.PipelinedCommands
+		t.PipelineBatches += n.PipelineBatches
+		for i, b := range n.PipelineBatchSizes {
+			t.PipelineBatchSizes[i] += b
+		}
 	}
 	return t
 }
@@ -328,6 +347,7 @@ func (e *env) openPool(ctx context.Context) (*server, error) {
 	s.sentinel = cfg.Sentinel != nil
 	cfg.Logger = log
 	s.cfg = cfg
+	s.pipelineConns = cfg.PipelineConns
 	if log != nil {
 		log.Debug(progName+": pool config", "config", cfg.String())
 	}
@@ -359,7 +379,7 @@ func (e *env) openCluster(ctx context.Context, log *slog.Logger) (*server, error
 		}
 		return nil, err
 	}
-	return &server{cluster: c, where: where}, nil
+	return &server{cluster: c, where: where, pipelineConns: cfg.Node.PipelineConns}, nil
 }
 
 func (s *server) close() {
@@ -378,6 +398,7 @@ func (s *server) close() {
 // answers, and serves the pool's metrics if lf asks for it. stop undoes
 // it all.
 func (e *env) openLoad(ctx context.Context, lf *loadFlags, w *workload) (s *server, stop func(), err error) {
+	e.pipelining = lf.pipelining
 	s, err = e.openPool(ctx)
 	if err != nil {
 		return nil, nil, err

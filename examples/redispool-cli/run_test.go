@@ -233,7 +233,7 @@ func TestBenchRequestCountAndJSON(t *testing.T) {
 	url, m := miniURL(t)
 	r := runCLI(t, "--url", url, "--json", "--max-total", "2",
 		"bench", "-n", "300", "-c", "6", "--mix", "get=2,set=2,incr=1,ping=1,multi=1,pipeline=1",
-		"--size", "10", "--keys", "5", "--pipeline", "3", "--key-prefix", "t:")
+		"--size", "10", "--keys", "5", "--depth", "3", "--pipeline", "off", "--key-prefix", "t:")
 	wantCode(t, r, exitOK)
 	var got benchReport
 	if err := json.Unmarshal([]byte(r.stdout), &got); err != nil {
@@ -255,6 +255,9 @@ func TestBenchRequestCountAndJSON(t *testing.T) {
 	}
 	p := got.Pool
 	// One borrow more than operations: the PING that checks the server.
+	if got.Pipelining != "off" || p.PipelinedCommands != 0 {
+		t.Errorf("pipelining %q, %d commands pipelined; want off, 0", got.Pipelining, p.PipelinedCommands)
+	}
 	if p.Borrows != 301 || p.MaxTotal != 2 || p.Created > 2 || p.Waits == 0 || p.Timeouts != 0 {
 		t.Errorf("pool = %+v; want 301 borrows, max 2, at most 2 created, some waits, no timeouts", p)
 	}
@@ -348,11 +351,15 @@ func TestStatsPrintsPoolStatistics(t *testing.T) {
 	// The --interval of --watch does not matter without it.
 	r := runCLI(t, "stats", "-d", "200ms", "-c", "3", "--interval", "10ms")
 	wantCode(t, r, exitOK)
-	contains(t, "stdout", r.stdout, "3 clients", " ops in ", "Pool\n", "borrows", "waits        0\n", "timeouts     0\n", "destroyed    0\n")
-	// The three clients usually, but not always, overlap enough to make
-	// the pool dial three connections.
-	if !regexp.MustCompile(`connections  0 active, ([1-3]) idle, max 20\n(?s:.*)created      ([1-3]), 0 dial errors`).MatchString(r.stdout) {
-		t.Errorf("want 0 active, 1 to 3 idle and as many created:\n%s", r.stdout)
+	contains(t, "stdout", r.stdout, "3 clients", " ops in ", "Pool\n", "borrows", "waits        0\n", "timeouts     0\n",
+		"destroyed    0\n", "pipelined    ", " commands in ", "batch sizes  1: ")
+	// Do pipelines the clients' commands over one shared connection,
+	// which goes back to the pool after a short idle time; the three
+	// clients' transactions and pipelines (none in this mix) would
+	// borrow more. Every connection created is idle or shared.
+	m := regexp.MustCompile(`connections  0 active, (\d) idle, (\d) shared, max 20\n(?s:.*)created      (\d), 0 dial errors`).FindStringSubmatch(r.stdout)
+	if m == nil || m[1]+m[2] == "00" || atoi(t, m[1])+atoi(t, m[2]) != atoi(t, m[3]) {
+		t.Errorf("want 0 active, and every connection created idle or shared:\n%s", r.stdout)
 	}
 
 	r = runCLI(t, "--json", "stats", "-n", "100", "-c", "2")
@@ -362,9 +369,74 @@ func TestStatsPrintsPoolStatistics(t *testing.T) {
 		t.Fatalf("%v\n%v", err, r)
 	}
 	p := got.Pool
-	if got.Ops != 100 || p.Borrows != 101 || p.Idle < 1 || p.Idle > 2 || int64(p.Idle) != p.Created || p.Destroyed != 0 {
-		t.Errorf("got %+v; want 100 ops, 101 borrows, every connection created (1 or 2) idle, none destroyed", got)
+	// The 100 commands and the PING that checks the server, all through
+	// the shared connection (one, or another after an idle return).
+	if got.Ops != 100 || p.PipelinedCommands != 101 || p.PipelineBatches < 1 || p.Idle+p.Shared < 1 || int64(p.Idle+p.Shared) != p.Created || p.Destroyed != 0 {
+		t.Errorf("got %+v; want 100 ops, 101 commands pipelined, every connection created idle or shared, none destroyed", got)
 	}
+	var batches int64
+	for _, b := range p.BatchSizes {
+		batches += b.Count
+	}
+	if batches != p.PipelineBatches || len(p.BatchSizes) != 10 || p.BatchSizes[0].Size != "1" || p.BatchSizes[9].Size != "257+" {
+		t.Errorf("pipeline_batch_sizes %+v; want 10 buckets, 1 to 257+, adding up to the %d batches", p.BatchSizes, p.PipelineBatches)
+	}
+
+	// With --pipeline off, every command borrows: the counts are exact.
+	r = runCLI(t, "--json", "stats", "-n", "100", "-c", "2", "--pipeline", "off")
+	wantCode(t, r, exitOK)
+	got = statsReport{}
+	if err := json.Unmarshal([]byte(r.stdout), &got); err != nil {
+		t.Fatalf("%v\n%v", err, r)
+	}
+	p = got.Pool
+	if got.Ops != 100 || p.Borrows != 101 || p.PipelinedCommands != 0 || p.Shared != 0 || p.Idle < 1 || p.Idle > 2 || int64(p.Idle) != p.Created || p.Destroyed != 0 {
+		t.Errorf("got %+v; want 100 ops, 101 borrows, nothing pipelined, every connection created (1 or 2) idle, none destroyed", got)
+	}
+}
+
+func atoi(t *testing.T, s string) int {
+	t.Helper()
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestBenchComparesPipeliningOffAndOn runs bench --pipeline both: the
+// load twice, each on a pool of its own, and a table of the two.
+func TestBenchComparesPipeliningOffAndOn(t *testing.T) {
+	r := runCLI(t, "bench", "-n", "400", "-c", "8", "--pipeline", "both")
+	wantCode(t, r, exitOK)
+	contains(t, "stdout", r.stdout, "=== --pipeline off\n", "auto-pipelining off\n", "=== --pipeline on\n", "auto-pipelining on\n",
+		"=== Auto-pipelining off and on (8 clients, mix get=80,set=20)", "mean batch", "on ÷ off: ")
+	if i, j := strings.Index(r.stdout, "=== --pipeline off"), strings.Index(r.stdout, "=== --pipeline on"); i < 0 || j < i {
+		t.Errorf("want the run with pipelining off first:\n%s", r.stdout)
+	}
+
+	r = runCLI(t, "--json", "bench", "-n", "400", "-c", "8", "--pipeline", "both")
+	wantCode(t, r, exitOK)
+	var got benchComparison
+	if err := json.Unmarshal([]byte(r.stdout), &got); err != nil {
+		t.Fatalf("%v\n%v", err, r)
+	}
+	if got.Off == nil || got.On == nil || got.Off.Ops != 400 || got.On.Ops != 400 || got.Speedup <= 0 {
+		t.Fatalf("got %+v; want 400 ops off and on, and a speedup", got)
+	}
+	if got.Off.Pipelining != "off" || got.Off.Pool.PipelinedCommands != 0 || got.On.Pipelining != "on" || got.On.Pool.PipelinedCommands != 401 {
+		t.Errorf("off: %q, %d pipelined; on: %q, %d pipelined; want off with none, on with the 400 ops and the PING",
+			got.Off.Pipelining, got.Off.Pool.PipelinedCommands, got.On.Pipelining, got.On.Pool.PipelinedCommands)
+	}
+}
+
+func TestPipelineFlag(t *testing.T) {
+	r := runCLI(t, "bench", "-n", "10", "--pipeline", "3")
+	wantCode(t, r, exitUsage)
+	contains(t, "stderr", r.stderr, "want on, off or both", "--depth 3")
+	r = runCLI(t, "stats", "-n", "10", "--pipeline", "both")
+	wantCode(t, r, exitUsage)
+	contains(t, "stderr", r.stderr, "only bench compares")
 }
 
 func TestStatsWatchPrintsARowPerInterval(t *testing.T) {
@@ -503,8 +575,8 @@ func TestRealServer(t *testing.T) {
 		"--mix", "get=3,set=3,incr=1,ping=1,multi=1,pipeline=1")
 	wantCode(t, r, exitOK)
 	contains(t, "stdout", r.stdout, "redis://127.0.0.1:", "8 clients, pool max-total 4", ", 0 errors", "p99.9")
-	if !regexp.MustCompile(`connections  0 active, [1-4] idle, max 4\n`).MatchString(r.stdout) {
-		t.Errorf("want 0 active, at most 4 idle:\n%s", r.stdout)
+	if !regexp.MustCompile(`connections  0 active, [0-4] idle, [01] shared, max 4\n`).MatchString(r.stdout) {
+		t.Errorf("want 0 active, at most 4 idle, at most 1 shared:\n%s", r.stdout)
 	}
 
 	// Over the unix socket.
@@ -572,7 +644,7 @@ func stallingServer(t testing.TB) string {
 func TestBenchGroupsErrorsThatDifferOnlyInThePort(t *testing.T) {
 	url := "redis://" + stallingServer(t)
 	r := runCLI(t, "--url", url, "--read-timeout", "100ms", "--max-total", "12",
-		"bench", "-n", "12", "-c", "12", "--mix", "get=1")
+		"bench", "-n", "12", "-c", "12", "--mix", "get=1", "--pipeline", "off")
 	wantCode(t, r, exitError)
 	errs := regexp.MustCompile(`(?m)^ +(\d+)  (.*)$`).FindAllStringSubmatch(
 		r.stdout[strings.Index(r.stdout, "\nErrors\n"):strings.Index(r.stdout, "\nLatency")], -1)
@@ -583,7 +655,7 @@ func TestBenchGroupsErrorsThatDifferOnlyInThePort(t *testing.T) {
 		"The 12 failed operations are not counted above. They took:\n  p50 1")
 
 	r = runCLI(t, "--url", url, "--read-timeout", "100ms", "--max-total", "12", "--json",
-		"bench", "-n", "12", "-c", "12", "--mix", "get=1")
+		"bench", "-n", "12", "-c", "12", "--mix", "get=1", "--pipeline", "off")
 	wantCode(t, r, exitError)
 	var got benchReport
 	if err := json.Unmarshal([]byte(r.stdout), &got); err != nil {
@@ -592,6 +664,24 @@ func TestBenchGroupsErrorsThatDifferOnlyInThePort(t *testing.T) {
 	if len(got.ErrorMessages) != 1 || got.Errors != 12 || got.FailedLatency == nil || got.FailedLatency.MinMs < 100 {
 		t.Errorf("errors %d, error_messages %v, failed_latency %+v; want 12 in one group, each at least 100ms",
 			got.Errors, got.ErrorMessages, got.FailedLatency)
+	}
+
+	// Pipelined, the timeouts fail the shared connection's commands in
+	// flight, as many at a time as were in flight: still one kind.
+	r = runCLI(t, "--url", url, "--read-timeout", "100ms", "--max-total", "12", "--json",
+		"bench", "-n", "12", "-c", "12", "--mix", "get=1", "--pipeline", "on")
+	wantCode(t, r, exitError)
+	got = benchReport{}
+	if err := json.Unmarshal([]byte(r.stdout), &got); err != nil {
+		t.Fatalf("%v\n%v", err, r)
+	}
+	if len(got.ErrorMessages) != 1 || got.Errors != 12 {
+		t.Errorf("errors %d, error_messages %v; want 12 in one group", got.Errors, got.ErrorMessages)
+	}
+	for msg := range got.ErrorMessages {
+		if !strings.Contains(msg, "failing the commands in flight") {
+			t.Errorf("error message %q; want the count of commands in flight left out", msg)
+		}
 	}
 }
 

@@ -40,6 +40,9 @@ With --json, --watch prints one JSON object per row.`,
 			if *interval <= 0 {
 				return usagef("--interval %v: want a positive duration", *interval)
 			}
+			if lf.pipelining == pipelineBoth {
+				return usagef("--pipeline both: only bench compares the two; want on or off")
+			}
 			d := lf.duration
 			if d == 0 && lf.requests == 0 && !*watch {
 				d = time.Second
@@ -143,7 +146,8 @@ type statsRows struct {
 }
 
 // statsHeader fits the rows in 80 columns for all but extreme values.
-const statsHeader = "%7s %6s %5s %9s %6s %7s %8s %8s %7s %6s\n"
+// Connections created are in the totals only: closed shows the churn.
+const statsHeader = "%7s %6s %5s %6s %9s %6s %7s %8s %8s %6s\n"
 
 func (r *statsRows) print(st redispool.Stats) {
 	now := time.Now()
@@ -174,13 +178,13 @@ func (r *statsRows) print(st redispool.Stats) {
 		return
 	}
 	if r.n%20 == 0 {
-		fmt.Fprintf(r.e.stdout, statsHeader, "elapsed", "active", "idle", "ops/s", "errs/s",
-			"waits/s", "wait avg", "timeouts", "created", "closed")
+		fmt.Fprintf(r.e.stdout, statsHeader, "elapsed", "active", "idle", "shared", "ops/s", "errs/s",
+			"waits/s", "wait avg", "timeouts", "closed")
 	}
 	r.n++
 	fmt.Fprintf(r.e.stdout, statsHeader, fmtElapsed(cur.sinceStart), fmtInt(int64(st.Active)), fmtInt(int64(st.Idle)),
-		fmtInt(int64(opsRate)), fmtInt(int64(errRate)), fmtInt(int64(waitRate)),
-		fmtDur(waitAvg), fmtInt(st.Timeouts), fmtInt(st.Created), fmtInt(st.Destroyed))
+		fmtInt(int64(st.Shared)), fmtInt(int64(opsRate)), fmtInt(int64(errRate)), fmtInt(int64(waitRate)),
+		fmtDur(waitAvg), fmtInt(st.Timeouts), fmtInt(st.Destroyed))
 }
 
 // fmtElapsed formats the time since a load started: 1.0s, 12.5s, 2m03s.
@@ -222,7 +226,10 @@ func writePoolStats(w io.Writer, s redispool.Stats, master string) {
 	if master != "" {
 		fmt.Fprintf(tw, "  master\t%s, %s master changes\n", master, fmtInt(s.MasterChanges))
 	}
-	fmt.Fprintf(tw, "  connections\t%d active, %d idle, max %d\n", s.Active, s.Idle, s.MaxTotal)
+	// Shared connections are those Do's auto-pipelining holds; each is
+	// one of MaxTotal, so a pool that counted only active and idle would
+	// seem to have lost some.
+	fmt.Fprintf(tw, "  connections\t%d active, %d idle, %d shared, max %d\n", s.Active, s.Idle, s.Shared, s.MaxTotal)
 	fmt.Fprintf(tw, "  borrows\t%s\n", fmtInt(s.Borrows))
 	if s.WaitCount > 0 {
 		fmt.Fprintf(tw, "  waits\t%s, %s in all, %s on average\n", fmtInt(s.WaitCount),
@@ -243,7 +250,45 @@ func writePoolStats(w io.Writer, s redispool.Stats, master string) {
 	} else {
 		fmt.Fprintf(tw, "  destroyed\t%s\n", fmtInt(s.Destroyed))
 	}
+	if s.PipelineBatches > 0 {
+		fmt.Fprintf(tw, "  pipelined\t%s commands in %s batches, %.1f per batch\n", fmtInt(s.PipelinedCommands),
+			fmtInt(s.PipelineBatches), float64(s.PipelinedCommands)/float64(s.PipelineBatches))
+		var sizes []string
+		for _, b := range batchBuckets(&s) {
+			if b.Count > 0 {
+				sizes = append(sizes, fmt.Sprintf("%s: %s", b.Size, fmtInt(b.Count)))
+			}
+		}
+		fmt.Fprintf(tw, "  batch sizes\t%s\n", strings.Join(sizes, ", "))
+	} else {
+		fmt.Fprintf(tw, "  pipelined\t0\n")
+	}
 	tw.Flush()
+}
+
+// batchJSON is one bucket of Stats.PipelineBatchSizes: the number of
+// writes on shared connections of Size commands ("1", "3-4", "257+").
+type batchJSON struct {
+	Size  string `json:"size"`
+	Count int64  `json:"count"`
+}
+
+func batchBuckets(s *redispool.Stats) []batchJSON {
+	out := make([]batchJSON, 0, len(s.PipelineBatchSizes))
+	lo := 1
+	for i, n := range s.PipelineBatchSizes {
+		hi := redispool.PipelineBatchSizeBound(i)
+		size := fmt.Sprintf("%d-%d", lo, hi)
+		switch {
+		case hi == 0:
+			size = fmt.Sprintf("%d+", lo)
+		case hi == lo:
+			size = fmt.Sprint(hi)
+		}
+		out = append(out, batchJSON{size, n})
+		lo = hi + 1
+	}
+	return out
 }
 
 // poolJSON is redispool.Stats for --json output.
@@ -251,6 +296,7 @@ type poolJSON struct {
 	MaxTotal          int              `json:"max_total"`
 	Active            int              `json:"active"`
 	Idle              int              `json:"idle"`
+	Shared            int              `json:"shared"`
 	Borrows           int64            `json:"borrows"`
 	Waits             int64            `json:"waits"`
 	WaitSeconds       float64          `json:"wait_seconds"`
@@ -260,6 +306,9 @@ type poolJSON struct {
 	Destroyed         int64            `json:"destroyed"`
 	DestroyedByReason map[string]int64 `json:"destroyed_by_reason"`
 	MasterChanges     int64            `json:"master_changes"`
+	PipelinedCommands int64            `json:"pipelined_commands"`
+	PipelineBatches   int64            `json:"pipeline_batches"`
+	BatchSizes        []batchJSON      `json:"pipeline_batch_sizes"`
 }
 
 func poolJSONOf(s redispool.Stats) poolJSON {
@@ -267,6 +316,7 @@ func poolJSONOf(s redispool.Stats) poolJSON {
 		MaxTotal:          s.MaxTotal,
 		Active:            s.Active,
 		Idle:              s.Idle,
+		Shared:            s.Shared,
 		Borrows:           s.Borrows,
 		Waits:             s.WaitCount,
 		WaitSeconds:       secs(s.WaitDuration),
@@ -276,6 +326,9 @@ func poolJSONOf(s redispool.Stats) poolJSON {
 		Destroyed:         s.Destroyed,
 		DestroyedByReason: map[string]int64{},
 		MasterChanges:     s.MasterChanges,
+		PipelinedCommands: s.PipelinedCommands,
+		PipelineBatches:   s.PipelineBatches,
+		BatchSizes:        batchBuckets(&s),
 	}
 	for _, r := range destroyReasons {
 		p.DestroyedByReason[r.name] = r.count(&s)

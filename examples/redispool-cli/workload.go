@@ -28,7 +28,7 @@ const (
 	opIncr               // INCR of a random counter
 	opPing               // PING
 	opMulti              // MULTI, INCR, INCR, EXEC: a transaction
-	opPipeline           // --pipeline GETs sent at once, then their replies read
+	opPipeline           // --depth GETs sent at once, then their replies read
 	numOps
 )
 
@@ -113,28 +113,68 @@ type loadFlags struct {
 	mix         string
 	size        int
 	keys        int
-	pipeline    int
+	depth       int
+	pipelining  pipelineMode
 	prefix      string
 	metricsAddr string
 }
 
+// pipelineMode is --pipeline: whether Do auto-pipelines
+// (Config.PipelineConns), or both in turn.
+type pipelineMode string
+
+const (
+	pipelineDefault pipelineMode = ""     // the library's default: on
+	pipelineOn      pipelineMode = "on"   // PipelineConns 0, the default
+	pipelineOff     pipelineMode = "off"  // PipelineConns -1: every Do borrows a connection
+	pipelineBoth    pipelineMode = "both" // off, then on, and the two compared (bench only)
+)
+
+func (m *pipelineMode) String() string { return string(*m) }
+
+func (m *pipelineMode) Set(s string) error {
+	switch v := pipelineMode(strings.ToLower(s)); v {
+	case pipelineOn, pipelineOff, pipelineBoth:
+		*m = v
+		return nil
+	}
+	if _, err := strconv.Atoi(s); err == nil {
+		return fmt.Errorf("want on, off or both (the GETs of a pipeline operation are --depth %s now)", s)
+	}
+	return errors.New("want on, off or both")
+}
+
+// conns returns the PipelineConns the mode asks for, and whether it
+// asks for anything.
+func (m pipelineMode) conns(cfg redispool.Config) (int, bool) {
+	switch m {
+	case pipelineOff:
+		return -1, true
+	case pipelineOn:
+		return max(cfg.PipelineConns, 0), true
+	}
+	return 0, false
+}
+
 func (f *loadFlags) register(fs *flag.FlagSet, clients int, duration string) {
-	fs.IntVar(&f.clients, "c", clients, "number of concurrent `clients`, each borrowing a connection per operation")
+	fs.IntVar(&f.clients, "c", clients, "number of concurrent `clients`")
 	fs.Int64Var(&f.requests, "n", 0, "stop after this many operations")
 	fs.DurationVar(&f.duration, "d", 0, "stop after this `duration` "+duration)
 	fs.StringVar(&f.mix, "mix", "get=80,set=20", "command `mix` as weighted operations: get, set, incr, ping, multi (MULTI/INCR/INCR/EXEC), pipeline")
 	fs.IntVar(&f.size, "size", 64, "size of SET values in `bytes`")
 	fs.IntVar(&f.keys, "keys", 10000, "number of distinct keys to spread operations over")
-	fs.IntVar(&f.pipeline, "pipeline", 10, "GETs per pipeline operation")
+	fs.IntVar(&f.depth, "depth", 10, "GETs per pipeline operation")
+	fs.Var(&f.pipelining, "pipeline", "`on` or off: whether get, set, incr and ping, sent with Do, are auto-pipelined (Config.PipelineConns; default on)")
 	fs.StringVar(&f.prefix, "key-prefix", "redispool-cli:", "`prefix` of every key the workload touches")
 	fs.StringVar(&f.metricsAddr, "metrics-addr", "", "serve Prometheus metrics of the pool at http://`addr`/metrics while running, e.g. :9121")
 }
 
-// getter is what a workload borrows its connections from: a
+// getter is what a workload sends its commands through: a
 // *redispool.Pool, or a *redispool.Cluster, whose connections bind to a
 // node at their first keyed command.
 type getter interface {
 	GetContext(context.Context) (redis.Conn, error)
+	Do(ctx context.Context, cmd string, args ...any) (any, error)
 }
 
 // workload checks the flags and returns the workload they describe, to
@@ -154,8 +194,8 @@ func (f *loadFlags) workload(p getter, minClients int) (*workload, error) {
 		return nil, usagef("--size %d: want a non-negative size", f.size)
 	case f.keys < 1:
 		return nil, usagef("--keys %d: want at least 1", f.keys)
-	case f.pipeline < 1:
-		return nil, usagef("--pipeline %d: want at least 1", f.pipeline)
+	case f.depth < 1:
+		return nil, usagef("--depth %d: want at least 1", f.depth)
 	}
 	return &workload{
 		pool:     p,
@@ -164,7 +204,7 @@ func (f *loadFlags) workload(p getter, minClients int) (*workload, error) {
 		value:    []byte(strings.Repeat("x", f.size)),
 		keys:     f.keys,
 		prefix:   f.prefix,
-		pipeline: f.pipeline,
+		pipeline: f.depth,
 	}, nil
 }
 
@@ -198,24 +238,33 @@ func (w *workload) tagged(kind string) string {
 	return w.prefix + kind + ":{" + strconv.Itoa(rand.IntN(w.keys)) + "}"
 }
 
-// do runs one operation on a connection borrowed for it. The borrow
-// waits as the pool is configured to, not for the load's end, so that
-// stopping a load does not count as borrow timeouts.
+// do runs one operation: a single command with Do, which auto-pipelines
+// it unless --pipeline off, as a service would send it; a transaction or
+// a pipeline on a connection borrowed for it. Neither waits for the
+// load's end, so that stopping a load does not count as borrow timeouts.
 func (w *workload) do(o op) error {
-	conn, err := w.pool.GetContext(context.Background())
+	ctx := context.Background()
+	var err error
+	switch o {
+	case opGet:
+		_, err = w.pool.Do(ctx, "GET", w.key())
+		return err
+	case opSet:
+		_, err = w.pool.Do(ctx, "SET", w.key(), w.value)
+		return err
+	case opIncr:
+		_, err = w.pool.Do(ctx, "INCR", w.counter())
+		return err
+	case opPing:
+		_, err = w.pool.Do(ctx, "PING")
+		return err
+	}
+	conn, err := w.pool.GetContext(ctx)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
 	switch o {
-	case opGet:
-		_, err = conn.Do("GET", w.key())
-	case opSet:
-		_, err = conn.Do("SET", w.key(), w.value)
-	case opIncr:
-		_, err = conn.Do("INCR", w.counter())
-	case opPing:
-		_, err = conn.Do("PING")
 	case opMulti:
 		a, b := w.counter(), w.counter()
 		if w.cluster {
@@ -382,11 +431,17 @@ func (l *load) fail(err error) {
 // message: the "56812->" of "read tcp 127.0.0.1:56812->127.0.0.1:6379".
 var localPort = regexp.MustCompile(`:\d+->`)
 
+// inFlight matches the count of commands a failed shared connection
+// took down with it: "failing the 11 commands in flight".
+var inFlight = regexp.MustCompile(`failing the \d+ commands in flight`)
+
 // errorGroup returns the message under which err is counted. Errors that
-// differ only in the ephemeral port of the connection they happened on
-// are one: twelve timeouts are one line with a count of 12.
+// differ only in the ephemeral port of the connection they happened on,
+// or in how many commands a failed shared connection had in flight, are
+// one: twelve timeouts are one line with a count of 12.
 func errorGroup(err error) string {
 	msg := localPort.ReplaceAllString(err.Error(), ":*->")
+	msg = inFlight.ReplaceAllString(msg, "failing the commands in flight")
 	var rerr redis.Error
 	if errors.As(err, &rerr) {
 		msg = "error reply: " + msg

@@ -44,6 +44,7 @@ import (
 
 type options struct {
 	duration, warmup time.Duration
+	opTimeout        time.Duration // each operation's context has this deadline, if > 0
 	rounds           int
 	workloads        []contender.Workload
 	concs            []int
@@ -98,6 +99,7 @@ func parseFlags(args []string) (options, error) {
 		microRounds    = fs.Int("micro-rounds", 10, "interleaved rounds of the micro-benchmark")
 		microBenchtime = fs.Duration("micro-benchtime", 100*time.Millisecond, "benchtime of one micro-benchmark run")
 		recoveryReps   = fs.Int("recovery-reps", 3, "server restarts per contender and scenario in the recovery measurement")
+		opTimeout      = fs.Duration("op-timeout", 0, "give each operation a context with this timeout (context.WithTimeout), as a service passes its request's context; 0: context.Background()")
 	)
 	fs.StringVar(&o.out, "o", "", "also write the report to this file")
 	fs.BoolVar(&o.strict, "strict", false, "exit with status 3 when a target fails (by default the report says PASS or FAIL and the exit status is 0; informational targets of a -quick run never fail)")
@@ -125,7 +127,7 @@ func parseFlags(args []string) (options, error) {
 			}
 		}
 	}
-	o.duration, o.warmup, o.rounds = *duration, *warmup, *rounds
+	o.duration, o.warmup, o.rounds, o.opTimeout = *duration, *warmup, *rounds, *opTimeout
 	o.microRounds, o.microBenchtime, o.recoveryReps = *microRounds, *microBenchtime, *recoveryReps
 	if o.duration <= 0 || o.warmup <= 0 || o.rounds < 1 || o.microRounds < 1 || o.microBenchtime <= 0 || o.recoveryReps < 1 {
 		return o, errors.New("-duration, -warmup, -micro-benchtime must be positive; -rounds, -micro-rounds, -recovery-reps at least 1")

@@ -218,7 +218,7 @@ func (r *report) write(b *strings.Builder) {
 
 	if len(r.cells) > 0 {
 		fmt.Fprintf(b, "## End to end\n\n")
-		fmt.Fprintf(b, "One op is one borrow, the workload's commands, and the return, whatever the number of commands. Latency is per op, including the wait for a connection. ops/s, p50, p99, allocs/op, B/op and CPU/op are medians over the rounds; allocs/op and B/op are `runtime.MemStats` deltas over a run divided by its ops; CPU/op is the benchmark process's user+system time per op (the server's is not included). × redigo is the median over rounds of the contender's ops/s divided by redigo.Pool's in the same round, × rueidis the same against rueidis.\n\n")
+		fmt.Fprintf(b, "One op is one borrow, the workload's commands, and the return, whatever the number of commands. Latency is per op, including the wait for a connection. ops/s, p50, p99, allocs/op, B/op and CPU/op are medians over the rounds; allocs/op and B/op are `runtime.MemStats` deltas over a run divided by its ops; CPU/op is the benchmark process's user+system time per op (the server's is not included); srv CPU/cmd is redis-server's own user+system time (`INFO cpu`) divided by the commands it processed (`total_commands_processed`) during the run, what batching saves the server. × redigo is the median over rounds of the contender's ops/s divided by redigo.Pool's in the same round, × rueidis the same against rueidis.\n\n")
 		fmt.Fprintf(b, "Contenders, every pool holding at most %d connections, all with dial/read/write timeouts of 5s/3s/3s:\n\n", contender.PoolSize)
 		for _, c := range r.opts.contenders {
 			fmt.Fprintf(b, "- **%s**: %s\n", c.Name, c.Describe)
@@ -226,7 +226,7 @@ func (r *report) write(b *strings.Builder) {
 		fmt.Fprintln(b)
 		for _, w := range r.opts.workloads {
 			fmt.Fprintf(b, "### %s: %s\n\n", w, w.Describe())
-			fmt.Fprintf(b, "| Conc | Contender | ops/s | × redigo | × rueidis | p50 | p99 | allocs/op | B/op | CPU/op | errors |\n|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+			fmt.Fprintf(b, "| Conc | Contender | ops/s | × redigo | × rueidis | p50 | p99 | allocs/op | B/op | CPU/op | srv CPU/cmd | errors |\n|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 			for _, c := range r.cells {
 				if c.workload != w {
 					continue
@@ -247,8 +247,12 @@ func (r *report) write(b *strings.Builder) {
 					if name == contender.Redispool.Name || name == contender.RedispoolDo.Name {
 						name = "**" + name + "**"
 					}
-					fmt.Fprintf(b, "| %d | %s | %s | %s | %s | %s | %s | %.1f | %.0f | %s | %s |\n",
-						c.conc, name, fmtOps(res.opsPerS), ratio, ratioRU, fmtDur(res.p50), fmtDur(res.p99), res.allocs, res.bytes, fmtDur(res.cpuPerOp), fmtErrs(res))
+					srv := "—"
+					if res.srvCPUPerCmd > 0 {
+						srv = fmtDur(res.srvCPUPerCmd)
+					}
+					fmt.Fprintf(b, "| %d | %s | %s | %s | %s | %s | %s | %.1f | %.0f | %s | %s | %s |\n",
+						c.conc, name, fmtOps(res.opsPerS), ratio, ratioRU, fmtDur(res.p50), fmtDur(res.p99), res.allocs, res.bytes, fmtDur(res.cpuPerOp), srv, fmtErrs(res))
 				}
 			}
 			fmt.Fprintln(b)

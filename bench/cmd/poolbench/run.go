@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"runtime"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -23,6 +24,10 @@ type sample struct {
 	mallocs  uint64        // heap allocations during the run
 	bytes    uint64        // bytes allocated during the run
 	cpu      time.Duration // user+system CPU time of this process during the run
+	// The server's CPU time and the commands it processed during the
+	// run; zero when not measured (a cluster).
+	srvCPU  time.Duration
+	srvCmds int64
 }
 
 func (s sample) opsPerSec() float64 {
@@ -43,10 +48,11 @@ func (s sample) perOp(v uint64) float64 {
 // concurrency). Its per-worker state is made once, so that a timed run
 // allocates nothing but what the contender does.
 type runner struct {
-	ops   []func(context.Context) error
-	hists []*hist
-	count []int64
-	errs  []int64
+	timeout time.Duration // of each operation's context, if > 0
+	ops     []func(context.Context) error
+	hists   []*hist
+	count   []int64
+	errs    []int64
 
 	mu       sync.Mutex
 	firstErr error
@@ -91,7 +97,14 @@ func (r *runner) run(ctx context.Context, d time.Duration) sample {
 			<-start
 			for !stop.Load() {
 				t0 := time.Now()
-				err := op(ctx)
+				var err error
+				if r.timeout > 0 {
+					octx, cancel := context.WithTimeout(ctx, r.timeout)
+					err = op(octx)
+					cancel()
+				} else {
+					err = op(ctx)
+				}
 				lat := time.Since(t0)
 				n++
 				if err != nil {
@@ -159,13 +172,16 @@ type result struct {
 	allocs   float64 // per op
 	bytes    float64 // per op
 	cpuPerOp time.Duration
-	errs     int64
-	firstErr error
+	// srvCPUPerCmd is the server's CPU time per command it processed,
+	// or 0 when not measured.
+	srvCPUPerCmd time.Duration
+	errs         int64
+	firstErr     error
 }
 
 func summarize(name string, rounds []sample) result {
 	r := result{name: name, rounds: rounds}
-	var ops, p50, p99, allocs, bytes, cpu []float64
+	var ops, p50, p99, allocs, bytes, cpu, srv []float64
 	for _, s := range rounds {
 		ops = append(ops, s.opsPerSec())
 		p50 = append(p50, float64(s.p50))
@@ -174,6 +190,9 @@ func summarize(name string, rounds []sample) result {
 		bytes = append(bytes, s.perOp(s.bytes))
 		if s.ops > 0 {
 			cpu = append(cpu, float64(s.cpu)/float64(s.ops))
+		}
+		if s.srvCmds > 0 {
+			srv = append(srv, float64(s.srvCPU)/float64(s.srvCmds))
 		}
 		r.errs += s.errs
 		if r.firstErr == nil {
@@ -186,6 +205,7 @@ func summarize(name string, rounds []sample) result {
 	r.allocs = median(allocs)
 	r.bytes = median(bytes)
 	r.cpuPerOp = time.Duration(median(cpu))
+	r.srvCPUPerCmd = time.Duration(median(srv))
 	return r
 }
 
@@ -261,6 +281,7 @@ func measureCell(ctx context.Context, addr string, cs []contender.Contender, w c
 		}
 		clients[i] = cl
 		runners[i] = newRunner(cl, w, conc)
+		runners[i].timeout = o.opTimeout
 		if s := runners[i].run(ctx, o.warmup); s.errs > 0 {
 			return nil, fmt.Errorf("%s %s conc %d: warm-up: %d errors, first: %w", c.Name, w, conc, s.errs, s.firstErr)
 		}
@@ -268,11 +289,26 @@ func measureCell(ctx context.Context, addr string, cs []contender.Contender, w c
 	// Each round runs every contender once; the starting contender
 	// rotates (A B C, B C A, C A B, ...) so that none always runs right
 	// after the same neighbour.
+	// A single server's own CPU per command; a cluster's is spread
+	// over its nodes and not measured.
+	var meter *serverMeter
+	if !strings.Contains(addr, ",") {
+		var err error
+		if meter, err = newServerMeter(ctx, addr); err != nil {
+			return nil, err
+		}
+		defer meter.close()
+	}
 	samples := make([][]sample, len(cs))
 	for round := range o.rounds {
 		for k := range cs {
 			i := (round + k) % len(cs)
-			samples[i] = append(samples[i], runners[i].run(ctx, o.duration))
+			u0, ok0 := meter.read()
+			s := runners[i].run(ctx, o.duration)
+			if u1, ok1 := meter.read(); ok0 && ok1 {
+				s.srvCPU, s.srvCmds = u1.cpu-u0.cpu, u1.commands-u0.commands
+			}
+			samples[i] = append(samples[i], s)
 		}
 		progress(fmt.Sprintf("%s conc %d: round %d/%d", w, conc, round+1, o.rounds))
 	}

@@ -1,0 +1,333 @@
+package redispool
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gomodule/redigo/redis"
+	"github.com/redispool/redispool/redistest"
+)
+
+// Tests of Config.PipelineGet: connections from Get whose Do calls go
+// down the shared pipelines until they need a connection of their own.
+
+func pipeGetPool(t *testing.T, s *redistest.Server, cfg Config) *Pool {
+	t.Helper()
+	cfg.Addr = s.Addr()
+	cfg.PipelineGet = true
+	return newTestPool(t, cfg)
+}
+
+func TestPipelineGetSharesUntilSessionState(t *testing.T) {
+	s := redistest.StartServer(t)
+	p := pipeGetPool(t, s, Config{ClientName: "pipeget", MaxTotal: 4})
+	c := p.Get()
+	defer c.Close()
+
+	if _, err := c.Do("SET", "pg:k", "v1"); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := redis.String(c.Do("GET", "pg:k")); err != nil || got != "v1" {
+		t.Fatalf("GET = %q, %v; want v1", got, err)
+	}
+	st := p.Stats()
+	if st.Active != 0 || st.PipelinedCommands != 2 {
+		t.Fatalf("after two plain commands: Active %d, PipelinedCommands %d; want 0 and 2", st.Active, st.PipelinedCommands)
+	}
+
+	// MULTI is session state: the connection borrows one of its own and
+	// keeps it, for the transaction and after it.
+	if _, err := c.Do("MULTI"); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := c.Do("SET", "pg:k", "v2"); err != nil || r != "QUEUED" {
+		t.Fatalf("SET in MULTI = %v, %v; want QUEUED", r, err)
+	}
+	if _, err := c.Do("EXEC"); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := redis.String(c.Do("GET", "pg:k")); err != nil || got != "v2" {
+		t.Fatalf("GET = %q, %v; want v2", got, err)
+	}
+	st = p.Stats()
+	if st.Active != 1 || st.PipelinedCommands != 2 {
+		t.Fatalf("after MULTI: Active %d, PipelinedCommands %d; want 1 and 2", st.Active, st.PipelinedCommands)
+	}
+	c.Close()
+	if st := p.Stats(); st.Active != 0 {
+		t.Fatalf("after Close: Active %d; want 0", st.Active)
+	}
+	if _, err := c.Do("GET", "pg:k"); !errors.Is(err, ErrConnClosed) {
+		t.Fatalf("Do after Close: %v; want ErrConnClosed", err)
+	}
+}
+
+func TestPipelineGetCommandsThatNeedTheirOwnConnection(t *testing.T) {
+	s := redistest.StartServer(t)
+	p := pipeGetPool(t, s, Config{MaxTotal: 4})
+	for _, tc := range []struct {
+		name string
+		run  func(c redis.Conn) error
+	}{
+		{"BLPOP", func(c redis.Conn) error { _, err := c.Do("BLPOP", "pg:none", "0.01"); return err }},
+		{"CLIENT ID", func(c redis.Conn) error { _, err := c.Do("CLIENT", "ID"); return err }},
+		{"SELECT other", func(c redis.Conn) error { _, err := c.Do("SELECT", 1); return err }},
+		{"EVAL", func(c redis.Conn) error { _, err := c.Do("EVAL", "return 1", 0); return err }},
+		{"unknown", func(c redis.Conn) error { _, err := c.Do("NOSUCHCOMMAND"); return nil2(err) }},
+		{"DoWithTimeout", func(c redis.Conn) error {
+			_, err := redis.DoWithTimeout(c, time.Second, "GET", "pg:k")
+			return err
+		}},
+		{"Send", func(c redis.Conn) error { return c.Send("GET", "pg:k") }},
+		{"large", func(c redis.Conn) error {
+			_, err := c.Do("SET", "pg:large", strings.Repeat("x", pipeMaxCommand+1))
+			return err
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := p.Get()
+			defer c.Close()
+			if _, err := c.Do("PING"); err != nil {
+				t.Fatal(err)
+			}
+			if st := p.Stats(); st.Active != 0 {
+				t.Fatalf("after PING: Active %d; want 0", st.Active)
+			}
+			if err := tc.run(c); err != nil {
+				t.Fatal(err)
+			}
+			if st := p.Stats(); st.Active != 1 {
+				t.Fatalf("Active %d; want 1: a connection of its own", st.Active)
+			}
+		})
+	}
+}
+
+// nil2 drops the error reply of an unknown command, which the server
+// gives on any connection.
+func nil2(err error) error {
+	if _, ok := err.(redis.Error); ok {
+		return nil
+	}
+	return err
+}
+
+// TestPipelineGetSelectOwnDatabase: throttled's store sends SELECT db on
+// every borrow; SELECT of the pool's own database leaves no state and
+// is pipelined, SELECT of another is state, undone on Close.
+func TestPipelineGetSelectOwnDatabase(t *testing.T) {
+	s := redistest.StartServer(t)
+	p := pipeGetPool(t, s, Config{DB: 2, MaxTotal: 4})
+	c := p.Get()
+	if r, err := c.Do("SELECT", "2"); err != nil || r != "OK" {
+		t.Fatalf("SELECT 2 = %v, %v; want OK", r, err)
+	}
+	if _, err := c.Do("SET", "pg:db", "two"); err != nil {
+		t.Fatal(err)
+	}
+	if st := p.Stats(); st.Active != 0 {
+		t.Fatalf("after SELECT of the pool's database: Active %d; want 0", st.Active)
+	}
+	if _, err := c.Do("SELECT", 3); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := c.Do("GET", "pg:db"); err != nil || r != nil {
+		t.Fatalf("GET on database 3 = %v, %v; want nil", r, err)
+	}
+	c.Close()
+	c = p.Get()
+	defer c.Close()
+	if _, err := c.Do("MULTI"); err != nil { // its own connection, back on database 2
+		t.Fatal(err)
+	}
+	c.Do("GET", "pg:db")
+	r, err := redis.Values(c.Do("EXEC"))
+	if err != nil || len(r) != 1 || string(r[0].([]byte)) != "two" {
+		t.Fatalf("GET on a borrowed connection after SELECT 3 was undone = %v, %v; want [two]", r, err)
+	}
+}
+
+// TestPipelineGetSendReceive is throttled's GetWithTime: TIME and GET
+// sent together, then two Receives.
+func TestPipelineGetSendReceive(t *testing.T) {
+	s := redistest.StartServer(t)
+	p := pipeGetPool(t, s, Config{MaxTotal: 4})
+	c := p.Get()
+	defer c.Close()
+	if _, err := c.Do("SET", "pg:n", 7); err != nil {
+		t.Fatal(err)
+	}
+	c.Send("TIME")
+	c.Send("GET", "pg:n")
+	if err := c.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if tm, err := redis.Values(c.Receive()); err != nil || len(tm) != 2 {
+		t.Fatalf("TIME = %v, %v", tm, err)
+	}
+	if n, err := redis.Int(c.Receive()); err != nil || n != 7 {
+		t.Fatalf("GET = %v, %v; want 7", n, err)
+	}
+}
+
+// TestPipelineGetDoEmptyBorrowsNothing: redigo's own pool (RedigoPool)
+// calls Do("") when a connection is closed; with nothing sent it has
+// nothing to read, and must not borrow a connection for it.
+func TestPipelineGetDoEmptyBorrowsNothing(t *testing.T) {
+	s := redistest.StartServer(t)
+	p := pipeGetPool(t, s, Config{MaxTotal: 4})
+	rp := p.RedigoPool()
+	c := rp.Get()
+	if _, err := c.Do("SET", "pg:e", 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if st := p.Stats(); st.Borrows != 0 && st.Borrows != st.Created {
+		t.Logf("Stats %+v", st)
+	}
+	if st := p.Stats(); st.Active != 0 {
+		t.Fatalf("Active %d; want 0", st.Active)
+	}
+	if r, err := p.Get().Do(""); err != nil || len(r.([]any)) != 0 {
+		t.Fatalf(`Do("") = %v, %v; want an empty reply`, r, err)
+	}
+}
+
+// TestPipelineGetContextEndedBeforeSendBreaksNothing: a command whose
+// context has ended is not sent, and the connection stays usable, as an
+// exclusive one does; one that fails after it may have been sent breaks
+// the connection, as an exclusive one's read deadline does.
+func TestPipelineGetContextEndedBeforeSendBreaksNothing(t *testing.T) {
+	s := redistest.StartServer(t)
+	p := pipeGetPool(t, s, Config{MaxTotal: 4})
+	c := p.Get().(redis.ConnWithContext)
+	defer c.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := c.DoContext(ctx, "GET", "pg:x"); !errors.Is(err, context.Canceled) {
+		t.Fatalf("DoContext with a cancelled ctx: %v; want context.Canceled", err)
+	}
+	if _, err := c.DoContext(context.Background(), "GET", "pg:x"); err != nil {
+		t.Fatalf("DoContext after: %v; want none", err)
+	}
+	if err := c.Err(); err != nil {
+		t.Fatalf("Err() = %v; want nil", err)
+	}
+}
+
+// TestPipelineGetWaitCoversPipelinedWrites: WAIT counts the replicas that
+// have the writes of its own connection. A borrower whose writes went
+// down a shared connection must not be told that a replica has them
+// when it does not: with the replica stopped, WAIT must time out with
+// 0, not return 1 at once.
+func TestPipelineGetWaitCoversPipelinedWrites(t *testing.T) {
+	master := redistest.StartServer(t)
+	replica := redistest.StartServer(t)
+	replica.Do(t, "REPLICAOF", "127.0.0.1", strconv.Itoa(master.Port()))
+	waitForWithin(t, 10*time.Second, func() bool {
+		info, _ := master.Exec("INFO", "replication")
+		s, _ := info.(string)
+		return strings.Contains(s, "state=online")
+	})
+	p := pipeGetPool(t, master, Config{MaxTotal: 8})
+
+	for _, mode := range []string{"Do", "Send"} {
+		t.Run(mode, func(t *testing.T) {
+			// Synced first, so that the replica's acknowledged offset
+			// is the master's.
+			c := p.Get()
+			if _, err := c.Do("SET", "pg:sync", mode); err != nil {
+				t.Fatal(err)
+			}
+			if n, err := redis.Int(c.Do("WAIT", 1, 5000)); err != nil || n != 1 {
+				t.Fatalf("WAIT with the replica running = %d, %v; want 1", n, err)
+			}
+			c.Close()
+
+			replica.Pause()
+			defer replica.Resume()
+			c = p.Get()
+			defer c.Close()
+			if _, err := c.Do("SET", "pg:wait", mode); err != nil {
+				t.Fatal(err)
+			}
+			var n int
+			var err error
+			if mode == "Do" {
+				n, err = redis.Int(c.Do("WAIT", 1, 300))
+			} else {
+				if err := c.Send("WAIT", 1, 300); err != nil {
+					t.Fatal(err)
+				}
+				c.Flush()
+				n, err = redis.Int(c.Receive())
+			}
+			if err != nil || n != 0 {
+				t.Fatalf("WAIT with the replica stopped after a pipelined SET = %d, %v; want 0", n, err)
+			}
+		})
+	}
+}
+
+// TestPipelineGetManyBorrowers: goroutines borrowing with Get, each
+// mixing pipelined commands with transactions on its own connection and
+// reading back its own keys; every reply reaches its caller, and no
+// connection is left borrowed or open beyond MaxTotal.
+func TestPipelineGetManyBorrowers(t *testing.T) {
+	s := redistest.StartServer(t)
+	const name = "pipeget-many"
+	p := pipeGetPool(t, s, Config{ClientName: name, MaxTotal: 6})
+	const workers, rounds = 64, 20
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			key := "pg:many:" + strconv.Itoa(w)
+			for i := range rounds {
+				c := p.Get()
+				val := fmt.Sprintf("%d/%d", w, i)
+				if _, err := c.Do("SET", key, val); err != nil {
+					errs <- err
+					c.Close()
+					return
+				}
+				if got, err := redis.String(c.Do("GET", key)); err != nil || got != val {
+					errs <- fmt.Errorf("GET %s = %q, %v; want %q", key, got, err, val)
+					c.Close()
+					return
+				}
+				if i%4 == 0 {
+					c.Do("MULTI")
+					c.Do("INCR", key+":n")
+					if _, err := c.Do("EXEC"); err != nil {
+						errs <- err
+					}
+				}
+				c.Close()
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if st := p.Stats(); st.Active != 0 || st.Created > 6 {
+		t.Errorf("Stats: Active %d, Created %d; want 0 and at most 6", st.Active, st.Created)
+	}
+	if n := s.CountClients(t, func(c redistest.ClientInfo) bool { return c.Name == name }); n > 6 {
+		t.Errorf("%d connections on the server; want at most 6", n)
+	}
+	p.Close()
+	s.WaitClients(t, 0, func(c redistest.ClientInfo) bool { return c.Name == name })
+}
