@@ -1191,6 +1191,36 @@ func TestSentinelRanksAnswers(t *testing.T) {
 		})
 	}
 
+	t.Run("a ROLE that timed out once is asked again before an older master can win", func(t *testing.T) {
+		var probes atomic.Int32
+		var newMasterAsked atomic.Int32
+		s := &sentinelClient{
+			cfg:      SentinelConfig{MasterName: "m"},
+			stats:    new(counters),
+			onChange: func() {},
+			roleOf: func(_ context.Context, addr string) (string, error) {
+				probes.Add(1)
+				if addr == "new:1" && newMasterAsked.Add(1) == 1 {
+					return "", errors.New("i/o timeout") // busy with its promotion
+				}
+				return "master", nil // the old master, not yet demoted, says master too
+			},
+		}
+		m0 := &master{addr: "old:1", gen: 3, epoch: 5, known: 5}
+		s.cur.Store(m0)
+		s.order = []string{"s1", "s2"}
+		answers := []answer{{sentinel: "s1", pos: 0, addr: "new:1", epoch: 6}, {sentinel: "s2", pos: 1, addr: "old:1", epoch: 5}}
+		if err := s.settle(context.Background(), m0, s.order, answers); err != nil {
+			t.Fatalf("settle: %v", err)
+		}
+		if got := s.addr(); got != "new:1" {
+			t.Errorf("master %s; want new:1 (epoch 6), asked again after one failed ROLE", got)
+		}
+		if n := probes.Load(); n != 2 {
+			t.Errorf("%d ROLE probes; want 2 (new:1 twice, old:1 not at all)", n)
+		}
+	})
+
 	t.Run("a query overtaken by an announcement is dropped", func(t *testing.T) {
 		s := &sentinelClient{cfg: SentinelConfig{MasterName: "m"}, stats: new(counters), onChange: func() {}, wake: make(chan struct{}, 1)}
 		m0 := &master{addr: "a:1", gen: 1, epoch: 3, known: 3}
