@@ -430,8 +430,13 @@ func TestMaxIdleHoldsWithHotStackAndMinIdle(t *testing.T) {
 	for _, c := range conns {
 		c.Close()
 	}
-	if st := p.Stats(); st.Idle > 3 {
-		t.Fatalf("Stats = %+v after returning 8; want Idle at most MaxIdle 3", st)
+	// The returns keep MaxIdle and close the rest. Idle itself may
+	// already be above MaxIdle here: once the surplus is closed the
+	// engine, seeing none idle, refills MinIdle within an eviction run
+	// (10ms) while the kept 3 sit on the hot stack, and only the flusher
+	// trims that (checked below).
+	if st := p.Stats(); st.DestroyedSurplus < 8-3 {
+		t.Fatalf("Stats = %+v after returning 8; want at least 5 closed as surplus of MaxIdle 3", st)
 	}
 	// Let the evictor refill MinIdle in the engine while the hot stack is
 	// full, then the flusher trim.

@@ -85,10 +85,31 @@ func engineConfig(cfg Config, bgCtx context.Context) *pool.ObjectPoolConfig {
 	oc.TestOnReturn = false
 	oc.TestWhileIdle = false
 	oc.TimeBetweenEvictionRuns = cfg.EvictionInterval
+	if cfg.MinIdle > 0 {
+		// The evictor tops MinIdle up after each run. Running beside
+		// New's first fill, it would see the same shortfall while those
+		// dials are in flight (the engine counts a connection idle once
+		// dialed) and dial it again: more idle connections than MaxIdle,
+		// for good while the hot stack is empty. prepareEngine starts it
+		// once the fill is done.
+		oc.TimeBetweenEvictionRuns = 0
+	}
 	oc.NumTestsPerEvictionRun = -1 // examine every idle connection
 	oc.EvictionPolicyName = registerEvictionPolicy()
 	oc.EvictionContext = bgCtx
 	return oc
+}
+
+// prepareEngine dials MinIdle connections, then starts the evictor that
+// engineConfig held back. New runs it on a goroutine of its own; Close
+// waits for that goroutine before it closes the engine, which stops the
+// evictor.
+func prepareEngine(bgCtx context.Context, op *pool.ObjectPool, cfg Config) {
+	op.PreparePool(bgCtx)
+	if bgCtx.Err() == nil {
+		op.Config.TimeBetweenEvictionRuns = cfg.EvictionInterval
+		op.StartEvictor()
+	}
 }
 
 // evictionPolicyName is the name the eviction policy (validate.go) is

@@ -215,7 +215,7 @@ func New(ctx context.Context, cfg Config) (*Pool, error) {
 		p.bg.Add(1)
 		go func() {
 			defer p.bg.Done()
-			p.op.PreparePool(bgCtx)
+			prepareEngine(bgCtx, p.op, cfg)
 		}()
 	}
 	return p, nil

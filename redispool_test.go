@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -388,6 +390,36 @@ func TestMinIdleFilledInBackground(t *testing.T) {
 	waitFor(t, func() bool { return p.Stats().Idle == 3 && s.CurrentConnectionCount() == 3 })
 	if st := p.Stats(); st.Created != 3 {
 		t.Fatalf("Created %d; want 3", st.Created)
+	}
+}
+
+// The first MinIdle fill and the evictor's top-up after each run used to
+// run side by side: while the fill's dial was in flight the evictor saw
+// the same shortfall and dialed it again, and the surplus stayed idle
+// beyond MaxIdle (TestMaxIdleHoldsWithHotStackAndMinIdle failed on it
+// when dials were slower than EvictionInterval on a loaded machine).
+func TestMinIdleFirstFillIsNotDialedTwice(t *testing.T) {
+	s := miniredis.RunT(t)
+	second := make(chan struct{})
+	var started, finished atomic.Int32
+	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		defer finished.Add(1)
+		if started.Add(1) == 2 {
+			close(second)
+		}
+		// The first dial is slower than many eviction runs: it waits for
+		// a second dial, or 500ms when there is none.
+		select {
+		case <-second:
+		case <-time.After(500 * time.Millisecond):
+		}
+		var d net.Dialer
+		return d.DialContext(ctx, network, addr)
+	}
+	p := newTestPool(t, Config{Addr: s.Addr(), Dial: dial, MaxTotal: 4, MaxIdle: 1, MinIdle: 1, EvictionInterval: 5 * time.Millisecond})
+	waitFor(t, func() bool { return p.Stats().Idle >= 1 && started.Load() == finished.Load() })
+	if st := p.Stats(); st.Created != 1 || st.Idle != 1 || s.CurrentConnectionCount() != 1 {
+		t.Fatalf("Stats = %+v, server connections %d; want MinIdle 1 dialed once: Created 1, Idle 1 (MaxIdle 1)", st, s.CurrentConnectionCount())
 	}
 }
 

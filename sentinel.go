@@ -466,6 +466,14 @@ func (s *sentinelClient) settle(ctx context.Context, m0 *master, order []string,
 	checked := len(cands) > 1
 	if checked {
 		s.checkRoles(ctx, cands[:1])
+		if cands[0].role == roleUnknown && ctx.Err() == nil {
+			// A ROLE that could not be asked proves nothing, and right
+			// after a failover the best-ranked address is the new
+			// master, busy with its promotion, while the old one still
+			// says master until the Sentinels demote it: one slow
+			// answer must not send the pool back to it. Ask again.
+			s.checkRoles(ctx, cands[:1])
+		}
 		if cands[0].role != roleMaster {
 			s.checkRoles(ctx, cands[1:])
 		}

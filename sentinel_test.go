@@ -26,6 +26,36 @@ const sentinelPoolName = "sentinel-test"
 
 func isPoolConn(ci redistest.ClientInfo) bool { return ci.Name == sentinelPoolName }
 
+// poolConns counts the pool's connections on a data node. When Sentinel
+// reconfigures a node (REPLICAOF, then CLIENT KILL TYPE normal) it closes
+// every normal client there, the test's admin connection included: under
+// load that can fall while a failover test polls the node, and the
+// CLIENT LIST then meets EOF. It is asked again on a new connection.
+func poolConns(t *testing.T, n *redistest.Server) int {
+	t.Helper()
+	var err error
+	for range 3 {
+		var reply any
+		if reply, err = n.Exec("CLIENT", "LIST"); err != nil {
+			continue
+		}
+		s, _ := reply.(string)
+		infos, perr := redistest.ParseClientList(s)
+		if perr != nil {
+			t.Fatalf("CLIENT LIST on %s: %v", n.Addr(), perr)
+		}
+		count := 0
+		for _, ci := range infos {
+			if isPoolConn(ci) {
+				count++
+			}
+		}
+		return count
+	}
+	t.Fatalf("CLIENT LIST on %s: %v", n.Addr(), err)
+	return 0
+}
+
 // sentinelOf is the Sentinel target of p, a pool made with Config.Sentinel.
 func sentinelOf(p *Pool) *sentinelClient { return p.f.target.(*sentinelClient) }
 
@@ -524,9 +554,10 @@ type writeLoad struct {
 	stop chan struct{}
 	wg   sync.WaitGroup
 
-	mu    sync.Mutex // protects following fields
-	acked []int64
-	errs  []timedErr
+	mu      sync.Mutex // protects following fields
+	acked   []int64
+	started []time.Time // when the write of acked[i] was sent
+	errs    []timedErr
 }
 
 type timedErr struct {
@@ -548,11 +579,13 @@ func startWriteLoad(t *testing.T, p *Pool, key string, writers int) *writeLoad {
 				}
 				n := l.seq.Add(1)
 				ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+				start := time.Now()
 				_, err := p.Do(ctx, "RPUSH", key, n)
 				cancel()
 				l.mu.Lock()
 				if err == nil {
 					l.acked = append(l.acked, n)
+					l.started = append(l.started, start)
 				} else {
 					l.errs = append(l.errs, timedErr{time.Now(), err})
 				}
@@ -585,6 +618,14 @@ func (l *writeLoad) ackedCount() int {
 // lost counts acknowledged numbers missing from the list on master.
 func (l *writeLoad) lost(t *testing.T, master *redistest.Server) int {
 	t.Helper()
+	before, after := l.lostSince(t, master, time.Time{})
+	return before + after
+}
+
+// lostSince counts acknowledged numbers missing from the list on master,
+// split by whether their write was sent before since or after it.
+func (l *writeLoad) lostSince(t *testing.T, master *redistest.Server, since time.Time) (before, after int) {
+	t.Helper()
 	reply := master.Do(t, "LRANGE", l.key, 0, -1)
 	have := make(map[int64]bool)
 	for _, v := range reply.([]any) {
@@ -593,13 +634,16 @@ func (l *writeLoad) lost(t *testing.T, master *redistest.Server) int {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	lost := 0
-	for _, n := range l.acked {
-		if !have[n] {
-			lost++
+	for i, n := range l.acked {
+		switch {
+		case have[n]:
+		case l.started[i].Before(since):
+			before++
+		default:
+			after++
 		}
 	}
-	return lost
+	return before, after
 }
 
 // watchSwitch subscribes to +switch-master on every Sentinel and reports
@@ -716,7 +760,7 @@ func testPlannedFailover(t *testing.T, d *redistest.SentinelDeployment, minRepli
 	// Load on the new master for a while, and check the old master is
 	// left alone (before Sentinel demotes it, about 5 s after the switch).
 	time.Sleep(500 * time.Millisecond)
-	if n := oldNode.CountClients(t, isPoolConn); n != 0 {
+	if n := poolConns(t, oldNode); n != 0 {
 		t.Errorf("old master %s keeps %d pool connections 500ms after the switch; want 0", old, n)
 	}
 	// Then load on the new master: with min-replicas-to-write it takes
@@ -819,6 +863,7 @@ func TestSentinelMasterKilledUnderLoad(t *testing.T) {
 	waitFor(t, func() bool { return load.ackedCount() > 1000 })
 	killedAt := time.Now()
 	oldNode.Kill()
+	deadAt := time.Now() // Kill returns once the process is gone
 	newAddr := d.WaitMaster(t, old)
 	waitFor(t, func() bool { return !switched().IsZero() })
 	sw := switched()
@@ -830,10 +875,10 @@ func TestSentinelMasterKilledUnderLoad(t *testing.T) {
 	restartedAt := time.Now()
 	maxConns := 0
 	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); {
-		if n := newNode.CountClients(t, isPoolConn); n > maxConns {
+		if n := poolConns(t, newNode); n > maxConns {
 			maxConns = n
 		}
-		if n := oldNode.CountClients(t, isPoolConn); n != 0 {
+		if n := poolConns(t, oldNode); n != 0 {
 			t.Errorf("restarted old master %s has %d pool connections", old, n)
 			break
 		}
@@ -848,7 +893,8 @@ func TestSentinelMasterKilledUnderLoad(t *testing.T) {
 	if maxConns > cfg.MaxTotal {
 		t.Errorf("new master saw %d pool connections; want at most MaxTotal %d", maxConns, cfg.MaxTotal)
 	}
-	lost := load.lost(t, newNode)
+	lostBefore, lostAfter := load.lostSince(t, newNode, deadAt)
+	lost := lostBefore + lostAfter
 	load.mu.Lock()
 	errs, acked := load.errs, len(load.acked)
 	load.mu.Unlock()
@@ -874,13 +920,16 @@ func TestSentinelMasterKilledUnderLoad(t *testing.T) {
 		sort.Slice(errs, func(i, j int) bool { return errs[i].at.Before(errs[j].at) })
 		t.Logf("first error: %v", errs[0].err)
 	}
-	// Replication is asynchronous: a write the master acknowledged in
-	// the last instant before the kill may not have reached the replica
-	// that is promoted, whatever the client does. Quiet runs lose none;
-	// a loaded machine (the replica's link lagging) a few. More would
-	// mean the pool kept writing somewhere it should not.
-	if lost > 32 {
-		t.Errorf("%d acknowledged writes lost after kill -9 of the master; want at most a few (replication lag)", lost)
+	// Replication is asynchronous: what the old master acknowledged and
+	// the promoted replica had not yet received is lost, whatever the
+	// client does. Quiet runs lose none; on a loaded machine the
+	// replica's link lags by as much as the CPU starves it (8008 writes
+	// in one run on one core), so the count says nothing about the pool. What does: no write sent after the
+	// old master died may be lost, for a write the pool sent anywhere
+	// but the new master (the restarted old master, wiped when it turns
+	// replica) would be.
+	if lostAfter != 0 {
+		t.Errorf("%d acknowledged writes sent after the old master died are not on the new master; want 0 (%d sent before were lost to replication lag)", lostAfter, lostBefore)
 	}
 	if len(errs) > 2*32 {
 		t.Errorf("%d errors; want at most about one per writer (commands in flight)", len(errs))
@@ -923,10 +972,10 @@ func TestSentinelHeldConnectionAcrossFailover(t *testing.T) {
 	if _, err := c.Do("SET", "after", "1"); err != nil {
 		t.Fatalf("SET after the failover: %v", err)
 	}
-	if n := d.Node(old).CountClients(t, isPoolConn); n != 0 {
+	if n := poolConns(t, d.Node(old)); n != 0 {
 		t.Errorf("old master keeps %d pool connections; want 0", n)
 	}
-	if n := d.Node(newAddr).CountClients(t, isPoolConn); n != 1 {
+	if n := poolConns(t, d.Node(newAddr)); n != 1 {
 		t.Errorf("new master has %d pool connections; want 1", n)
 	}
 }
@@ -1115,6 +1164,36 @@ func TestSentinelRanksAnswers(t *testing.T) {
 			}
 		})
 	}
+
+	t.Run("a ROLE that timed out once is asked again before an older master can win", func(t *testing.T) {
+		var probes atomic.Int32
+		var newMasterAsked atomic.Int32
+		s := &sentinelClient{
+			cfg:      SentinelConfig{MasterName: "m"},
+			stats:    new(counters),
+			onChange: func() {},
+			roleOf: func(_ context.Context, addr string) (string, error) {
+				probes.Add(1)
+				if addr == "new:1" && newMasterAsked.Add(1) == 1 {
+					return "", errors.New("i/o timeout") // busy with its promotion
+				}
+				return "master", nil // the old master, not yet demoted, says master too
+			},
+		}
+		m0 := &master{addr: "old:1", gen: 3, epoch: 5, known: 5}
+		s.cur.Store(m0)
+		s.order = []string{"s1", "s2"}
+		answers := []answer{{sentinel: "s1", pos: 0, addr: "new:1", epoch: 6}, {sentinel: "s2", pos: 1, addr: "old:1", epoch: 5}}
+		if err := s.settle(context.Background(), m0, s.order, answers); err != nil {
+			t.Fatalf("settle: %v", err)
+		}
+		if got := s.addr(); got != "new:1" {
+			t.Errorf("master %s; want new:1 (epoch 6), asked again after one failed ROLE", got)
+		}
+		if n := probes.Load(); n != 2 {
+			t.Errorf("%d ROLE probes; want 2 (new:1 twice, old:1 not at all)", n)
+		}
+	})
 
 	t.Run("a query overtaken by an announcement is dropped", func(t *testing.T) {
 		s := &sentinelClient{cfg: SentinelConfig{MasterName: "m"}, stats: new(counters), onChange: func() {}, wake: make(chan struct{}, 1)}

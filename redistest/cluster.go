@@ -478,8 +478,9 @@ func (c *Cluster) MasterOf(t testing.TB, slot int) *ClusterNode {
 
 // WaitStable waits until the cluster has settled: every running node
 // reports cluster_state:ok, sees every other running node connected and
-// not failing, and gives the same CLUSTER SLOTS, covering all 16384 slots,
-// with no slot importing or migrating.
+// not failing, agrees with the others on which nodes are masters and whom
+// each replica follows, and gives the same CLUSTER SLOTS, covering all
+// 16384 slots, with no slot importing or migrating.
 func (c *Cluster) WaitStable(t testing.TB) {
 	t.Helper()
 	c.waitFor(t, "the nodes to agree on the slot map", c.stable)
@@ -487,7 +488,7 @@ func (c *Cluster) WaitStable(t testing.TB) {
 
 func (c *Cluster) stable() error {
 	up := c.running()
-	var first string
+	var first, firstRoles string
 	for _, n := range up {
 		if err := stateOK(n); err != nil {
 			return err
@@ -503,6 +504,7 @@ func (c *Cluster) stable() error {
 		if err != nil {
 			return err
 		}
+		var roles strings.Builder
 		for _, other := range up {
 			i := slices.IndexFunc(infos, func(info NodeInfo) bool { return info.ID == other.id })
 			switch {
@@ -511,6 +513,16 @@ func (c *Cluster) stable() error {
 			case infos[i].Failed() || slices.Contains(infos[i].Flags, "handshake"):
 				return fmt.Errorf("%s sees %s as %v", n, other, infos[i].Flags)
 			}
+			fmt.Fprintf(&roles, "%s:%v:%s ", other, infos[i].Master(), infos[i].MasterID)
+		}
+		// A node learns its own new role (a restarted master that lost its
+		// slots turns replica) before gossip tells the others: the slot
+		// maps agree while the roles do not yet.
+		switch {
+		case firstRoles == "":
+			firstRoles = roles.String()
+		case roles.String() != firstRoles:
+			return fmt.Errorf("%s sees the roles %s; another node sees %s", n, roles.String(), firstRoles)
 		}
 		ranges, err := clusterSlots(n)
 		if err != nil {
