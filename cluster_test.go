@@ -22,15 +22,6 @@ import (
 // that changes the topology starts its own and runs in parallel with the
 // others.
 
-func ownerIn(slots []redistest.SlotRange, slot int) string {
-	for _, r := range slots {
-		if r.Start <= slot && slot <= r.End {
-			return r.Master
-		}
-	}
-	return ""
-}
-
 // clusterSlotsCalls counts the CLUSTER SLOTS calls n has served since its
 // last CONFIG RESETSTAT.
 func clusterSlotsCalls(t testing.TB, n *redistest.ClusterNode) int64 {

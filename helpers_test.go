@@ -229,6 +229,16 @@ func newTestCluster(t testing.TB, rc *redistest.Cluster, cfg ClusterConfig) *Clu
 	return c
 }
 
+// ownerIn returns the address of the master that slots assign slot to, or "".
+func ownerIn(slots []redistest.SlotRange, slot int) string {
+	for _, r := range slots {
+		if r.Start <= slot && slot <= r.End {
+			return r.Master
+		}
+	}
+	return ""
+}
+
 // keysOn returns one key per master, in rc.Masters order.
 func keysOn(t testing.TB, rc *redistest.Cluster, prefix string) []string {
 	t.Helper()
