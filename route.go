@@ -67,7 +67,13 @@ func (c *Cluster) dispatch(ctx context.Context, timeout time.Duration, slot int,
 			}
 			if n, err = t.route(slot, readOnly && r.deadline.IsZero(), &c.next); err != nil {
 				c.requestRefresh()
-				return nil, err
+				if !errors.Is(err, errSlotUnserved) {
+					return nil, err
+				}
+				if err := r.wait(ctx, c, err); err != nil {
+					return nil, err
+				}
+				continue
 			}
 		}
 		var reply any
@@ -317,7 +323,13 @@ func (c *Cluster) borrowFor(ctx context.Context, slot int) (*clusterNode, *conn,
 		n, err := t.route(slot, false, &c.next)
 		if err != nil {
 			c.requestRefresh()
-			return nil, nil, err
+			if !errors.Is(err, errSlotUnserved) {
+				return nil, nil, err
+			}
+			if err := r.wait(ctx, c, err); err != nil {
+				return nil, nil, err
+			}
+			continue
 		}
 		pc, err := c.borrowFrom(ctx, n)
 		if err == nil {

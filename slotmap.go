@@ -7,6 +7,7 @@ package redispool
 // slot.go's business; loading the map, topology.go's.
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -53,7 +54,7 @@ func (t *slotTable) route(slot int, replica bool, next *atomic.Uint32) (*cluster
 	}
 	i := t.slots[slot]
 	if i == 0 {
-		return nil, fmt.Errorf("redispool: cluster: slot %d has no owner in the slot map from %s: the cluster does not serve it", slot, t.from)
+		return nil, fmt.Errorf("redispool: cluster: slot %d has no owner in the slot map from %s: %w", slot, t.from, errSlotUnserved)
 	}
 	sh := &t.shards[i]
 	if sh.master == nil {
@@ -64,6 +65,12 @@ func (t *slotTable) route(slot int, replica bool, next *atomic.Uint32) (*cluster
 	}
 	return sh.master, nil
 }
+
+// errSlotUnserved is wrapped by the error for a slot no master serves
+// in the slot map. During a failover or a reshard a node's CLUSTER
+// SLOTS can show such a gap for a moment, so the command path reloads
+// the map and retries within RetryTimeout, as for CLUSTERDOWN.
+var errSlotUnserved = errors.New("the cluster does not serve it")
 
 // owner returns the master of slot, or nil.
 func (t *slotTable) owner(slot int) *clusterNode {
