@@ -658,21 +658,6 @@ func (e *desyncError) Error() string {
 	return fmt.Sprintf("desync: %s: got %s; want %q", e.cmd, formatReply(e.got), e.want)
 }
 
-func formatReply(v any) string {
-	switch v := v.(type) {
-	case []byte:
-		return fmt.Sprintf("%q", v)
-	case []any:
-		parts := make([]string, len(v))
-		for i, e := range v {
-			parts[i] = formatReply(e)
-		}
-		return "[" + strings.Join(parts, " ") + "]"
-	default:
-		return fmt.Sprintf("%#v", v)
-	}
-}
-
 // injectedError marks the error of an operation whose fault the operation
 // itself injected (a context it cancelled): it counts as faulted.
 type injectedError struct{ err error }

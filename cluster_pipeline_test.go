@@ -31,20 +31,6 @@ func pipelinedCommands(s ClusterStats) (n int64) {
 	return n
 }
 
-// waitSharedReturned waits until no node pool holds a shared connection:
-// once idle, the pipes give theirs back to the pools.
-func waitSharedReturned(t testing.TB, c *Cluster) {
-	t.Helper()
-	waitForWithin(t, 10*time.Second, func() bool {
-		for _, ns := range c.Stats().Nodes {
-			if ns.Shared != 0 {
-				return false
-			}
-		}
-		return true
-	})
-}
-
 // checkClusterConns checks, by CLIENT LIST, that no running node has more
 // of the cluster's connections than its pool's MaxTotal plus the control
 // connection, and then, once c is closed, that none is left anywhere.

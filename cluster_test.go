@@ -22,61 +22,6 @@ import (
 // that changes the topology starts its own and runs in parallel with the
 // others.
 
-func newTestCluster(t testing.TB, rc *redistest.Cluster, cfg ClusterConfig) *Cluster {
-	t.Helper()
-	cfg.Addrs = rc.Addrs()
-	c, err := NewCluster(context.Background(), cfg)
-	if err != nil {
-		t.Fatalf("NewCluster: %v", err)
-	}
-	t.Cleanup(func() { c.Close() })
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := c.Ping(ctx); err != nil {
-		t.Fatalf("Ping: %v", err)
-	}
-	return c
-}
-
-// keysOn returns one key per master, in rc.Masters order.
-func keysOn(t testing.TB, rc *redistest.Cluster, prefix string) []string {
-	t.Helper()
-	slots := rc.Slots(t)
-	var keys []string
-	for _, m := range rc.Masters(t) {
-		for i := 0; ; i++ {
-			k := prefix + strconv.Itoa(i)
-			s := Slot(k)
-			if owner := ownerIn(slots, s); owner == m.Addr() {
-				keys = append(keys, k)
-				break
-			}
-		}
-	}
-	return keys
-}
-
-func ownerIn(slots []redistest.SlotRange, slot int) string {
-	for _, r := range slots {
-		if r.Start <= slot && slot <= r.End {
-			return r.Master
-		}
-	}
-	return ""
-}
-
-// infoField returns a field of INFO section from node n, as an integer.
-func infoField(t testing.TB, n *redistest.ClusterNode, section, field string) int64 {
-	t.Helper()
-	info, _ := n.Do(t, "INFO", section).(string)
-	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(field) + `:(\d+)`).FindStringSubmatch(info)
-	if m == nil {
-		return 0
-	}
-	v, _ := strconv.ParseInt(m[1], 10, 64)
-	return v
-}
-
 // clusterSlotsCalls counts the CLUSTER SLOTS calls n has served since its
 // last CONFIG RESETSTAT.
 func clusterSlotsCalls(t testing.TB, n *redistest.ClusterNode) int64 {

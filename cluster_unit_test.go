@@ -1,11 +1,9 @@
 package redispool
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"runtime"
 	"strconv"
 	"strings"
@@ -14,7 +12,6 @@ import (
 	"time"
 
 	"github.com/gomodule/redigo/redis"
-	"github.com/redispool/redispool/redistest"
 )
 
 func TestClusterSatisfiesRedigoPoolInterface(t *testing.T) {
@@ -278,19 +275,6 @@ func TestParseClusterURL(t *testing.T) {
 	}
 }
 
-// closedPort returns a loopback address that refuses connections: a
-// listener's, opened and closed.
-func closedPort(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
-
 // A slot the map gives no owner is retried within RetryTimeout, as the
 // server's CLUSTERDOWN is (a node's CLUSTER SLOTS shows such a gap for a
 // moment during a failover: TestClusterFailoverUnderLoad met it), then
@@ -359,50 +343,6 @@ func BenchmarkClusterRouting(b *testing.B) {
 		})
 	}
 }
-
-// fakeNode starts a fake cluster node that claims every slot and answers
-// other commands than CLUSTER SLOTS and PING with reply(n, cmd), n being
-// how many such commands it has received, itself included. A nil reply
-// string closes the connection.
-func fakeNode(t testing.TB, reply func(n int64, cmd []string) *string) (addr string, count *atomic.Int64) {
-	t.Helper()
-	count = new(atomic.Int64)
-	var self atomic.Pointer[string]
-	srv := redistest.NewFakeServer(t, func(conn net.Conn) {
-		br := bufio.NewReader(conn)
-		for {
-			cmd, err := redistest.ReadCommand(br)
-			if err != nil || len(cmd) == 0 {
-				return
-			}
-			var out string
-			switch strings.ToUpper(cmd[0]) {
-			case "CLUSTER":
-				host, port, _ := net.SplitHostPort(*self.Load())
-				out = fmt.Sprintf("*1\r\n*3\r\n:0\r\n:16383\r\n*2\r\n$%d\r\n%s\r\n:%s\r\n", len(host), host, port)
-			case "PING":
-				out = "+PONG\r\n"
-			case "ASKING":
-				out = "+OK\r\n"
-			default:
-				r := reply(count.Add(1), cmd)
-				if r == nil {
-					conn.Close()
-					return
-				}
-				out = *r
-			}
-			if _, err := conn.Write([]byte(out)); err != nil {
-				return
-			}
-		}
-	})
-	addr = srv.Addr()
-	self.Store(&addr)
-	return addr, count
-}
-
-func ptr(s string) *string { return &s }
 
 func TestClusterTooManyRedirects(t *testing.T) {
 	var addr atomic.Pointer[string]

@@ -2,9 +2,6 @@ package redispool
 
 import (
 	"context"
-	"fmt"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -19,63 +16,6 @@ const (
 	isoDB   = 2
 	isoName = "pool"
 )
-
-func isolationPool(t *testing.T, s *redistest.Server) *Pool {
-	t.Helper()
-	return newTestPool(t, Config{
-		Addr:         s.Addr(),
-		DB:           isoDB,
-		ClientName:   isoName,
-		MaxTotal:     1, // so the next borrow gets the same connection if it was kept
-		CheckTimeout: 300 * time.Millisecond,
-	})
-}
-
-// clientInfo runs CLIENT INFO on c.
-func clientInfo(t testing.TB, c redis.Conn) redistest.ClientInfo {
-	t.Helper()
-	line, err := redis.String(c.Do("CLIENT", "INFO"))
-	if err != nil {
-		t.Fatalf("CLIENT INFO: %v", err)
-	}
-	infos, err := redistest.ParseClientList(line)
-	if err != nil || len(infos) != 1 {
-		t.Fatalf("parse CLIENT INFO %q: %v", line, err)
-	}
-	return infos[0]
-}
-
-// assertPristine fails unless c is in the state of a new pool connection:
-// the configured DB and name, the default user, RESP2, no transaction,
-// no subscriptions, no tracking, no pending replies, no watched keys.
-func assertPristine(t testing.TB, s *redistest.Server, c redis.Conn) {
-	t.Helper()
-	info := clientInfo(t, c)
-	if info.DB != isoDB || info.Name != isoName || info.User != "default" {
-		t.Errorf("db=%d name=%q user=%q; want db=%d name=%q user=default", info.DB, info.Name, info.User, isoDB, isoName)
-	}
-	for field, want := range map[string]string{"multi": "-1", "sub": "0", "psub": "0", "ssub": "0", "resp": "2", "redir": "-1"} {
-		if got := info.Fields[field]; got != want {
-			t.Errorf("%s=%s; want %s (CLIENT INFO: %v)", field, got, want, info.Fields)
-		}
-	}
-	if strings.ContainsAny(info.Flags, "xPOtM") {
-		t.Errorf("flags=%s; want none of x (MULTI), P (pub/sub), O (MONITOR), t (tracking)", info.Flags)
-	}
-	// No reply left over for us: our own token must come back.
-	token := fmt.Sprintf("token-%d", time.Now().UnixNano())
-	if got, err := redis.String(c.Do("ECHO", token)); err != nil || got != token {
-		t.Errorf("ECHO %s = %q, %v: a stale reply reached the next borrower", token, got, err)
-	}
-	// No watched key: a transaction on a key modified elsewhere commits.
-	s.Do(t, "SELECT", isoDB)
-	s.Do(t, "SET", "watched", "changed-by-admin")
-	c.Send("MULTI")
-	c.Send("SET", "watched", "x")
-	if reply, err := c.Do("EXEC"); err != nil || reply == nil {
-		t.Errorf("MULTI/SET/EXEC = %v, %v: a WATCH was left behind", reply, err)
-	}
-}
 
 func TestStateIsolation(t *testing.T) {
 	s := redistest.StartServer(t, "--enable-debug-command", "yes")
@@ -240,15 +180,6 @@ func TestStateIsolation(t *testing.T) {
 	}
 }
 
-func mustDo(t testing.TB, c redis.Conn, cmd string, args ...any) any {
-	t.Helper()
-	r, err := c.Do(cmd, args...)
-	if err != nil {
-		t.Fatalf("%s %v: %v", cmd, args, err)
-	}
-	return r
-}
-
 // TestCleanUseNeedsNoReset checks that connections used for plain
 // commands, pipelines and transactions that ended cleanly go back to the
 // pool as they are: no reset round trip, never closed.
@@ -356,21 +287,4 @@ func TestCleanUseNeedsNoReset(t *testing.T) {
 			}
 		})
 	}
-}
-
-// commandCalls sums the calls of the named commands in INFO commandstats.
-func commandCalls(t testing.TB, s *redistest.Server, names ...string) int {
-	t.Helper()
-	info, _ := s.Do(t, "INFO", "commandstats").(string)
-	total := 0
-	for _, line := range strings.Split(info, "\n") {
-		for _, name := range names {
-			prefix := "cmdstat_" + name + ":calls="
-			if strings.HasPrefix(line, prefix) {
-				n, _ := strconv.Atoi(strings.SplitN(line[len(prefix):], ",", 2)[0])
-				total += n
-			}
-		}
-	}
-	return total
 }

@@ -18,24 +18,6 @@ import (
 	"go.uber.org/goleak"
 )
 
-// pipelineOn starts a pool on s whose Do pipelines as pc says.
-func pipelineOn(t testing.TB, s *redistest.Server, cfg Config, pc pipeConfig) (*Pool, *pipeline) {
-	t.Helper()
-	cfg.Addr = s.Addr()
-	p := newTestPool(t, cfg)
-	if pc.readTimeout == 0 {
-		pc.readTimeout = p.cfg.ReadTimeout
-	}
-	if pc.writeTimeout == 0 {
-		pc.writeTimeout = p.cfg.WriteTimeout
-	}
-	if p.pipes != nil {
-		p.pipes.close()
-	}
-	p.pipes = newPipeline(poolHost{p}, pc) // closed by p.Close
-	return p, p.pipes
-}
-
 // gatedHost holds every lend until the gate opens, so that commands
 // stay queued, unwritten, for as long as a test needs.
 type gatedHost struct {
@@ -163,19 +145,6 @@ func BenchmarkPipelineDo(b *testing.B) {
 // pipeName names the pools of the pipeline tests' connections, so the
 // server's CLIENT LIST tells them from the test's own.
 const pipeName = "pipetest"
-
-func isPipeConn(ci redistest.ClientInfo) bool { return ci.Name == pipeName }
-
-// checkNoLeak fails t if goroutines other than those in ignore are left
-// once cleanup (of the pools and pipelines, run first) is done.
-func checkNoLeak(t *testing.T, ignore goleak.Option) {
-	t.Helper()
-	t.Cleanup(func() {
-		if err := goleak.Find(ignore); err != nil {
-			t.Errorf("goroutines leaked: %v", err)
-		}
-	})
-}
 
 // ownKeyLoad runs workers goroutines, each SETting and GETting back a
 // key of its own with a value that names the worker and the round, until

@@ -21,33 +21,6 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// newTestPool starts a pool on cfg, closed at the end of the test.
-func newTestPool(t testing.TB, cfg Config) *Pool {
-	t.Helper()
-	p, err := New(context.Background(), cfg)
-	if err != nil {
-		t.Fatalf("New(%v): %v", cfg, err)
-	}
-	t.Cleanup(func() { p.Close() })
-	return p
-}
-
-func miniPool(t testing.TB, cfg Config) (*Pool, *miniredis.Miniredis) {
-	t.Helper()
-	s := miniredis.RunT(t)
-	cfg.Addr = s.Addr()
-	return newTestPool(t, cfg), s
-}
-
-func mustGet(t testing.TB, p *Pool) redis.Conn {
-	t.Helper()
-	c, err := p.GetContext(context.Background())
-	if err != nil {
-		t.Fatalf("GetContext: %v", err)
-	}
-	return c
-}
-
 func TestPoolSatisfiesRedigoPoolInterface(t *testing.T) {
 	// What redsync's redigo adapter and throttled's redigostore accept.
 	var _ interface {
@@ -120,8 +93,6 @@ func TestBorrowedConnAfterClose(t *testing.T) {
 		t.Fatalf("Stats after double Close = %+v; want Active 0, Idle 1", s)
 	}
 }
-
-func second(_ any, err error) error { return err }
 
 func TestGetOnClosedPoolReturnsErrorConn(t *testing.T) {
 	p, _ := miniPool(t, Config{})
@@ -203,25 +174,6 @@ func TestWaitForReturnedConnection(t *testing.T) {
 	}
 	if s := p.Stats(); s.WaitDuration <= 0 || s.Timeouts != 0 || s.Created != 1 {
 		t.Fatalf("Stats = %+v; want a recorded wait, no timeouts, one connection", s)
-	}
-}
-
-// idleForPeek waits until connections returned before the call have sat
-// idle long enough for the borrow check to peek at them.
-func idleForPeek() { time.Sleep(2 * peekAfterIdle) }
-
-// flushAll gives every connection on p's hot stack back to the engine,
-// as the flusher does with those idle for hotIdleLimit.
-func flushAll(p *Pool) { p.flush(time.Now().Add(time.Hour)) }
-
-func waitFor(t testing.TB, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 5s")
-		}
-		time.Sleep(time.Millisecond)
 	}
 }
 

@@ -1,7 +1,6 @@
 package redispool
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -463,50 +462,25 @@ func aclLogField(entry any, name string) string {
 	return ""
 }
 
-// waitForWithin is waitFor with a deadline of d.
-func waitForWithin(t testing.TB, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %v", d)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 // fakeSentinel answers like a Sentinel: GET-MASTER-ADDR-BY-NAME with
 // master(), SENTINEL MASTER with config-epoch 0, and SUBSCRIBE with a
 // confirmation and then silence.
 func fakeSentinel(master func() string) func(net.Conn) {
-	return func(conn net.Conn) {
-		br := bufio.NewReader(conn)
-		for {
-			cmd, err := redistest.ReadCommand(br)
-			if err != nil {
-				return
+	return redistest.Dispatch(func(_ *redistest.FakeConn, cmd []string) (string, bool) {
+		switch strings.ToUpper(cmd[0]) {
+		case "SENTINEL":
+			if strings.EqualFold(cmd[1], "MASTER") {
+				return "*2\r\n$12\r\nconfig-epoch\r\n$1\r\n0\r\n", false
 			}
-			var out string
-			switch strings.ToUpper(cmd[0]) {
-			case "SENTINEL":
-				if strings.EqualFold(cmd[1], "MASTER") {
-					out = "*2\r\n$12\r\nconfig-epoch\r\n$1\r\n0\r\n"
-					break
-				}
-				host, port, _ := net.SplitHostPort(master())
-				out = fmt.Sprintf("*2\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n", len(host), host, len(port), port)
-			case "SUBSCRIBE":
-				out = fmt.Sprintf("*3\r\n$9\r\nsubscribe\r\n$%d\r\n%s\r\n:1\r\n", len(cmd[1]), cmd[1])
-			case "PING":
-				out = "*2\r\n$4\r\npong\r\n$0\r\n\r\n"
-			default:
-				out = "+OK\r\n"
-			}
-			if _, err := conn.Write([]byte(out)); err != nil {
-				return
-			}
+			host, port, _ := net.SplitHostPort(master())
+			return fmt.Sprintf("*2\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n", len(host), host, len(port), port), false
+		case "SUBSCRIBE":
+			return fmt.Sprintf("*3\r\n$9\r\nsubscribe\r\n$%d\r\n%s\r\n:1\r\n", len(cmd[1]), cmd[1]), false
+		case "PING":
+			return "*2\r\n$4\r\npong\r\n$0\r\n\r\n", false
 		}
-	}
+		return "+OK\r\n", false
+	})
 }
 
 // wireLog records, per remote address, when the pool dialed it and last

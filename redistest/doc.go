@@ -79,5 +79,8 @@
 // silently in both directions without closing anything, Resume heals it, and
 // CloseAll resets every proxied connection. NewFakeServer accepts connections
 // and hands each to a handler; Garbage, Truncated, HugeBulk, SlowReply and the
-// other ready-made handlers act as a broken or hostile server.
+// other ready-made handlers act as a broken or hostile server. Dispatch
+// turns a function from a command to its reply into a handler, for a fake
+// of your own (FakeSentinel is one); its FakeConn lets another goroutine
+// push to the connection, as a server does to a subscriber.
 package redistest

@@ -25,7 +25,7 @@ type FakeServer struct {
 	accepted atomic.Int64
 
 	mu     sync.Mutex // protects following fields
-	conns  map[*fakeConn]struct{}
+	conns  map[*acceptedConn]struct{}
 	closed bool
 }
 
@@ -38,7 +38,7 @@ func NewFakeServer(t testing.TB, handler func(conn net.Conn)) *FakeServer {
 	if err != nil {
 		t.Fatalf("redistest: fake server listen: %v", err)
 	}
-	s := &FakeServer{t: t, ln: ln, handler: handler, conns: make(map[*fakeConn]struct{})}
+	s := &FakeServer{t: t, ln: ln, handler: handler, conns: make(map[*acceptedConn]struct{})}
 	s.wg.Add(1)
 	go s.acceptLoop()
 	t.Cleanup(s.Close)
@@ -57,7 +57,7 @@ func (s *FakeServer) Close() {
 	s.mu.Lock()
 	wasClosed := s.closed
 	s.closed = true
-	conns := make([]*fakeConn, 0, len(s.conns))
+	conns := make([]*acceptedConn, 0, len(s.conns))
 	for fc := range s.conns {
 		conns = append(conns, fc)
 	}
@@ -88,7 +88,7 @@ func (s *FakeServer) acceptLoop() {
 			return // closed by Close
 		}
 		s.accepted.Add(1)
-		fc := &fakeConn{Conn: c, done: make(chan struct{})}
+		fc := &acceptedConn{Conn: c, done: make(chan struct{})}
 		s.mu.Lock()
 		if s.closed {
 			s.mu.Unlock()
@@ -111,15 +111,15 @@ func (s *FakeServer) acceptLoop() {
 	}
 }
 
-// fakeConn is the net.Conn handed to handlers. Done lets the handlers of
+// acceptedConn is the net.Conn handed to handlers. Done lets the handlers of
 // this package stop waiting when the server closes the connection.
-type fakeConn struct {
+type acceptedConn struct {
 	net.Conn
 	once sync.Once
 	done chan struct{}
 }
 
-func (c *fakeConn) Close() error {
+func (c *acceptedConn) Close() error {
 	err := net.ErrClosed
 	c.once.Do(func() {
 		close(c.done)
@@ -128,7 +128,7 @@ func (c *fakeConn) Close() error {
 	return err
 }
 
-func (c *fakeConn) Done() <-chan struct{} { return c.done }
+func (c *acceptedConn) Done() <-chan struct{} { return c.done }
 
 // sleep waits for d, or until conn is closed if it is a connection from a
 // FakeServer. It reports whether the full duration passed.
@@ -153,25 +153,74 @@ func stall(conn net.Conn) {
 	io.Copy(io.Discard, conn) //nolint:errcheck // ends when conn is closed
 }
 
-// serveCommands calls reply for every command read from conn, and writes what
-// it returns, until conn fails or reply reports false.
-func serveCommands(conn net.Conn, reply func(cmd []string) (string, bool)) {
-	br := bufio.NewReader(conn)
+// FakeConn is a connection served by Dispatch. Its writes are serialised,
+// so that a reply from the dispatch loop and a push written by another
+// goroutine (a pub/sub message) never interleave on the wire.
+type FakeConn struct {
+	net.Conn // as accepted by the FakeServer
+
+	mu sync.Mutex // serialises Write
+}
+
+// Write writes p in one piece, after any write in progress.
+func (c *FakeConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.Conn.Write(p)
+}
+
+// Dispatch returns a handler for NewFakeServer that reads commands from
+// its connection, RESP arrays or inline, and calls answer for each one in
+// turn. answer returns the raw reply to write, "" for none, and whether to
+// hang up after it: the handler then returns and the server closes the
+// connection. The loop also ends when a read or a write fails. Commands
+// may be empty (a blank inline line); answer decides what they get.
+//
+// c is the connection the command came from: a test may keep it, e.g. as
+// a subscriber, and push to it from another goroutine while the loop
+// answers. A fake that only answers, such as a node that moves every key:
+//
+//	srv := redistest.NewFakeServer(t, redistest.Dispatch(func(_ *redistest.FakeConn, cmd []string) (string, bool) {
+//		switch {
+//		case len(cmd) == 0:
+//			return "", true
+//		case strings.EqualFold(cmd[0], "PING"):
+//			return "+PONG\r\n", false
+//		case strings.EqualFold(cmd[0], "QUIT"):
+//			return "+OK\r\n", true
+//		}
+//		return "-MOVED 3999 127.0.0.1:7000\r\n", false
+//	}))
+func Dispatch(answer func(c *FakeConn, cmd []string) (reply string, hangUp bool)) func(net.Conn) {
+	return func(conn net.Conn) { dispatch(&FakeConn{Conn: conn}, answer) }
+}
+
+func dispatch(c *FakeConn, answer func(c *FakeConn, cmd []string) (string, bool)) {
+	br := bufio.NewReader(c)
 	for {
 		cmd, err := ReadCommand(br)
 		if err != nil {
 			return
 		}
-		out, ok := reply(cmd)
+		out, hangUp := answer(c, cmd)
 		if out != "" {
-			if _, err := io.WriteString(conn, out); err != nil {
+			if _, err := io.WriteString(c, out); err != nil {
 				return
 			}
 		}
-		if !ok {
+		if hangUp {
 			return
 		}
 	}
+}
+
+// serveCommands is Dispatch for the handlers of this package, which leave
+// conn open after the loop: reply reports false to stop reading.
+func serveCommands(conn net.Conn, reply func(cmd []string) (string, bool)) {
+	dispatch(&FakeConn{Conn: conn}, func(_ *FakeConn, cmd []string) (string, bool) {
+		out, ok := reply(cmd)
+		return out, !ok
+	})
 }
 
 // okReply answers PING with PONG (or its argument), ECHO with its argument,

@@ -622,6 +622,89 @@ func TestFakeServerHandlers(t *testing.T) {
 	}
 }
 
+// TestFakeDispatch: Dispatch answers commands in order, writes nothing
+// for an empty reply, hangs up when told to, and a push written to its
+// FakeConn from another goroutine arrives whole between replies.
+func TestFakeDispatch(t *testing.T) {
+	t.Parallel()
+	subscribed := make(chan *redistest.FakeConn, 1)
+	fs := redistest.NewFakeServer(t, redistest.Dispatch(func(c *redistest.FakeConn, cmd []string) (string, bool) {
+		switch strings.ToUpper(cmd[0]) {
+		case "SUBSCRIBE":
+			subscribed <- c
+			return "", false
+		case "QUIT":
+			return "+OK\r\n", true
+		}
+		return "+" + strings.Join(cmd, " ") + "\r\n", false
+	}))
+	nc, err := net.DialTimeout("tcp", fs.Addr(), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := redis.NewConn(nc, 10*time.Second, 10*time.Second)
+	defer c.Close()
+	if err := c.Send("SUBSCRIBE", "ch"); err != nil || c.Flush() != nil {
+		t.Fatalf("SUBSCRIBE: %v", err)
+	}
+	var fc *redistest.FakeConn
+	select {
+	case fc = <-subscribed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("SUBSCRIBE did not reach the dispatcher")
+	}
+
+	const n = 50
+	payload := strings.Repeat("x", 64<<10)
+	push := "*3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$" + strconv.Itoa(len(payload)) + "\r\n" + payload + "\r\n"
+	pushed := make(chan error, 1)
+	go func() {
+		for range n {
+			if _, err := io.WriteString(fc, push); err != nil {
+				pushed <- err
+				return
+			}
+		}
+		pushed <- nil
+	}()
+	for i := range n {
+		if err := c.Send("ECHO", i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	replies, pushes := 0, 0
+	for replies < n || pushes < n {
+		r, err := c.Receive()
+		switch r := r.(type) {
+		case string:
+			if want := "ECHO " + strconv.Itoa(replies); r != want {
+				t.Fatalf("reply %d: got %q; want %q", replies, r, want)
+			}
+			replies++
+		case []any:
+			if len(r) != 3 || string(r[2].([]byte)) != payload {
+				t.Fatalf("push %d is not the message pushed", pushes)
+			}
+			pushes++
+		default:
+			t.Fatalf("after %d replies and %d pushes: got %#v, %v", replies, pushes, r, err)
+		}
+	}
+	if err := <-pushed; err != nil {
+		t.Fatalf("push: %v", err)
+	}
+
+	if r, err := redis.String(c.Do("QUIT")); err != nil || r != "OK" {
+		t.Fatalf("QUIT: got %q, %v; want OK", r, err)
+	}
+	if _, err := c.Receive(); err == nil {
+		t.Error("the connection is still open after a hang-up")
+	}
+}
+
 func TestFakeServerOKServesRedigo(t *testing.T) {
 	t.Parallel()
 	fs := redistest.NewFakeServer(t, redistest.OK())

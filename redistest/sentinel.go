@@ -1,7 +1,6 @@
 package redistest
 
 import (
-	"bufio"
 	"fmt"
 	"io"
 	"net"
@@ -403,21 +402,14 @@ type FakeSentinel struct {
 	epoch  int64
 	noperm bool // SENTINEL MASTER is refused, as an ACL without sentinel|master does
 	asked  int
-	subs   map[*fakeSubscriber]struct{}
-}
-
-// fakeSubscriber is a connection subscribed to +switch-master; its mutex
-// orders Announce's writes with the handler's replies.
-type fakeSubscriber struct {
-	mu   sync.Mutex
-	conn net.Conn
+	subs   map[net.Conn]*FakeConn // subscribed to +switch-master, by the connection the server accepted
 }
 
 // NewFakeSentinel starts a fake Sentinel that names master, host:port,
 // with config-epoch epoch for the master called name.
 func NewFakeSentinel(t testing.TB, name, master string, epoch int64) *FakeSentinel {
 	t.Helper()
-	s := &FakeSentinel{name: name, master: master, epoch: epoch, subs: make(map[*fakeSubscriber]struct{})}
+	s := &FakeSentinel{name: name, master: master, epoch: epoch, subs: make(map[net.Conn]*FakeConn)}
 	s.FakeServer = NewFakeServer(t, s.serve)
 	return s
 }
@@ -460,17 +452,14 @@ func (s *FakeSentinel) Announce(oldAddr, newAddr string) int {
 	payload := strings.Join([]string{s.name, oh, op, nh, np}, " ")
 	msg := "*3\r\n" + bulk("message") + bulk("+switch-master") + bulk(payload)
 	s.mu.Lock()
-	subs := make([]*fakeSubscriber, 0, len(s.subs))
-	for sub := range s.subs {
+	subs := make([]*FakeConn, 0, len(s.subs))
+	for _, sub := range s.subs {
 		subs = append(subs, sub)
 	}
 	s.mu.Unlock()
 	n := 0
 	for _, sub := range subs {
-		sub.mu.Lock()
-		_, err := io.WriteString(sub.conn, msg)
-		sub.mu.Unlock()
-		if err == nil {
+		if _, err := io.WriteString(sub, msg); err == nil {
 			n++
 		}
 	}
@@ -478,33 +467,20 @@ func (s *FakeSentinel) Announce(oldAddr, newAddr string) int {
 }
 
 func (s *FakeSentinel) serve(conn net.Conn) {
-	sub := &fakeSubscriber{conn: conn}
 	defer func() {
 		s.mu.Lock()
-		delete(s.subs, sub)
+		delete(s.subs, conn)
 		s.mu.Unlock()
 	}()
-	br := bufio.NewReader(conn)
-	subscribed := false
-	for {
-		cmd, err := ReadCommand(br)
-		if err != nil {
-			return
-		}
+	Dispatch(func(c *FakeConn, cmd []string) (string, bool) {
 		if len(cmd) == 0 {
-			continue
+			return "", false
 		}
-		out := s.reply(cmd, sub, &subscribed)
-		sub.mu.Lock()
-		_, err = io.WriteString(conn, out)
-		sub.mu.Unlock()
-		if err != nil {
-			return
-		}
-	}
+		return s.reply(c, cmd), false
+	})(conn)
 }
 
-func (s *FakeSentinel) reply(cmd []string, sub *fakeSubscriber, subscribed *bool) string {
+func (s *FakeSentinel) reply(c *FakeConn, cmd []string) string {
 	arg := func(i int) string {
 		if i < len(cmd) {
 			return cmd[i]
@@ -515,7 +491,10 @@ func (s *FakeSentinel) reply(cmd []string, sub *fakeSubscriber, subscribed *bool
 	case "AUTH":
 		return "+OK\r\n"
 	case "PING":
-		if *subscribed {
+		s.mu.Lock()
+		_, subscribed := s.subs[c.Conn]
+		s.mu.Unlock()
+		if subscribed {
 			return "*2\r\n" + bulk("pong") + bulk(arg(1))
 		}
 		return "+PONG\r\n"
@@ -524,9 +503,8 @@ func (s *FakeSentinel) reply(cmd []string, sub *fakeSubscriber, subscribed *bool
 		for i, ch := range cmd[1:] {
 			out.WriteString("*3\r\n" + bulk("subscribe") + bulk(ch) + ":" + strconv.Itoa(i+1) + "\r\n")
 			if ch == "+switch-master" {
-				*subscribed = true
 				s.mu.Lock()
-				s.subs[sub] = struct{}{}
+				s.subs[c.Conn] = c
 				s.mu.Unlock()
 			}
 		}
