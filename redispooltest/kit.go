@@ -156,6 +156,21 @@ func need(t testing.TB, programs ...string) {
 	}
 }
 
+// NewSentinel returns a Pool that follows the master of a Sentinel
+// group started for the test — a master, two replicas and three
+// Sentinels, each a real redis-server — and the deployment, whose
+// Failover, Node(addr).Kill and Restart drive the faults a service must
+// ride out. It needs redis-server on $PATH, as NewServer does. The pool
+// is closed, with the leak check, and every process stopped when the
+// test ends.
+func NewSentinel(t testing.TB) (*redispool.Pool, *redistest.SentinelDeployment) {
+	t.Helper()
+	need(t, "redis-server")
+	d := redistest.StartSentinel(t, redistest.SentinelOptions{})
+	cfg := redispool.Config{Sentinel: &redispool.SentinelConfig{MasterName: d.MasterName(), Addrs: d.SentinelAddrs()}}
+	return NewPool(t, cfg), d
+}
+
 // leaks describes the connections still borrowed from p, or returns "".
 func leaks(p *redispool.Pool) string {
 	active := p.Stats().Active

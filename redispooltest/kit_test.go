@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/gomodule/redigo/redis"
 	"github.com/redispool/redispool"
@@ -217,3 +218,30 @@ func (r *fatalRecorder) Skipf(format string, args ...any) {
 }
 
 func (r *fatalRecorder) Helper() {}
+
+func TestNewSentinelFollowsAFailover(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a Sentinel group")
+	}
+	p, d := NewSentinel(t)
+	ctx := context.Background()
+	if _, err := p.Do(ctx, "SET", "k", "before"); err != nil {
+		t.Fatal(err)
+	}
+	old := d.MasterAddr(t)
+	d.Failover(t)
+	now := d.WaitMaster(t, old)
+	// The pool follows within a few seconds: announcements, or its
+	// next query after a write to the demoted master fails.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		_, err := p.Do(ctx, "SET", "k", "after")
+		if err == nil && p.Addr() == now {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pool at %s (want %s) 20s after the failover; last SET: %v", p.Addr(), now, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
