@@ -237,7 +237,7 @@ func (pl *pipeline) do(ctx context.Context, cmd string, args []any) (any, error)
 		return nil, ErrPoolClosed
 	}
 	off := len(p.buf)
-	p.buf = appendCommand(p.buf, cmd, args)
+	p.appendLocked(off, cmd, args)
 	if len(p.buf)-off > pipeMaxCommand {
 		p.buf = p.buf[:off]
 		p.mu.Unlock()
@@ -256,7 +256,7 @@ func (pl *pipeline) do(ctx context.Context, cmd string, args []any) (any, error)
 			if pl.hook == nil {
 				return p.inline(ctx, b)
 			}
-			done := pl.hook(ctx, cmd)
+			done := p.hookInline(ctx, cmd, b)
 			reply, err := p.inline(ctx, b)
 			if done != nil {
 				done(hookErr(reply, err))
@@ -290,6 +290,21 @@ func (pl *pipeline) do(ctx context.Context, cmd string, args []any) (any, error)
 		done(hookErr(reply, err))
 	}
 	return reply, err
+}
+
+// appendLocked encodes a command into p.buf, with p.mu held. An argument
+// whose encoding panics (a caller's redis.Argument) must neither leave
+// the lock held, which would wedge every caller of the pool, nor leave
+// half a command in the buffer for the next write to send.
+func (p *pipe) appendLocked(off int, cmd string, args []any) {
+	defer func() {
+		if r := recover(); r != nil {
+			p.buf = p.buf[:off]
+			p.mu.Unlock()
+			panic(r)
+		}
+	}()
+	p.buf = appendCommand(p.buf, cmd, args)
 }
 
 // hookErr is the error a CommandHook is told of: err, or the error
@@ -372,6 +387,20 @@ func (p *pipe) inline(ctx context.Context, b []byte) (any, error) {
 		err = p.failure(err, 1)
 		p.release(err)
 	}
+	p.endInline()
+	if err != nil {
+		return nil, err
+	}
+	if e, ok := reply.(redis.Error); ok {
+		c.noteReply(e)
+		return nil, e
+	}
+	return reply, nil
+}
+
+// endInline hands the pipe back from an inline round trip: to the loop
+// if there is work for it, else idle.
+func (p *pipe) endInline() {
 	p.mu.Lock()
 	switch {
 	case p.c == nil || p.head < len(p.inflight) || len(p.queued) > 0 || p.closed || p.yield:
@@ -384,14 +413,24 @@ func (p *pipe) inline(ctx context.Context, b []byte) (any, error) {
 	if busy {
 		p.signal()
 	}
-	if err != nil {
-		return nil, err
-	}
-	if e, ok := reply.(redis.Error); ok {
-		c.noteReply(e)
-		return nil, e
-	}
-	return reply, nil
+}
+
+// hookInline starts the CommandHook for an inline round trip whose
+// command b is not yet written. A hook that panics (user code, perhaps
+// recovered by an HTTP server) must not leave the pipe inline for ever,
+// with every later caller queued behind a round trip that never comes:
+// the command is dropped unsent and the pipe handed back.
+func (p *pipe) hookInline(ctx context.Context, cmd string, b []byte) (done func(error)) {
+	ok := false
+	defer func() {
+		if !ok {
+			p.keepSpare(b)
+			p.endInline()
+		}
+	}()
+	done = p.pl.hook(ctx, cmd)
+	ok = true
+	return done
 }
 
 // interruptIO makes the I/O of an inline round trip fail at once; the
