@@ -416,9 +416,29 @@ func TestPipelineRandomCancellation(t *testing.T) {
 	if l.errs.Load() == 0 || l.errs.Load() == l.ops.Load() {
 		t.Logf("warning: %d of %d operations cancelled: the mix did not cover both outcomes", l.errs.Load(), l.ops.Load())
 	}
+	// A context that ends before the write, or after it with nothing of
+	// the reply read yet, keeps the shared connection. One that ends in
+	// the middle of a caller's own inline write or reply cannot leave
+	// the stream in step, so that connection is closed as broken, as an
+	// exclusive one would be: rare, and under load it happens (1 run in
+	// 10 here). Any other close, or a connection the pool lost track
+	// of, is a defect.
 	st := p.Stats()
-	if st.Active != 0 || st.Destroyed != 0 {
-		t.Errorf("Stats = %+v; want no connection lent out or closed: cancelled commands keep the shared connection", st)
+	if st.Active != 0 || st.Destroyed != st.DestroyedBroken {
+		t.Errorf("Stats = %+v; want no connection lent out, and none closed but as broken by a cancellation mid-I/O", st)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		st = p.Stats()
+		n := s.CountClients(t, func(c redistest.ClientInfo) bool { return c.Name == pipeName })
+		if n == st.Idle+st.Shared {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("the server sees %d connections; the pool holds %d idle and %d shared", n, st.Idle, st.Shared)
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	t.Logf("%d ops, %d cancelled; %+v", l.ops.Load(), l.errs.Load(), st)
 }
