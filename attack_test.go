@@ -28,10 +28,10 @@ type panicArg struct{}
 
 func (panicArg) RedisArg() any { panic("attack: RedisArg") }
 
-func doRecovering(ctx context.Context, p *Pool, cmd string, args ...any) (reply any, err error, panicked any) {
+func doRecovering(ctx context.Context, p *Pool, cmd string, args ...any) (reply, panicked any, err error) {
 	defer func() { panicked = recover() }()
 	reply, err = p.Do(ctx, cmd, args...)
-	return reply, err, nil
+	return reply, nil, err
 }
 
 // TestAttackPipelinePanickingArgument: a caller whose argument panics
@@ -43,7 +43,7 @@ func TestAttackPipelinePanickingArgument(t *testing.T) {
 	p := newTestPool(t, Config{Addr: s.Addr(), MaxTotal: 4})
 	ctx := context.Background()
 	for i := range 3 {
-		_, _, panicked := doRecovering(ctx, p, "SET", "attack:panic", panicArg{})
+		_, panicked, _ := doRecovering(ctx, p, "SET", "attack:panic", panicArg{})
 		if panicked == nil {
 			t.Fatalf("round %d: Do with a panicking argument did not panic", i)
 		}
@@ -92,7 +92,7 @@ func TestAttackPipelinePanickingHook(t *testing.T) {
 	// takes the inline path.
 	for i := range 3 {
 		boom.Store(true)
-		_, _, panicked := doRecovering(ctx, p, "GET", "attack:hook")
+		_, panicked, _ := doRecovering(ctx, p, "GET", "attack:hook")
 		boom.Store(false)
 		if panicked == nil {
 			t.Fatalf("round %d: hook did not panic", i)
