@@ -245,24 +245,15 @@ func (p *Pool) put(c *conn) {
 	if p.cfg.AbandonedTimeout > 0 && !p.returned(c) {
 		return // reclaimed as abandoned: closed, and its slot given away
 	}
-	p.putUntracked(c)
+	p.putUntracked(c, time.Time{})
 }
 
 // putUntracked takes back a connection that AbandonedTimeout does not
-// track: a pipeline's shared connection, or one put has checked.
-func (p *Pool) putUntracked(c *conn) {
-	p.putIdleSince(c, time.Time{})
-}
-
-// putShared takes back a shared connection from the pipeline, idle
-// since its last write.
-func (p *Pool) putShared(c *conn, lastWrite time.Time) {
-	p.putIdleSince(c, lastWrite)
-}
-
-// putIdleSince takes back c, idle since idle, or since now when idle is
-// zero.
-func (p *Pool) putIdleSince(c *conn, idle time.Time) {
+// track: one put has checked, or a pipeline's shared connection. Its
+// idle time counts from idle, or from now when idle is zero: a shared
+// connection's from its last write, so that the borrow check PINGs it
+// as it would one that sat idle in the pool.
+func (p *Pool) putUntracked(c *conn, idle time.Time) {
 	// Decide and reset outside the lock: the reset may take round trips.
 	reason := c.reusable(p.isClosed())
 	if reason == reasonNone && p.f.passivate(c) != nil {

@@ -1034,7 +1034,7 @@ func (h poolHost) returnShared(sc sharedConn, broken error, lastWrite time.Time)
 	if broken != nil {
 		c.broken = true
 	}
-	h.p.putShared(c, lastWrite)
+	h.p.putUntracked(c, lastWrite)
 }
 
 func (h poolHost) borrowersWaiting() bool { return h.p.stats.waiting.Load() > 0 }
