@@ -166,14 +166,18 @@ func parseTimeout(s string) (float64, bool) {
 // deadline as its own when it is the earlier; the socket's timer and
 // ctx's then fire together, and the read can return before ctx records
 // its error, leaving an i/o timeout where the caller expects
-// context.DeadlineExceeded.
+// context.DeadlineExceeded. ctx may record it a moment later, between a
+// caller's check of ctx.Err and this one: then ctx's error is the answer
+// too (a CI run caught BLPOP under a 3s ctx failing in that gap).
 func deadlineErr(ctx context.Context, err error) error {
-	if err == nil || ctx.Err() != nil {
+	var ne net.Error
+	if err == nil || !errors.As(err, &ne) || !ne.Timeout() || errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
-	dl, ok := ctx.Deadline()
-	var ne net.Error
-	if !ok || time.Now().Before(dl) || !errors.As(err, &ne) || !ne.Timeout() {
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		return fmt.Errorf("redispool: %w", ctxErr)
+	}
+	if dl, ok := ctx.Deadline(); !ok || time.Now().Before(dl) {
 		return err
 	}
 	return fmt.Errorf("redispool: %w", context.DeadlineExceeded)

@@ -113,6 +113,13 @@ func TestDeadlineErr(t *testing.T) {
 	if err := deadlineErr(late, nil); err != nil {
 		t.Errorf("no error: got %v", err)
 	}
+	// ctx recorded its deadline after the caller's own check of ctx.Err
+	// (CI: BLPOP under a 3s ctx ended with the raw i/o timeout).
+	ended, cancel := context.WithDeadline(context.Background(), time.Now().Add(-time.Millisecond))
+	defer cancel()
+	if err := deadlineErr(ended, timeout); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("read timeout after ctx ended: got %v; want context.DeadlineExceeded", err)
+	}
 }
 
 // TestBlockingCommandsMatchServer checks the blocking entries of the

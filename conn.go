@@ -145,7 +145,7 @@ func (c *conn) withContext(ctx context.Context, timeout time.Duration, op func(t
 	if err != nil && ctx.Err() != nil {
 		return nil, fmt.Errorf("redispool: %w", ctx.Err())
 	}
-	return reply, err
+	return reply, deadlineErr(ctx, err)
 }
 
 // abort closes the socket under a goroutine blocked reading it, which
