@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -43,6 +44,12 @@ type clusterConn struct {
 	// aborts lists the EXECs sent, by Send, for doomed transactions:
 	// each went out as a DISCARD, whose reply stands for the error.
 	aborts []pendingAbort
+
+	// With ClusterConfig.Node.PipelineGet: wrote says a command that may
+	// write went down a shared connection since the last WAIT, the last
+	// one for a key of wroteSlot (see doPiped).
+	wrote     bool
+	wroteSlot int
 
 	closed atomic.Bool
 	// recv is held shared by Receive and taken by Close, as in
@@ -140,6 +147,14 @@ func (cc *clusterConn) do(ctx context.Context, timeout time.Duration, cmd string
 	if !keyed {
 		slot = -1
 	}
+	if cc.pipeGet(timeout, cmd, args) {
+		return cc.doPiped(ctx, slot, cmd, args)
+	}
+	if cc.wrote && lookupCommand(cmd).block == blockOwnWrites {
+		if err := cc.markWrites(ctx, cmd); err != nil {
+			return nil, err
+		}
+	}
 	if cc.free() {
 		switch {
 		case keyed, binds(kind), len(cc.held) > 0:
@@ -224,6 +239,108 @@ func (cc *clusterConn) do(ctx context.Context, timeout time.Duration, cmd string
 		cc.unbind()
 		if err := cc.bind(ctx, slot); err != nil {
 			return nil, err
+		}
+	}
+}
+
+// pipeGet reports whether a Do of cmd goes down the node pools' shared
+// connections, as Cluster.Do's does: with ClusterConfig.Node.PipelineGet,
+// for a command the table lets through (or SELECT 0, the one database a
+// cluster has, which leaves no state), sent with Do or DoContext (a
+// timeout of its own may be longer than a shared connection's), while
+// the connection holds no node connection and no held command.
+//
+// Once a command needed a node connection (one that blocks or touches
+// session state, DoWithTimeout, Send), the clusterConn works as without
+// PipelineGet until a MOVED lets go of it: on the node it is bound to,
+// and on the others by binding again.
+func (cc *clusterConn) pipeGet(timeout time.Duration, cmd string, args []any) bool {
+	if !cc.c.node.PipelineGet || cc.ac != nil || len(cc.held) > 0 || timeout != noTimeout {
+		return false
+	}
+	info := lookupCommand(cmd)
+	if info.pipelined {
+		return true
+	}
+	if info.state != kindSelect || len(args) != 1 {
+		return false
+	}
+	n, ok := argInt(args[0])
+	return ok && n == 0
+}
+
+// doPiped runs cmd, for slot (-1: keyless), as Cluster.Do would, on a
+// master: what a borrower writes, it reads back, as on a node connection
+// of its own.
+//
+// Every command gives the result it would give on a node connection of
+// its own; WAIT and WAITAOF need care (see markWrites). A command that
+// failed after it was sent leaves nothing on this connection: its reply,
+// if it comes, is read and dropped by the shared connection, so the
+// connection stays usable, as it does after a failed command while
+// free without PipelineGet.
+func (cc *clusterConn) doPiped(ctx context.Context, slot int, cmd string, args []any) (any, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("redispool: %w", err) // nothing sent
+	}
+	reply, err := cc.c.dispatch(ctx, cc.c.readTO, slot, false, true, nil, 0, cmd, args, nil)
+	if slot >= 0 && mayWrite(cmd, lookupCommand(cmd)) {
+		cc.wrote, cc.wroteSlot = true, slot
+	}
+	return reply, deadlineErr(ctx, err)
+}
+
+// waitMarkScript writes and deletes its key at once: a write Redis
+// replicates (as MULTI, SET, DEL, EXEC) that leaves no data. It runs as
+// a script, not as MULTI ... EXEC, because EXEC would end a WATCH the
+// borrower holds.
+const waitMarkScript = "redis.call('SET', KEYS[1], '') redis.call('DEL', KEYS[1]) return 1"
+
+// markWrites prepares WAIT or WAITAOF (cmd) after pipelined writes.
+// They count the replicas (or disks) holding the writes of the
+// connection they run on, and the borrower's writes went down shared
+// ones; a node connection of the borrower's own, as any fresh one,
+// would answer at once, counting replicas that lack them. So, as a
+// connection of its own would be, the connection is bound to the node
+// of the last pipelined write, and there makes a write later than
+// those: waitMarkScript on a key of the same slot. A cluster does not
+// replicate PUBLISH, which a Pool's PipelineGet connection uses (conn.go).
+//
+// The marker needs EVAL and write access to the keys
+// "__redispool:wait:{N}"; an ACL user without them gets the NOPERM
+// error here, naming the key. A connection tied elsewhere (a
+// transaction, replies not read, another node's WATCH) runs WAIT where
+// it is tied, as it would have to without PipelineGet.
+func (cc *clusterConn) markWrites(ctx context.Context, cmd string) error {
+	switch {
+	case cc.multi:
+		return nil // queued: WAIT in a transaction does not wait
+	case cc.free() && len(cc.held) == 0:
+		if err := cc.bind(ctx, cc.wroteSlot); err != nil {
+			return err
+		}
+	case len(cc.held) > 0:
+		return errors.New("redispool: cluster: " + cmd + " after commands sent with Send on a PipelineGet connection that wrote pipelined: read their replies first")
+	case cc.ac.sent() != cc.ac.received() || !cc.serves(cc.wroteSlot):
+		return nil
+	}
+	key := waitMarkKey(cc.wroteSlot)
+	if _, err := cc.ac.DoContext(ctx, "EVAL", waitMarkScript, 1, key); err != nil {
+		return fmt.Errorf("redispool: cluster: marking the writes sent pipelined before %s, on key %q of %s: %w", cmd, key, cc.node.addr, err)
+	}
+	cc.wrote = false
+	return nil
+}
+
+// waitMarkKey returns the key markWrites writes in slot: a hash tag of
+// decimal digits, the first that hashes to slot. Every slot has one
+// below 1<<20 (TestWaitMarkKeyCoversEverySlot); finding it takes some
+// 16384 CRC16s on average, little beside the WAIT it precedes.
+func waitMarkKey(slot int) string {
+	for i := 0; ; i++ {
+		tag := strconv.Itoa(i)
+		if Slot(tag) == slot {
+			return "__redispool:wait:{" + tag + "}"
 		}
 	}
 }
@@ -410,6 +527,14 @@ func (cc *clusterConn) Send(cmd string, args ...any) error {
 		return cc.sendDoomed(cmd, kind)
 	}
 	slot, keyed, _ := commandSlot(cmd, args)
+	if cc.wrote && lookupCommand(cmd).block == blockOwnWrites {
+		if cc.ac != nil && cc.ac.sent() != cc.ac.received() || len(cc.held) > 0 {
+			return errors.New("redispool: cluster: " + cmd + " sent with Send after other Sends on a PipelineGet connection that wrote pipelined: send it with Do, or first")
+		}
+		if err := cc.markWrites(context.Background(), cmd); err != nil {
+			return err
+		}
+	}
 	if cc.free() {
 		if !keyed {
 			// Held until a key says where the pipeline runs.

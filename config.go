@@ -203,7 +203,8 @@ type Config struct {
 	// the cases that take care, such as WAIT after pipelined writes.
 	// Get then never waits for a connection: a borrow that fails, fails
 	// the call that needed it. False means off; it has no effect with
-	// PipelineConns negative, nor yet on a Cluster's connections.
+	// PipelineConns negative. In ClusterConfig.Node, it does the same for
+	// the connections from Cluster.Get (see clusterConn.pipeGet).
 	PipelineGet bool
 
 	// Logger, if non-nil, receives connection lifecycle events:

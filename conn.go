@@ -333,8 +333,8 @@ func (ec errorConn) ReceiveContext(context.Context) (any, error)            { re
 //     the borrower's own connection, by a PUBLISH to the channel
 //     waitChannel: Redis replicates it, which makes that connection's
 //     last write later than the pipelined ones. (A server in cluster
-//     mode does not replicate PUBLISH; a Cluster does not use
-//     PipelineGet.)
+//     mode does not replicate PUBLISH: clusterConn.markWrites writes a
+//     key instead.)
 //   - An I/O error of a shared connection, or a context that ends while
 //     a command is in flight, breaks this connection as it would break
 //     an exclusive one: every later call returns the error.

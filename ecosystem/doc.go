@@ -5,6 +5,7 @@
 // redis-server processes; and libraries that take an interface of
 // redigo's Get — redsync's Redlock across three pools, throttled's GCRA
 // store — on Pools with Config.PipelineGet, whose borrowed connections
-// send their one-shot commands down the shared pipelines. It is a module of its own so that those
+// send their one-shot commands down the shared pipelines, and on a
+// Cluster with ClusterConfig.Node.PipelineGet. It is a module of its own so that those
 // libraries and their dependencies stay out of the library's go.mod.
 package ecosystem

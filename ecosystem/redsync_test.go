@@ -71,49 +71,7 @@ func TestRedsyncOnPipelineGet(t *testing.T) {
 	rs := redsync.New(redsyncredigo.NewPool(rpools[0]), redsyncredigo.NewPool(rpools[1]), redsyncredigo.NewPool(rpools[2]))
 
 	t.Run("Contended", func(t *testing.T) {
-		// A read-modify-write of a counter on the first server, not
-		// atomic by itself: only mutual exclusion keeps every increment.
-		const workers, rounds = 16, 10
-		counter := pools[0]
-		if _, err := counter.Do(context.Background(), "SET", "rs:counter", 0); err != nil {
-			t.Fatal(err)
-		}
-		var wg sync.WaitGroup
-		errs := make(chan error, workers)
-		for range workers {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				ctx := context.Background()
-				m := rs.NewMutex("rs:lock", redsync.WithExpiry(10*time.Second), redsync.WithTries(10000),
-					redsync.WithRetryDelay(time.Millisecond))
-				for range rounds {
-					if err := m.LockContext(ctx); err != nil {
-						errs <- err
-						return
-					}
-					n, err := redis.Int(counter.Do(ctx, "GET", "rs:counter"))
-					if err == nil {
-						_, err = counter.Do(ctx, "SET", "rs:counter", n+1)
-					}
-					if ok, uerr := m.UnlockContext(ctx); err == nil && (uerr != nil || !ok) {
-						err = errors.Join(errors.New("unlock failed"), uerr)
-					}
-					if err != nil {
-						errs <- err
-						return
-					}
-				}
-			}()
-		}
-		wg.Wait()
-		close(errs)
-		for err := range errs {
-			t.Error(err)
-		}
-		if n, err := redis.Int(counter.Do(context.Background(), "GET", "rs:counter")); err != nil || n != workers*rounds {
-			t.Errorf("counter = %d, %v; want %d: increments lost, so two held the lock at once", n, err, workers*rounds)
-		}
+		lockedIncrements(t, rs, pools[0])
 		checkConnections(t, pools, servers)
 	})
 
@@ -189,4 +147,88 @@ func TestRedsyncOnPipelineGet(t *testing.T) {
 		t.Error("no command was pipelined: PipelineGet is not in use")
 	}
 	t.Logf("pipelined commands: %d", pipelined)
+}
+
+// TestRedsyncOnClusterPipelineGet runs the contended scenario of
+// TestRedsyncOnPipelineGet with one Cluster of three masters, with
+// ClusterConfig.Node.PipelineGet, as redsync's single pool: the lock's
+// SET NX PX goes down the node's pipe, the unlock script binds a
+// connection to the lock's node.
+func TestRedsyncOnClusterPipelineGet(t *testing.T) {
+	rc := redistest.StartCluster(t, redistest.ClusterOptions{Replicas: -1})
+	const name = "redsync-cluster"
+	c, err := redispool.NewCluster(context.Background(), redispool.ClusterConfig{
+		Addrs: rc.Addrs(),
+		Node:  redispool.Config{PipelineGet: true, ClientName: name, MaxTotal: maxTotal},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	lockedIncrements(t, redsync.New(redsyncredigo.NewPool(c)), c)
+	var pipelined int64
+	for addr, ns := range c.Stats().Nodes {
+		pipelined += ns.PipelinedCommands
+		if ns.Active != 0 {
+			t.Errorf("node %s: %d connections still borrowed", addr, ns.Active)
+		}
+	}
+	if pipelined == 0 {
+		t.Error("no command was pipelined: PipelineGet is not in use")
+	}
+	for _, m := range rc.Masters(t) {
+		// MaxTotal, and a control connection for slot-map loads.
+		if n := m.CountClients(t, func(ci redistest.ClientInfo) bool { return ci.Name == name }); n > maxTotal+1 {
+			t.Errorf("%d connections to %s; want at most %d", n, m, maxTotal+1)
+		}
+	}
+}
+
+// lockedIncrements runs a read-modify-write of a counter on counter
+// from many goroutines under one redsync mutex: not atomic by itself,
+// only mutual exclusion keeps every increment.
+func lockedIncrements(t *testing.T, rs *redsync.Redsync, counter interface {
+	Do(context.Context, string, ...any) (any, error)
+}) {
+	t.Helper()
+	const workers, rounds = 16, 10
+	if _, err := counter.Do(context.Background(), "SET", "rs:counter", 0); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx := context.Background()
+			m := rs.NewMutex("rs:lock", redsync.WithExpiry(10*time.Second), redsync.WithTries(10000),
+				redsync.WithRetryDelay(time.Millisecond))
+			for range rounds {
+				if err := m.LockContext(ctx); err != nil {
+					errs <- err
+					return
+				}
+				n, err := redis.Int(counter.Do(ctx, "GET", "rs:counter"))
+				if err == nil {
+					_, err = counter.Do(ctx, "SET", "rs:counter", n+1)
+				}
+				if ok, uerr := m.UnlockContext(ctx); err == nil && (uerr != nil || !ok) {
+					err = errors.Join(errors.New("unlock failed"), uerr)
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if n, err := redis.Int(counter.Do(context.Background(), "GET", "rs:counter")); err != nil || n != workers*rounds {
+		t.Errorf("counter = %d, %v; want %d: increments lost, so two held the lock at once", n, err, workers*rounds)
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/redispool/redispool"
+	"github.com/redispool/redispool/redistest"
 	"github.com/throttled/throttled/v2"
 	"github.com/throttled/throttled/v2/store/redigostore"
 )
@@ -22,7 +23,58 @@ func TestThrottledOnPipelineGet(t *testing.T) {
 	const db = 5
 	pools, servers := pipeGetPools(t, 1, redispool.Config{DB: db})
 	p := pools[0]
-	store, err := redigostore.NewCtx(p, "throttled:", db)
+	rateLimitFromMany(t, p, db)
+	if n, _ := servers[0].Do(t, "EVAL", "redis.call('SELECT', ARGV[1]); return redis.call('DBSIZE')", 0, db).(int64); n != throttledKeys {
+		t.Errorf("database %d holds %d keys; want %d", db, n, throttledKeys)
+	}
+	if st := p.Stats(); st.PipelinedCommands == 0 {
+		t.Error("no command was pipelined: PipelineGet is not in use")
+	}
+	checkConnections(t, pools, servers)
+}
+
+// TestThrottledOnClusterPipelineGet is TestThrottledOnPipelineGet on a
+// Cluster of three masters with ClusterConfig.Node.PipelineGet: the
+// store's SELECT 0 goes down a node's pipe, its TIME and GET bind the
+// connection to the key's node, its script runs there.
+func TestThrottledOnClusterPipelineGet(t *testing.T) {
+	rc := redistest.StartCluster(t, redistest.ClusterOptions{Replicas: -1})
+	const name = "throttled-cluster"
+	c, err := redispool.NewCluster(context.Background(), redispool.ClusterConfig{
+		Addrs: rc.Addrs(),
+		Node:  redispool.Config{PipelineGet: true, ClientName: name, MaxTotal: maxTotal},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	rateLimitFromMany(t, c, 0)
+	var pipelined int64
+	for addr, ns := range c.Stats().Nodes {
+		pipelined += ns.PipelinedCommands
+		if ns.Active != 0 {
+			t.Errorf("node %s: %d connections still borrowed", addr, ns.Active)
+		}
+	}
+	if pipelined == 0 {
+		t.Error("no command was pipelined: PipelineGet is not in use")
+	}
+	for _, m := range rc.Masters(t) {
+		// MaxTotal, and a control connection for slot-map loads.
+		if n := m.CountClients(t, func(ci redistest.ClientInfo) bool { return ci.Name == name }); n > maxTotal+1 {
+			t.Errorf("%d connections to %s; want at most %d", n, m, maxTotal+1)
+		}
+	}
+}
+
+const throttledKeys = 3
+
+// rateLimitFromMany runs throttled's GCRA rate limiter on its redigo
+// store on pool, in database db, from many goroutines: for each key
+// exactly the burst must be allowed and the rest limited.
+func rateLimitFromMany(t *testing.T, pool redigostore.RedigoPool, db int) {
+	t.Helper()
+	store, err := redigostore.NewCtx(pool, "throttled:", db)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,7 +87,7 @@ func TestThrottledOnPipelineGet(t *testing.T) {
 	// must stay right however often it does.
 	limiter.SetMaxCASAttemptsLimit(1 << 20)
 
-	const keys, workers, perWorker = 3, 24, 5
+	const keys, workers, perWorker = throttledKeys, 24, 5
 	allowed := make([]atomic.Int32, keys)
 	var wg sync.WaitGroup
 	errs := make(chan error, workers)
@@ -66,11 +118,4 @@ func TestThrottledOnPipelineGet(t *testing.T) {
 			t.Errorf("key%d: %d requests allowed; want exactly %d", k, got, burst+1)
 		}
 	}
-	if n, _ := servers[0].Do(t, "EVAL", "redis.call('SELECT', ARGV[1]); return redis.call('DBSIZE')", 0, db).(int64); n != keys {
-		t.Errorf("database %d holds %d keys; want %d", db, n, keys)
-	}
-	if st := p.Stats(); st.PipelinedCommands == 0 {
-		t.Error("no command was pipelined: PipelineGet is not in use")
-	}
-	checkConnections(t, pools, servers)
 }
