@@ -167,41 +167,11 @@ func TestClusterPipelineGet(t *testing.T) {
 		k := keysOn(t, rc, "cpg-wait:")[1]
 		master := rc.MasterOf(t, Slot(k))
 		replica := rc.Replicas(t, master)[0]
-		for _, mode := range []string{"Do", "Send"} {
-			t.Run(mode, func(t *testing.T) {
-				// Synced first, so that the replica's acknowledged offset
-				// is the master's.
-				c := cl.Get()
-				mustDo(t, c, "SET", k, "sync")
-				if n, err := redis.Int(c.Do("WAIT", 1, 5000)); err != nil || n != 1 {
-					t.Fatalf("WAIT with the replica running = %d, %v; want 1", n, err)
-				}
-				c.Close()
-
-				replica.Pause()
-				defer replica.Resume()
-				c = cl.Get()
-				defer c.Close()
-				mustDo(t, c, "SET", k, mode) // pipelined
-				var n int
-				var err error
-				if mode == "Do" {
-					n, err = redis.Int(c.Do("WAIT", 1, 300))
-				} else {
-					if err := c.Send("WAIT", 1, 300); err != nil {
-						t.Fatal(err)
-					}
-					c.Flush()
-					n, err = redis.Int(c.Receive())
-				}
-				if err != nil || n != 0 {
-					t.Fatalf("WAIT with the replica stopped after a pipelined SET = %d, %v; want 0: WAIT ran where the write was not", n, err)
-				}
-				if n := master.Do(t, "EXISTS", waitMarkKey(Slot(k))); n != int64(0) {
-					t.Errorf("the WAIT marker key is left on the master: EXISTS = %v", n)
-				}
-			})
-		}
+		waitAfterPipelinedSet(t, cl.Get, k, replica.Server, func(t *testing.T) {
+			if n := master.Do(t, "EXISTS", waitMarkKey(Slot(k))); n != int64(0) {
+				t.Errorf("the WAIT marker key is left on the master: EXISTS = %v", n)
+			}
+		})
 	})
 }
 

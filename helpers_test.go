@@ -350,3 +350,48 @@ func formatReply(v any) string {
 		return fmt.Sprintf("%#v", v)
 	}
 }
+
+// waitAfterPipelinedSet checks, by Do and by Send, that WAIT counts the
+// replicas holding a write that a PipelineGet connection from get sent
+// pipelined: with replica stopped, WAIT 1 300 after a pipelined SET of
+// k returns 0. On a connection that made no write of its own, WAIT
+// would return at once, counting the replica that lacks it. then, if
+// not nil, checks more with the replica still stopped.
+func waitAfterPipelinedSet(t *testing.T, get func() redis.Conn, k string, replica *redistest.Server, then func(*testing.T)) {
+	t.Helper()
+	for _, mode := range []string{"Do", "Send"} {
+		t.Run(mode, func(t *testing.T) {
+			// Synced first, so that the replica's acknowledged offset
+			// is the master's.
+			c := get()
+			mustDo(t, c, "SET", k, "sync")
+			if n, err := redis.Int(c.Do("WAIT", 1, 5000)); err != nil || n != 1 {
+				t.Fatalf("WAIT with the replica running = %d, %v; want 1", n, err)
+			}
+			c.Close()
+
+			replica.Pause()
+			defer replica.Resume()
+			c = get()
+			defer c.Close()
+			mustDo(t, c, "SET", k, mode) // pipelined
+			var n int
+			var err error
+			if mode == "Do" {
+				n, err = redis.Int(c.Do("WAIT", 1, 300))
+			} else {
+				if err := c.Send("WAIT", 1, 300); err != nil {
+					t.Fatal(err)
+				}
+				c.Flush()
+				n, err = redis.Int(c.Receive())
+			}
+			if err != nil || n != 0 {
+				t.Fatalf("WAIT with the replica stopped after a pipelined SET = %d, %v; want 0: WAIT ran where the write was not", n, err)
+			}
+			if then != nil {
+				then(t)
+			}
+		})
+	}
+}

@@ -239,42 +239,7 @@ func TestPipelineGetWaitCoversPipelinedWrites(t *testing.T) {
 	})
 	p := pipeGetPool(t, master, Config{MaxTotal: 8})
 
-	for _, mode := range []string{"Do", "Send"} {
-		t.Run(mode, func(t *testing.T) {
-			// Synced first, so that the replica's acknowledged offset
-			// is the master's.
-			c := p.Get()
-			if _, err := c.Do("SET", "pg:sync", mode); err != nil {
-				t.Fatal(err)
-			}
-			if n, err := redis.Int(c.Do("WAIT", 1, 5000)); err != nil || n != 1 {
-				t.Fatalf("WAIT with the replica running = %d, %v; want 1", n, err)
-			}
-			c.Close()
-
-			replica.Pause()
-			defer replica.Resume()
-			c = p.Get()
-			defer c.Close()
-			if _, err := c.Do("SET", "pg:wait", mode); err != nil {
-				t.Fatal(err)
-			}
-			var n int
-			var err error
-			if mode == "Do" {
-				n, err = redis.Int(c.Do("WAIT", 1, 300))
-			} else {
-				if err := c.Send("WAIT", 1, 300); err != nil {
-					t.Fatal(err)
-				}
-				c.Flush()
-				n, err = redis.Int(c.Receive())
-			}
-			if err != nil || n != 0 {
-				t.Fatalf("WAIT with the replica stopped after a pipelined SET = %d, %v; want 0", n, err)
-			}
-		})
-	}
+	waitAfterPipelinedSet(t, p.Get, "pg:wait", replica, nil)
 }
 
 // TestPipelineGetManyBorrowers: goroutines borrowing with Get, each

@@ -155,8 +155,19 @@ func TestRedsyncOnPipelineGet(t *testing.T) {
 // SET NX PX goes down the node's pipe, the unlock script binds a
 // connection to the lock's node.
 func TestRedsyncOnClusterPipelineGet(t *testing.T) {
+	pipeGetCluster(t, func(c *redispool.Cluster) {
+		lockedIncrements(t, redsync.New(redsyncredigo.NewPool(c)), c)
+	})
+}
+
+// pipeGetCluster starts a Cluster of three masters, runs scenario on a
+// redispool Cluster with ClusterConfig.Node.PipelineGet, and checks
+// that commands were pipelined, no connection is left borrowed and no
+// master holds more connections than MaxTotal and a control one.
+func pipeGetCluster(t *testing.T, scenario func(*redispool.Cluster)) {
+	t.Helper()
 	rc := redistest.StartCluster(t, redistest.ClusterOptions{Replicas: -1})
-	const name = "redsync-cluster"
+	const name = "ecosystem-cluster-pipeget"
 	c, err := redispool.NewCluster(context.Background(), redispool.ClusterConfig{
 		Addrs: rc.Addrs(),
 		Node:  redispool.Config{PipelineGet: true, ClientName: name, MaxTotal: maxTotal},
@@ -164,8 +175,8 @@ func TestRedsyncOnClusterPipelineGet(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
-	lockedIncrements(t, redsync.New(redsyncredigo.NewPool(c)), c)
+	t.Cleanup(func() { c.Close() })
+	scenario(c)
 	var pipelined int64
 	for addr, ns := range c.Stats().Nodes {
 		pipelined += ns.PipelinedCommands
@@ -177,7 +188,6 @@ func TestRedsyncOnClusterPipelineGet(t *testing.T) {
 		t.Error("no command was pipelined: PipelineGet is not in use")
 	}
 	for _, m := range rc.Masters(t) {
-		// MaxTotal, and a control connection for slot-map loads.
 		if n := m.CountClients(t, func(ci redistest.ClientInfo) bool { return ci.Name == name }); n > maxTotal+1 {
 			t.Errorf("%d connections to %s; want at most %d", n, m, maxTotal+1)
 		}

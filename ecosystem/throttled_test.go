@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"github.com/redispool/redispool"
-	"github.com/redispool/redispool/redistest"
 	"github.com/throttled/throttled/v2"
 	"github.com/throttled/throttled/v2/store/redigostore"
 )
@@ -38,33 +37,7 @@ func TestThrottledOnPipelineGet(t *testing.T) {
 // store's SELECT 0 goes down a node's pipe, its TIME and GET bind the
 // connection to the key's node, its script runs there.
 func TestThrottledOnClusterPipelineGet(t *testing.T) {
-	rc := redistest.StartCluster(t, redistest.ClusterOptions{Replicas: -1})
-	const name = "throttled-cluster"
-	c, err := redispool.NewCluster(context.Background(), redispool.ClusterConfig{
-		Addrs: rc.Addrs(),
-		Node:  redispool.Config{PipelineGet: true, ClientName: name, MaxTotal: maxTotal},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	rateLimitFromMany(t, c, 0)
-	var pipelined int64
-	for addr, ns := range c.Stats().Nodes {
-		pipelined += ns.PipelinedCommands
-		if ns.Active != 0 {
-			t.Errorf("node %s: %d connections still borrowed", addr, ns.Active)
-		}
-	}
-	if pipelined == 0 {
-		t.Error("no command was pipelined: PipelineGet is not in use")
-	}
-	for _, m := range rc.Masters(t) {
-		// MaxTotal, and a control connection for slot-map loads.
-		if n := m.CountClients(t, func(ci redistest.ClientInfo) bool { return ci.Name == name }); n > maxTotal+1 {
-			t.Errorf("%d connections to %s; want at most %d", n, m, maxTotal+1)
-		}
-	}
+	pipeGetCluster(t, func(c *redispool.Cluster) { rateLimitFromMany(t, c, 0) })
 }
 
 const throttledKeys = 3
