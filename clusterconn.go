@@ -30,6 +30,9 @@ import (
 // A command refused before any I/O inside MULTI dooms the transaction,
 // as the server's own refusals do: the later commands are refused too,
 // and EXEC discards the transaction and returns an EXECABORT error.
+//
+// With ClusterConfig.Node.PipelineGet, a Do that needs no node
+// connection goes down the node pools' shared ones (pipeGet).
 type clusterConn struct {
 	c    *Cluster
 	ac   *activeConn  // the connection in use; nil when none is held
