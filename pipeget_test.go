@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -295,4 +296,53 @@ func TestPipelineGetManyBorrowers(t *testing.T) {
 	}
 	p.Close()
 	s.WaitClients(t, 0, func(c redistest.ClientInfo) bool { return c.Name == name })
+}
+
+// BenchmarkPipelineGet is the measurement behind PipelineGet's choices,
+// at 64 goroutines on one redis-server: a borrowed connection's one-shot
+// GET (Get, Do, Close), and a batch of four GETs sent with Send (Get,
+// four Sends, Flush, four Receives, Close), each with PipelineGet off
+// and on. A batch takes a connection of its own with PipelineGet too;
+// this shows what that costs next to one-shot commands shared.
+func BenchmarkPipelineGet(b *testing.B) {
+	s := redistest.StartServer(b)
+	s.Do(b, "SET", "k", strings.Repeat("v", 100))
+	for _, on := range []bool{false, true} {
+		p := newTestPool(b, Config{Addr: s.Addr(), MaxTotal: 16, PipelineGet: on})
+		for _, op := range []string{"Do", "Send4"} {
+			b.Run(fmt.Sprintf("PipelineGet=%v/%s", on, op), func(b *testing.B) {
+				b.ReportAllocs()
+				b.SetParallelism(max(64/runtime.GOMAXPROCS(0), 1))
+				b.RunParallel(func(pb *testing.PB) {
+					for pb.Next() {
+						if err := getOp(p.Get(), op); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+			})
+		}
+	}
+}
+
+// getOp runs op of BenchmarkPipelineGet on c, and closes it.
+func getOp(c redis.Conn, op string) error {
+	defer c.Close()
+	if op == "Do" {
+		_, err := c.Do("GET", "k")
+		return err
+	}
+	for range 4 {
+		c.Send("GET", "k")
+	}
+	if err := c.Flush(); err != nil {
+		return err
+	}
+	for range 4 {
+		if _, err := c.Receive(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
