@@ -172,6 +172,33 @@ func TestClusterPipelineGet(t *testing.T) {
 				t.Errorf("the WAIT marker key is left on the master: EXISTS = %v", n)
 			}
 		})
+
+		t.Run("AfterAnOwnWriteElsewhere", func(t *testing.T) {
+			// A pipelined SET on one node, then a script's write on
+			// another, which binds the connection there: WAIT is for the
+			// last node's writes, as on a connection of its own, not
+			// sent back to the pipelined write's node.
+			keys := keysOn(t, rc, "cpg-wait2:")
+			a := keys[0]
+			var b string
+			for _, kb := range keys[1:] {
+				if rc.MasterOf(t, Slot(kb)).Addr() == master.Addr() {
+					b = kb
+				}
+			}
+			if rc.MasterOf(t, Slot(a)).Addr() == master.Addr() {
+				a = keys[1]
+			}
+			replica.Pause()
+			defer replica.Resume()
+			c := cl.Get()
+			defer c.Close()
+			mustDo(t, c, "SET", a, "piped")
+			mustDo(t, c, "EVAL", "return redis.call('SET', KEYS[1], 'own')", 1, b)
+			if n, err := redis.Int(c.Do("WAIT", 1, 300)); err != nil || n != 0 {
+				t.Fatalf("WAIT after a script's write on the node whose replica is stopped = %d, %v; want 0", n, err)
+			}
+		})
 	})
 }
 

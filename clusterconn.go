@@ -311,20 +311,24 @@ const waitMarkScript = "redis.call('SET', KEYS[1], '') redis.call('DEL', KEYS[1]
 //
 // The marker needs EVAL and write access to the keys
 // "__redispool:wait:{N}"; an ACL user without them gets the NOPERM
-// error here, naming the key. A connection tied elsewhere (a
-// transaction, replies not read, another node's WATCH) runs WAIT where
-// it is tied, as it would have to without PipelineGet.
+// error here, naming the key. A connection bound to a node since the
+// pipelined writes (nothing is pipelined while bound) runs WAIT there,
+// as a connection of its own would; the marker goes first only if that
+// node serves the writes' slot and no reply is unread.
 func (cc *clusterConn) markWrites(ctx context.Context, cmd string) error {
 	switch {
 	case cc.multi:
 		return nil // queued: WAIT in a transaction does not wait
-	case cc.free() && len(cc.held) == 0:
+	case len(cc.held) > 0:
+		return errors.New("redispool: cluster: " + cmd + " after commands sent with Send on a PipelineGet connection that wrote pipelined: read their replies first")
+	case cc.ac == nil:
 		if err := cc.bind(ctx, cc.wroteSlot); err != nil {
 			return err
 		}
-	case len(cc.held) > 0:
-		return errors.New("redispool: cluster: " + cmd + " after commands sent with Send on a PipelineGet connection that wrote pipelined: read their replies first")
 	case cc.ac.sent() != cc.ac.received() || !cc.serves(cc.wroteSlot):
+		// Bound since the pipelined writes (nothing is pipelined while
+		// bound), and to another node: WAIT is for this node's writes,
+		// as on a connection of its own.
 		return nil
 	}
 	key := waitMarkKey(cc.wroteSlot)
