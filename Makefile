@@ -77,6 +77,6 @@ fuzz: ## Run each fuzz target for FUZZTIME (default 10s)
 
 .PHONY: cover
 cover: ## Test coverage of the library (coverage.html)
-	$(GO) test -count=1 -coverprofile=coverage.out . ./internal/...
+	$(GO) test -count=1 -coverprofile=coverage.out . ./redistest ./redispooltest
 	$(GO) tool cover -func=coverage.out | tail -1
 	$(GO) tool cover -html=coverage.out -o coverage.html

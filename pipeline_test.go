@@ -522,3 +522,69 @@ func BenchmarkPoolDoGet(b *testing.B) {
 		}
 	}
 }
+
+// TestPipelineSeveralConns runs the own-key load on PipelineConns 3,
+// killing the shared connections once under it: each goroutine reads
+// back its own value, the three pipes are used and recover, and the
+// pool never holds more than three shared connections or MaxTotal.
+func TestPipelineSeveralConns(t *testing.T) {
+	checkNoLeak(t, goleak.IgnoreCurrent())
+	s := redistest.StartServer(t)
+	p := newTestPool(t, Config{Addr: s.Addr(), MaxTotal: 8, PipelineConns: 3, ClientName: pipeName})
+	var badErr atomic.Pointer[error]
+	l := startOwnKeyLoad(t, p.Do, 64, background, func(err error) {
+		if !strings.Contains(err.Error(), "shared connection") {
+			badErr.CompareAndSwap(nil, &err)
+		}
+	})
+	maxShared := 0
+	sample := func() bool {
+		maxShared = max(maxShared, p.Stats().Shared)
+		return l.ops.Load() > 2000
+	}
+	waitFor(t, sample)
+	killed := s.KillClients(t, isPipeConn)
+	at := l.ops.Load()
+	waitFor(t, func() bool { return sample() && l.ops.Load() > at+2000 })
+	n := s.CountClients(t, isPipeConn)
+	l.halt()
+	if l.wrong.Load() != 0 {
+		t.Errorf("%d replies reached the wrong caller", l.wrong.Load())
+	}
+	if e := badErr.Load(); e != nil {
+		t.Errorf("an error that does not name the shared connection: %v", *e)
+	}
+	if maxShared < 2 || maxShared > 3 {
+		t.Errorf("at most %d shared connections seen under 64 goroutines; want 2 or 3 with PipelineConns 3", maxShared)
+	}
+	if killed == 0 || n > 8 {
+		t.Errorf("killed %d shared connections; %d connections after; want some killed and at most MaxTotal 8", killed, n)
+	}
+	t.Logf("%d ops, %d errors after killing %d; %d shared at most", l.ops.Load(), l.errs.Load(), killed, maxShared)
+}
+
+// BenchmarkPoolDoPipelineConns is the measurement behind PipelineConns'
+// default of 1: Pool.Do GET of a 100-byte value with 1, 2 and 4 shared
+// connections, at 16, 64 and 256 goroutines.
+func BenchmarkPoolDoPipelineConns(b *testing.B) {
+	s := redistest.StartServer(b)
+	s.Do(b, "SET", "k", strings.Repeat("v", 100))
+	for _, conns := range []int{1, 2, 4} {
+		p := newTestPool(b, Config{Addr: s.Addr(), MaxTotal: 16, PipelineConns: conns})
+		for _, conc := range []int{16, 64, 256} {
+			b.Run(fmt.Sprintf("Conns=%d/Conc=%d", conns, conc), func(b *testing.B) {
+				b.ReportAllocs()
+				b.SetParallelism(max(conc/runtime.GOMAXPROCS(0), 1))
+				b.RunParallel(func(pb *testing.PB) {
+					ctx := context.Background()
+					for pb.Next() {
+						if _, err := p.Do(ctx, "GET", "k"); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+			})
+		}
+	}
+}
