@@ -18,6 +18,32 @@ func (c Counter) Hit(ctx context.Context, page string) (int, error) {
 	return redis.Int(c.Pool.Do(ctx, "INCR", "hits:"+page))
 }
 
+// runTest stands for go test, which runs a service's test functions;
+// TestExamples runs each example's test through it, for real.
+var runTest = func(func(*testing.T)) {}
+
+func TestExamples(t *testing.T) {
+	for _, ex := range []struct {
+		name string
+		run  func()
+	}{
+		{"New", ExampleNew},
+		{"NewServer", ExampleNewServer},
+		{"NewPool", ExampleNewPool},
+		{"NewCluster", ExampleNewCluster},
+	} {
+		t.Run(ex.name, func(t *testing.T) {
+			ran := false
+			runTest = func(test func(*testing.T)) { ran = true; test(t) }
+			defer func() { runTest = func(func(*testing.T)) {} }()
+			ex.run()
+			if !ran {
+				t.Fatal("the example ran no test")
+			}
+		})
+	}
+}
+
 // A service's unit test of its data layer, on an embedded miniredis.
 // The pool is closed when the test ends; a connection the code under
 // test forgot to close fails the test with the line that borrowed it.
@@ -31,7 +57,7 @@ func ExampleNew() {
 			}
 		}
 	}
-	_ = TestCounter // in counter_test.go: func TestCounter(t *testing.T) { ... }
+	runTest(TestCounter) // in counter_test.go: func TestCounter(t *testing.T) { ... }
 }
 
 // An integration test on a real redis-server, here one that evicts
@@ -44,7 +70,7 @@ func ExampleNewServer() {
 			t.Fatal(err)
 		}
 	}
-	_ = TestCounterUnderMemoryPressure
+	runTest(TestCounterUnderMemoryPressure)
 }
 
 // A test of how the service rides out a Redis restart, with the
@@ -63,7 +89,7 @@ func ExampleNewPool() {
 			t.Fatalf("Hit after restart = %d, %v; want 1", got, err)
 		}
 	}
-	_ = TestCounterSurvivesRestart
+	runTest(TestCounterSurvivesRestart)
 }
 
 // A test on a real three-master Redis Cluster.
@@ -75,5 +101,5 @@ func ExampleNewCluster() {
 			t.Fatal(err)
 		}
 	}
-	_ = TestOnCluster
+	runTest(TestOnCluster)
 }

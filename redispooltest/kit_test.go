@@ -10,8 +10,6 @@ import (
 	"time"
 
 	"github.com/gomodule/redigo/redis"
-	"github.com/redispool/redispool"
-	"github.com/redispool/redispool/redistest"
 	"go.uber.org/goleak"
 )
 
@@ -152,34 +150,6 @@ func TestNewClusterLeakReport(t *testing.T) {
 	if len(r.errors) != 1 || !strings.Contains(r.errors[0], where) {
 		t.Fatalf("got %q; want one report naming %s", r.errors, where)
 	}
-}
-
-// The examples' test bodies, run for real.
-func TestExampleFlows(t *testing.T) {
-	t.Run("CounterOnMiniredis", func(t *testing.T) {
-		p := New(t)
-		for want := 1; want <= 3; want++ {
-			got, err := redis.Int(p.Do(context.Background(), "INCR", "hits:home"))
-			if err != nil || got != want {
-				t.Fatalf("INCR = %d, %v; want %d", got, err, want)
-			}
-		}
-	})
-	t.Run("SurvivesRestart", func(t *testing.T) {
-		srv := redistest.StartServer(t)
-		p := NewPool(t, redispool.Config{Addr: srv.Addr()})
-		ctx := context.Background()
-		if _, err := p.Do(ctx, "INCR", "hits:home"); err != nil {
-			t.Fatal(err)
-		}
-		// Restart returns once the old process has exited, so the
-		// kernel has closed its sockets: the pool's borrow check finds
-		// the idle connection dead and dials again.
-		srv.Restart()
-		if got, err := redis.Int(p.Do(ctx, "INCR", "hits:home")); err != nil || got != 1 {
-			t.Fatalf("INCR after restart = %d, %v; want 1", got, err)
-		}
-	})
 }
 
 func TestNewServerWithoutRedisFailsOrSkips(t *testing.T) {
