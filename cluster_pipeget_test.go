@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -250,5 +252,30 @@ func TestWaitMarkKeyCoversEverySlot(t *testing.T) {
 		if k := waitMarkKey(slot); Slot(k) != slot {
 			t.Errorf("waitMarkKey(%d) = %q, in slot %d", slot, k, Slot(k))
 		}
+	}
+}
+
+// BenchmarkClusterPipelineGet is BenchmarkPipelineGet's one-shot GET
+// (Get, Do, Close) on a 3-master cluster at 64 goroutines, with
+// ClusterConfig.Node.PipelineGet off and on.
+func BenchmarkClusterPipelineGet(b *testing.B) {
+	rc := redistest.StartCluster(b, redistest.ClusterOptions{Replicas: -1})
+	for _, on := range []bool{false, true} {
+		c := newTestCluster(b, rc, ClusterConfig{Node: Config{PipelineGet: on}})
+		if _, err := c.Do(context.Background(), "SET", "k", strings.Repeat("v", 100)); err != nil {
+			b.Fatal(err)
+		}
+		b.Run(fmt.Sprintf("PipelineGet=%v", on), func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetParallelism(max(64/runtime.GOMAXPROCS(0), 1))
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if err := getOp(c.Get(), "Do"); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
 	}
 }
