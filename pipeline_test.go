@@ -588,3 +588,40 @@ func BenchmarkPoolDoPipelineConns(b *testing.B) {
 		}
 	}
 }
+
+// TestSharedConnectionsAreNotLoans keeps the pipeline busy for several
+// AbandonedTimeouts: its shared connection stays borrowed all along,
+// but is never reclaimed as abandoned nor listed by Loans, while an
+// ordinary borrow held as long is both.
+func TestSharedConnectionsAreNotLoans(t *testing.T) {
+	s := redistest.StartServer(t)
+	const abandoned = 200 * time.Millisecond
+	p := newTestPool(t, Config{Addr: s.Addr(), MaxTotal: 4, AbandonedTimeout: abandoned, ClientName: pipeName})
+	l := startOwnKeyLoad(t, p.Do, 16, background, func(err error) { t.Errorf("Do under load: %v", err) })
+	held := p.Get()
+	if _, err := held.Do("PING"); err != nil {
+		t.Fatal(err)
+	}
+	var loans []Loan
+	waitForWithin(t, 10*time.Second, func() bool {
+		if len(loans) == 0 {
+			loans = p.Loans()
+		}
+		return p.Stats().Abandoned >= 1
+	})
+	// Several more AbandonedTimeouts of load.
+	at := time.Now()
+	waitForWithin(t, 10*time.Second, func() bool { return time.Since(at) > 3*abandoned && l.ops.Load() > 1000 })
+	l.halt()
+	held.Close()
+	st := p.Stats()
+	if st.Abandoned != 1 {
+		t.Errorf("Stats.Abandoned = %d; want 1, the held borrow only: a shared connection was reclaimed", st.Abandoned)
+	}
+	if len(loans) != 1 {
+		t.Errorf("Loans = %d entries while the pipeline worked beside one held borrow; want 1", len(loans))
+	}
+	if l.wrong.Load() != 0 || l.ops.Load() == 0 {
+		t.Errorf("%d ops, %d replies to the wrong caller", l.ops.Load(), l.wrong.Load())
+	}
+}
