@@ -1,0 +1,156 @@
+package redispool
+
+// Attacks on the Sentinel target with hostile Sentinels and hostile
+// data nodes: a Sentinel that hangs, one that answers garbage, one that
+// flaps, one that names a server that is not Redis, and Close while the
+// resolver is stuck. Each is bounded and runs against fakes built on
+// redistest.Dispatch and real redis-servers.
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redispool/redispool/redistest"
+	"go.uber.org/goleak"
+)
+
+// hostileSentinel is a fake Sentinel for master "m" whose answer to
+// GET-MASTER-ADDR-BY-NAME is get(), written as it is, and "" to hang up
+// without one. SENTINEL MASTER gets config-epoch 0, SUBSCRIBE its
+// confirmation and then silence, PING its pub/sub reply.
+func hostileSentinel(t testing.TB, get func() string) *redistest.FakeServer {
+	t.Helper()
+	return redistest.NewFakeServer(t, redistest.Dispatch(func(_ *redistest.FakeConn, cmd []string) (string, bool) {
+		if len(cmd) == 0 {
+			return "", true
+		}
+		switch strings.ToUpper(cmd[0]) {
+		case "SENTINEL":
+			if len(cmd) > 1 && strings.EqualFold(cmd[1], "MASTER") {
+				return "*2\r\n$12\r\nconfig-epoch\r\n$1\r\n0\r\n", false
+			}
+			r := get()
+			return r, r == ""
+		case "SUBSCRIBE":
+			return fmt.Sprintf("*3\r\n$9\r\nsubscribe\r\n$%d\r\n%s\r\n:1\r\n", len(cmd[1]), cmd[1]), false
+		case "PING":
+			return "*2\r\n$4\r\npong\r\n$0\r\n\r\n", false
+		}
+		return "+OK\r\n", false
+	}))
+}
+
+// addrReply is GET-MASTER-ADDR-BY-NAME's reply naming host and port.
+func addrReply(host, port string) string {
+	return fmt.Sprintf("*2\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n", len(host), host, len(port), port)
+}
+
+// hangUntilClosed blocks until the server closes c: a Sentinel that took
+// the command and never answers.
+func hangUntilClosed(c *redistest.FakeConn) {
+	if dc, ok := c.Conn.(interface{ Done() <-chan struct{} }); ok {
+		<-dc.Done()
+	}
+}
+
+// TestAttackSentinelHungSentinel: a Sentinel that accepts and never
+// answers costs a query at most its Timeout, the honest Sentinels are
+// used, and a borrow retrying through a failover gives up at
+// BorrowTimeout, not at BorrowTimeout plus a query stuck on the hung
+// Sentinel.
+func TestAttackSentinelHungSentinel(t *testing.T) {
+	checkNoLeak(t, goleak.IgnoreCurrent())
+	ctx := context.Background()
+
+	t.Run("listed first, the honest Sentinels answer", func(t *testing.T) {
+		srv := redistest.StartServer(t)
+		hung := redistest.NewFakeServer(t, redistest.Silent())
+		h, p := splitHostPort(t, srv.Addr())
+		honest := func() string { return addrReply(h, p) }
+		const timeout = 300 * time.Millisecond
+		pool := newTestPool(t, Config{
+			ClientName: sentinelPoolName,
+			Sentinel: &SentinelConfig{MasterName: "m", Timeout: timeout, PollInterval: -1,
+				Addrs: []string{hung.Addr(), hostileSentinel(t, honest).Addr(), hostileSentinel(t, honest).Addr()}},
+		})
+		start := time.Now()
+		if _, err := pool.Do(ctx, "SET", "k", "v"); err != nil {
+			t.Fatalf("SET with one hung Sentinel of three: %v", err)
+		}
+		// Two of three agree: the query does not wait for the hung one.
+		if el := time.Since(start); el > timeout+2*time.Second {
+			t.Errorf("first SET took %v; want well under Timeout %v plus slack", el, timeout)
+		}
+		if pool.Addr() != srv.Addr() {
+			t.Errorf("Addr = %s; want %s", pool.Addr(), srv.Addr())
+		}
+	})
+
+	t.Run("a retrying borrow ends at BorrowTimeout", func(t *testing.T) {
+		// A fake master that says master, and then goes away.
+		master := redistest.NewFakeServer(t, redistest.Dispatch(func(_ *redistest.FakeConn, cmd []string) (string, bool) {
+			if len(cmd) == 0 {
+				return "", true
+			}
+			if strings.EqualFold(cmd[0], "ROLE") {
+				return "*3\r\n$6\r\nmaster\r\n:0\r\n*0\r\n", false
+			}
+			return "+OK\r\n", false
+		}))
+		var hang atomic.Bool
+		h, p := splitHostPort(t, master.Addr())
+		stalling := redistest.NewFakeServer(t, redistest.Dispatch(func(c *redistest.FakeConn, cmd []string) (string, bool) {
+			if len(cmd) > 1 && strings.EqualFold(cmd[0], "SENTINEL") && hang.Load() {
+				hangUntilClosed(c)
+				return "", true
+			}
+			if len(cmd) > 1 && strings.EqualFold(cmd[1], "MASTER") {
+				return "*2\r\n$12\r\nconfig-epoch\r\n$1\r\n0\r\n", false
+			}
+			return addrReply(h, p), false
+		}))
+		honest := hostileSentinel(t, func() string { return addrReply(h, p) })
+		const borrowTimeout = 200 * time.Millisecond
+		pool := newTestPool(t, Config{
+			BorrowTimeout: borrowTimeout,
+			Sentinel: &SentinelConfig{MasterName: "m", Timeout: 5 * time.Second, PollInterval: -1,
+				Addrs: []string{stalling.Addr(), honest.Addr()}},
+		})
+		c, err := pool.GetContext(ctx)
+		if err != nil {
+			t.Fatalf("Get: %v", err)
+		}
+		c.Close()
+		// The master dies, and from now on every query waits for the
+		// hung Sentinel: one of two is no majority.
+		hang.Store(true)
+		master.Close()
+		start := time.Now()
+		c, err = pool.GetContext(ctx)
+		el := time.Since(start)
+		if err == nil {
+			c.Close()
+			t.Fatalf("Get with the master gone succeeded")
+		}
+		if !strings.Contains(err.Error(), master.Addr()) {
+			t.Errorf("Get = %v; want the dial error naming the master %s", err, master.Addr())
+		}
+		if el > borrowTimeout+1500*time.Millisecond {
+			t.Errorf("Get gave up after %v; want about BorrowTimeout %v (the Sentinel Timeout is 5s)", el, borrowTimeout)
+		}
+	})
+}
+
+func splitHostPort(t testing.TB, addr string) (string, string) {
+	t.Helper()
+	h, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h, p
+}
