@@ -932,8 +932,20 @@ func (s *sentinelClient) dial(ctx context.Context) (*conn, uint64, error) {
 			return nil, 0, err
 		}
 		pause = min(2*pause, 200*time.Millisecond)
-		s.refresh(ctx) // a failure is this loop's next dial error
+		s.refreshUntil(ctx, deadline) // a failure is this loop's next dial error
 	}
+}
+
+// refreshUntil is refresh that stops waiting at deadline, if not zero:
+// a query held up by a hung Sentinel, which waits out Timeout, must
+// not keep a retrying dial past BorrowTimeout.
+func (s *sentinelClient) refreshUntil(ctx context.Context, deadline time.Time) {
+	if !deadline.IsZero() {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, deadline)
+		defer cancel()
+	}
+	s.refresh(ctx)
 }
 
 func errorText(err error) string {
