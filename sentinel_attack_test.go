@@ -8,8 +8,11 @@ package redispool
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
+	"runtime"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -153,4 +156,131 @@ func splitHostPort(t testing.TB, addr string) (string, string) {
 		t.Fatal(err)
 	}
 	return h, p
+}
+
+// TestAttackSentinelGarbageAnswers: a Sentinel that answers with the
+// wrong type, the wrong length, an address that is none, a huge bulk,
+// bytes that are not RESP, or hangs up mid-reply is an error that names
+// it, alone; beside an honest Sentinel it is outvoted and the master is
+// found. An address with an empty host is not dialed as the local host.
+func TestAttackSentinelGarbageAnswers(t *testing.T) {
+	checkNoLeak(t, goleak.IgnoreCurrent())
+	ctx := context.Background()
+	srv := redistest.StartServer(t)
+	h, p := splitHostPort(t, srv.Addr())
+	for _, tt := range []struct {
+		name  string
+		reply string
+		want  string // in the error, besides the Sentinel's address
+	}{
+		{"integer", ":1\r\n", "GET-MASTER-ADDR-BY-NAME"},
+		{"one element", "*1\r\n" + bulkOf(h), "GET-MASTER-ADDR-BY-NAME"},
+		{"three elements", "*3\r\n" + bulkOf(h) + bulkOf(p) + bulkOf(p), "GET-MASTER-ADDR-BY-NAME"},
+		{"non-numeric port", addrReply(h, "redis"), "port"},
+		{"port 0", addrReply(h, "0"), "port"},
+		{"port 70000", addrReply(h, "70000"), "port"},
+		{"negative port", addrReply(h, "-1"), "port"},
+		{"empty host", addrReply("", p), "host"},
+		{"host with a space", addrReply("a b", p), "host"},
+		{"nested array", "*2\r\n*1\r\n" + bulkOf(h) + bulkOf(p), "GET-MASTER-ADDR-BY-NAME"},
+		{"error reply", "-ERR boom\r\n", "boom"},
+		{"not RESP", "?junk\r\n", "GET-MASTER-ADDR-BY-NAME"},
+		{"hang-up mid-reply", "*2\r\n$9\r\n127.0", "GET-MASTER-ADDR-BY-NAME"},
+		{"huge bulk", "*2\r\n$2147483647\r\nabc", "exceeds the limit"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			reply := tt.reply
+			hangUp := strings.Contains(tt.name, "hang-up")
+			bad := redistest.NewFakeServer(t, redistest.Dispatch(func(c *redistest.FakeConn, cmd []string) (string, bool) {
+				if len(cmd) == 0 {
+					return "", true
+				}
+				switch strings.ToUpper(cmd[0]) {
+				case "SENTINEL":
+					if strings.EqualFold(cmd[1], "MASTER") {
+						return "*2\r\n$12\r\nconfig-epoch\r\n$1\r\n9\r\n", false // outranks the honest one
+					}
+					return reply, hangUp
+				case "SUBSCRIBE":
+					return fmt.Sprintf("*3\r\n$9\r\nsubscribe\r\n$%d\r\n%s\r\n:1\r\n", len(cmd[1]), cmd[1]), false
+				}
+				return "*2\r\n$4\r\npong\r\n$0\r\n\r\n", false
+			}))
+
+			// Alone: an error naming it, no dial of a data node.
+			alone := newTestPool(t, Config{
+				ClientName: sentinelPoolName,
+				Sentinel:   &SentinelConfig{MasterName: "m", Addrs: []string{bad.Addr()}, PollInterval: -1, Timeout: time.Second},
+			})
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			start := time.Now()
+			err := alone.Ping(ctx)
+			el := time.Since(start)
+			runtime.ReadMemStats(&after)
+			if err == nil {
+				t.Fatalf("Ping through a Sentinel answering %q succeeded, on %s", tt.reply, alone.Addr())
+			}
+			if !errors.Is(err, ErrNoSentinel) || !strings.Contains(err.Error(), bad.Addr()) || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Ping = %v; want ErrNoSentinel naming the Sentinel %s and %q", err, bad.Addr(), tt.want)
+			}
+			if el > 900*time.Millisecond {
+				t.Errorf("Ping took %v; want the garbage refused at once, not at the Sentinel Timeout", el)
+			}
+			if grown := after.TotalAlloc - before.TotalAlloc; grown > 64<<20 {
+				t.Errorf("allocated %d MiB for a Sentinel's answer", grown>>20)
+			}
+			if n := srv.CountClients(t, isPoolConn); n != 0 {
+				t.Errorf("the data node has %d pool connections; want 0: no Sentinel named it", n)
+			}
+
+			// Listed first beside an honest Sentinel: the honest answer wins.
+			honest := hostileSentinel(t, func() string { return addrReply(h, p) })
+			both := newTestPool(t, Config{
+				Sentinel: &SentinelConfig{MasterName: "m", Addrs: []string{bad.Addr(), honest.Addr()}, PollInterval: -1, Timeout: time.Second},
+			})
+			if _, err := both.Do(ctx, "SET", "k", "v"); err != nil {
+				t.Fatalf("SET beside an honest Sentinel: %v", err)
+			}
+			if both.Addr() != srv.Addr() {
+				t.Errorf("Addr = %s; want %s", both.Addr(), srv.Addr())
+			}
+		})
+	}
+}
+
+func bulkOf(s string) string { return "$" + strconv.Itoa(len(s)) + "\r\n" + s + "\r\n" }
+
+// TestAttackSentinelMalformedSwitchMaster: a +switch-master whose new
+// address is none (a port out of range, not a number) is ignored: the
+// pool does not leave its master for it.
+func TestAttackSentinelMalformedSwitchMaster(t *testing.T) {
+	checkNoLeak(t, goleak.IgnoreCurrent())
+	ctx := context.Background()
+	srv := redistest.StartServer(t)
+	fake := redistest.NewFakeSentinel(t, "m", srv.Addr(), 1)
+	pool := newTestPool(t, Config{
+		Sentinel: &SentinelConfig{MasterName: "m", Addrs: []string{fake.Addr()}, PollInterval: -1},
+	})
+	if _, err := pool.Do(ctx, "SET", "k", "v"); err != nil {
+		t.Fatalf("SET: %v", err)
+	}
+	waitFor(t, func() bool { return fake.Subscribers() == 1 })
+	h, _ := splitHostPort(t, srv.Addr())
+	for _, port := range []string{"0", "70000", "x", "-5"} {
+		if n := fake.Announce(srv.Addr(), h+":"+port); n != 1 {
+			t.Fatalf("Announce reached %d subscribers; want 1", n)
+		}
+	}
+	// A well-formed one after them, which the Sentinel then confirms,
+	// shows they were all read.
+	other := closedPort(t)
+	fake.SetMaster(other, 2)
+	fake.Announce(srv.Addr(), other)
+	waitFor(t, func() bool { return pool.Addr() == other })
+	time.Sleep(3 * requeryCooldown) // the queries the announcements asked for
+	if st := pool.Stats(); st.MasterChanges != 1 || pool.Addr() != other {
+		t.Errorf("MasterChanges = %d, Addr %s; want 1 and %s: the malformed announcements were followed",
+			st.MasterChanges, pool.Addr(), other)
+	}
 }
