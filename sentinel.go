@@ -730,6 +730,9 @@ func (s *sentinelClient) dialSentinel(ctx context.Context, a string) (redis.Conn
 		}
 		nc = tlsConn
 	}
+	// A Sentinel's replies pass the data nodes' reply guard: a hostile
+	// or broken one must not make redigo allocate gigabytes either.
+	nc = &guardConn{Conn: nc, addr: a}
 	c := &closingConn{ConnWithTimeout: redis.NewConn(nc, 0, s.cfg.Timeout).(redis.ConnWithTimeout)}
 	c.stop = context.AfterFunc(ctx, func() { c.ConnWithTimeout.Close() })
 	if s.cfg.Password != "" {
