@@ -686,12 +686,15 @@ func (s *sentinelClient) askOne(ctx context.Context, a string) (string, int64, e
 		return "", 0, err
 	}
 	if err == nil && len(hp) != 2 {
-		err = fmt.Errorf("GET-MASTER-ADDR-BY-NAME replied %q; want host and port", hp)
+		err = fmt.Errorf("replied %q; want host and port", hp)
+	}
+	var addr string
+	if err == nil {
+		addr, err = nodeAddr(hp[0], hp[1])
 	}
 	if err != nil {
-		return "", 0, s.sentinelError(ctx, a, err)
+		return "", 0, s.sentinelError(ctx, a, fmt.Errorf("GET-MASTER-ADDR-BY-NAME %s: %w", s.cfg.MasterName, err))
 	}
-	addr := net.JoinHostPort(hp[0], hp[1])
 	info, err := redis.StringMap(c.Receive())
 	var refused redis.Error
 	switch {
@@ -705,6 +708,14 @@ func (s *sentinelClient) askOne(ctx context.Context, a string) (string, int64, e
 		epoch = -1
 	}
 	return addr, epoch, nil
+}
+
+// nodeAddr is host:port for a data node's address as a Sentinel gives
+// it, in an answer or a +switch-master, or an error if it is none: a
+// port out of range would fail every dial until BorrowTimeout, and an
+// empty host would dial the local host, which no Sentinel named.
+func nodeAddr(host, port string) (string, error) {
+	return listedAddr("master address", net.JoinHostPort(host, port), "")
 }
 
 // dialSentinel connects to a Sentinel and authenticates. ctx bounds the connect
@@ -878,9 +889,18 @@ func (s *sentinelClient) subscribe(a string) error {
 		case redis.Message:
 			// "<name> <old host> <old port> <new host> <new port>"
 			f := strings.Fields(string(m.Data))
-			if len(f) == 5 && f[0] == s.cfg.MasterName {
-				s.announce(net.JoinHostPort(f[3], f[4]), "+switch-master from "+a)
+			if len(f) != 5 || f[0] != s.cfg.MasterName {
+				continue
 			}
+			addr, err := nodeAddr(f[3], f[4])
+			if err != nil {
+				if s.log != nil {
+					s.log.LogAttrs(s.ctx, slog.LevelWarn, "redispool: malformed +switch-master ignored",
+						slog.String("master", s.cfg.MasterName), slog.String("sentinel", a), slog.String("error", err.Error()))
+				}
+				continue
+			}
+			s.announce(addr, "+switch-master from "+a)
 		}
 	}
 }
