@@ -284,3 +284,80 @@ func TestAttackSentinelMalformedSwitchMaster(t *testing.T) {
 			st.MasterChanges, pool.Addr(), other)
 	}
 }
+
+// TestAttackSentinelCloseWhileResolving: Close while the resolver waits
+// on a hung Sentinel, or on a hung node it asks for its ROLE, returns at
+// once, and so does the borrow that waited for the resolver; nothing is
+// left running. Every timeout is 20s: only Close can end the wait.
+func TestAttackSentinelCloseWhileResolving(t *testing.T) {
+	checkNoLeak(t, goleak.IgnoreCurrent())
+	srv := redistest.StartServer(t)
+	h, p := splitHostPort(t, srv.Addr())
+	naming := func(addr string) string {
+		hh, hp := splitHostPort(t, addr)
+		return hostileSentinel(t, func() string { return addrReply(hh, hp) }).Addr()
+	}
+	for _, tt := range []struct {
+		name string
+		// setup returns the Sentinels, and the fake that hangs once it
+		// accepted conns connections.
+		setup func() (addrs []string, hung *redistest.FakeServer, conns int)
+	}{
+		{"on a hung Sentinel", func() ([]string, *redistest.FakeServer, int) {
+			hung := redistest.NewFakeServer(t, redistest.Silent())
+			return []string{hung.Addr()}, hung, 2 // the query's and the subscription's
+		}},
+		{"on the ROLE of a hung node that a Sentinel named", func() ([]string, *redistest.FakeServer, int) {
+			hung := redistest.NewFakeServer(t, redistest.Silent())
+			return []string{naming(hung.Addr()), naming(net.JoinHostPort(h, p))}, hung, 1
+		}},
+		{"on the dial's ROLE check of a hung node", func() ([]string, *redistest.FakeServer, int) {
+			hung := redistest.NewFakeServer(t, redistest.Silent())
+			return []string{naming(hung.Addr())}, hung, 1
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			addrs, hung, conns := tt.setup()
+			pool, err := New(context.Background(), Config{
+				CheckTimeout: 20 * time.Second,
+				DialTimeout:  20 * time.Second,
+				Sentinel:     &SentinelConfig{MasterName: "m", Addrs: addrs, Timeout: 20 * time.Second, PollInterval: -1},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := make(chan error, 1)
+			go func() {
+				c, err := pool.GetContext(context.Background())
+				if err == nil {
+					c.Close()
+				}
+				got <- err
+			}()
+			waitFor(t, func() bool { return hung.Accepted() >= conns })
+			time.Sleep(50 * time.Millisecond) // most likely in the read by now; either way Close must end it
+			start := time.Now()
+			closed := make(chan struct{})
+			go func() {
+				pool.Close()
+				close(closed)
+			}()
+			select {
+			case <-closed:
+			case <-time.After(3 * time.Second):
+				t.Fatalf("Close still blocked after 3s")
+			}
+			if el := time.Since(start); el > time.Second {
+				t.Errorf("Close took %v; want it prompt", el)
+			}
+			select {
+			case err := <-got:
+				if err == nil {
+					t.Errorf("Get succeeded; want an error once the pool closed")
+				}
+			case <-time.After(3 * time.Second):
+				t.Fatalf("Get still blocked 3s after Close")
+			}
+		})
+	}
+}
