@@ -936,7 +936,7 @@ func (s *sentinelClient) dial(ctx context.Context) (*conn, uint64, error) {
 		}
 		c, err := s.nodes.dial(ctx, m.addr, false) // checkRole proves it
 		if err == nil {
-			err = s.checkRole(ctx, c.rc, m.addr)
+			err = s.checkRole(ctx, c, m.addr)
 			if err == nil && s.cur.Load() != m {
 				err = fmt.Errorf("redispool: master %q moved from %s during the dial", s.cfg.MasterName, m.addr)
 			}
@@ -980,10 +980,13 @@ func errorText(err error) string {
 }
 
 // checkRole asks a newly dialed node for its ROLE, under CheckTimeout
-// and ctx. Sentinel names the master it believes in; the node may have
-// been demoted since, or restarted empty.
-func (s *sentinelClient) checkRole(ctx context.Context, rc redis.ConnWithTimeout, addr string) error {
-	role, err := askRole(ctx, rc, s.nodes.checkTimeout)
+// and ctx, and until close. Sentinel names the master it believes in;
+// the node may have been demoted since, or restarted empty.
+func (s *sentinelClient) checkRole(ctx context.Context, c *conn, addr string) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(s.ctx, cancel)()
+	role, err := askRole(ctx, c, s.nodes.checkTimeout)
 	switch {
 	case err != nil:
 		return fmt.Errorf("redispool: ROLE of %s, master %q: %w", addr, s.cfg.MasterName, err)
@@ -1001,17 +1004,22 @@ func (s *sentinelClient) role(ctx context.Context, addr string) (string, error) 
 		return "", err
 	}
 	defer c.rc.Close()
-	return askRole(ctx, c.rc, s.nodes.checkTimeout)
+	return askRole(ctx, c, s.nodes.checkTimeout)
 }
 
-// askRole returns the first element of rc's ROLE reply, asked within
-// timeout and ctx.
-func askRole(ctx context.Context, rc redis.ConnWithTimeout, timeout time.Duration) (string, error) {
+// askRole returns the first element of c's ROLE reply, asked within
+// timeout and ctx. ctx's end closes c: a hung node must not hold Close,
+// or a borrow whose ctx ended, for a whole CheckTimeout.
+func askRole(ctx context.Context, c *conn, timeout time.Duration) (string, error) {
 	if dl, ok := ctx.Deadline(); ok {
 		timeout = min(timeout, time.Until(dl))
 	}
-	reply, err := redis.Values(rc.DoWithTimeout(timeout, "ROLE"))
+	defer context.AfterFunc(ctx, func() { c.nc.Close() })()
+	reply, err := redis.Values(c.rc.DoWithTimeout(timeout, "ROLE"))
 	if err != nil {
+		if ctx.Err() != nil {
+			return "", ctx.Err()
+		}
 		return "", err
 	}
 	if len(reply) == 0 {
