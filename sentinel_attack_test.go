@@ -361,3 +361,57 @@ func TestAttackSentinelCloseWhileResolving(t *testing.T) {
 		})
 	}
 }
+
+// TestAttackSentinelNamesNonRedis: a Sentinel that names a server that
+// is not Redis (one that answers garbage, one that hangs up at once, one
+// that announces a 2 GiB bulk) makes the borrow fail by BorrowTimeout
+// with an error naming that server, and leaves no connection open to it.
+func TestAttackSentinelNamesNonRedis(t *testing.T) {
+	checkNoLeak(t, goleak.IgnoreCurrent())
+	for _, tt := range []struct {
+		name    string
+		handler func(net.Conn)
+	}{
+		{"garbage", redistest.Garbage()},
+		{"hang-up on accept", func(net.Conn) {}},
+		{"hang-up on the first command", redistest.Hangup()},
+		{"huge bulk", redistest.HugeBulk()},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var live atomic.Int32
+			node := redistest.NewFakeServer(t, func(c net.Conn) {
+				live.Add(1)
+				defer live.Add(-1)
+				tt.handler(c)
+			})
+			h, p := splitHostPort(t, node.Addr())
+			sentinel := hostileSentinel(t, func() string { return addrReply(h, p) })
+			const borrowTimeout = 300 * time.Millisecond
+			pool := newTestPool(t, Config{
+				BorrowTimeout: borrowTimeout,
+				CheckTimeout:  200 * time.Millisecond,
+				Sentinel:      &SentinelConfig{MasterName: "m", Addrs: []string{sentinel.Addr()}, PollInterval: -1},
+			})
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			start := time.Now()
+			_, err := pool.Do(context.Background(), "SET", "k", "v")
+			el := time.Since(start)
+			runtime.ReadMemStats(&after)
+			if err == nil || !strings.Contains(err.Error(), node.Addr()) {
+				t.Fatalf("SET = %v; want an error naming %s", err, node.Addr())
+			}
+			if el > borrowTimeout+2*time.Second {
+				t.Errorf("SET failed after %v; want about BorrowTimeout %v", el, borrowTimeout)
+			}
+			if grown := after.TotalAlloc - before.TotalAlloc; grown > 64<<20 {
+				t.Errorf("allocated %d MiB for a node's reply", grown>>20)
+			}
+			if st := pool.Stats(); st.Active != 0 || st.Idle != 0 || st.Shared != 0 || st.Created != 0 {
+				t.Errorf("Stats %+v; want no connection made or kept", st)
+			}
+			waitFor(t, func() bool { return live.Load() == 0 })
+			t.Logf("%v after %v, %d connections to the node", err, el, node.Accepted())
+		})
+	}
+}
