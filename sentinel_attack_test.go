@@ -10,10 +10,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -413,5 +415,230 @@ func TestAttackSentinelNamesNonRedis(t *testing.T) {
 			waitFor(t, func() bool { return live.Load() == 0 })
 			t.Logf("%v after %v, %d connections to the node", err, el, node.Accepted())
 		})
+	}
+}
+
+// TestAttackSentinelFlapping: a Sentinel whose answer alternates
+// between the master and its replica on every query, and which sends a
+// storm of +switch-master alternating between the two, must not make the
+// pool write to the replica, nor grow its goroutines, its connections
+// or its queries of the Sentinels without bound. Once the storm ends
+// the pool settles on the master.
+func TestAttackSentinelFlapping(t *testing.T) {
+	checkNoLeak(t, goleak.IgnoreCurrent())
+	a, b := redistest.StartServer(t), redistest.StartServer(t)
+	b.Do(t, "REPLICAOF", "127.0.0.1", a.Port())
+	t.Cleanup(func() { b.Exec("REPLICAOF", "NO", "ONE") }) // or a's shutdown waits for b
+	waitForWithin(t, 10*time.Second, func() bool { return redistest.Role(b) == "slave" })
+
+	var queries atomic.Int64
+	var settled atomic.Bool // the storm is over: the Sentinel names a
+	var mu sync.Mutex
+	subs := map[*redistest.FakeConn]bool{}
+	flapper := redistest.NewFakeServer(t, redistest.Dispatch(func(c *redistest.FakeConn, cmd []string) (string, bool) {
+		if len(cmd) == 0 {
+			return "", true
+		}
+		switch strings.ToUpper(cmd[0]) {
+		case "SENTINEL":
+			if len(cmd) > 1 && strings.EqualFold(cmd[1], "MASTER") {
+				return "*2\r\n$12\r\nconfig-epoch\r\n$1\r\n0\r\n", false
+			}
+			addr := a.Addr()
+			if queries.Add(1)%2 == 0 && !settled.Load() {
+				addr = b.Addr()
+			}
+			h, p, _ := net.SplitHostPort(addr)
+			return addrReply(h, p), false
+		case "SUBSCRIBE":
+			mu.Lock()
+			subs[c] = true
+			mu.Unlock()
+			return fmt.Sprintf("*3\r\n$9\r\nsubscribe\r\n$%d\r\n%s\r\n:1\r\n", len(cmd[1]), cmd[1]), false
+		case "PING":
+			return "*2\r\n$4\r\npong\r\n$0\r\n\r\n", false
+		}
+		return "+OK\r\n", false
+	}))
+	// The storm: +switch-master a to b and back, every millisecond.
+	stop := make(chan struct{})
+	var storm sync.WaitGroup
+	var announced atomic.Int64
+	storm.Add(1)
+	go func() {
+		defer storm.Done()
+		ah, ap, _ := net.SplitHostPort(a.Addr())
+		bh, bp, _ := net.SplitHostPort(b.Addr())
+		toB := "m " + ah + " " + ap + " " + bh + " " + bp
+		toA := "m " + bh + " " + bp + " " + ah + " " + ap
+		tick := time.NewTicker(time.Millisecond)
+		defer tick.Stop()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+			payload := toB
+			if i%2 == 1 {
+				payload = toA
+			}
+			msg := "*3\r\n" + bulkOf("message") + bulkOf("+switch-master") + bulkOf(payload)
+			mu.Lock()
+			for c := range subs {
+				if _, err := c.Write([]byte(msg)); err != nil {
+					delete(subs, c)
+				}
+			}
+			mu.Unlock()
+			announced.Add(1)
+		}
+	}()
+	endStorm := func() {
+		select {
+		case <-stop:
+		default:
+			close(stop)
+			storm.Wait()
+		}
+	}
+	t.Cleanup(endStorm)
+
+	const maxTotal = 8
+	pool := newTestPool(t, Config{
+		ClientName:    sentinelPoolName,
+		MaxTotal:      maxTotal,
+		BorrowTimeout: 2 * time.Second,
+		Sentinel:      &SentinelConfig{MasterName: "m", Addrs: []string{flapper.Addr()}, Timeout: time.Second, PollInterval: -1},
+	})
+	ctx := context.Background()
+	baseGoroutines := runtime.NumGoroutine()
+
+	var readOnly, failed, acked atomic.Int64
+	var writers sync.WaitGroup
+	deadline := time.Now().Add(1500 * time.Millisecond)
+	for w := range maxTotal {
+		writers.Add(1)
+		go func() {
+			defer writers.Done()
+			for time.Now().Before(deadline) {
+				ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+				var err error
+				if w%2 == 0 {
+					_, err = pool.Do(ctx, "INCR", "flap") // auto-pipelined
+				} else {
+					var c interface{ Close() error }
+					rc, gerr := pool.GetContext(ctx)
+					if err = gerr; err == nil {
+						c = rc
+						_, err = rc.Do("INCR", "flap")
+						c.Close()
+					}
+				}
+				cancel()
+				switch {
+				case err == nil:
+					acked.Add(1)
+				case strings.Contains(err.Error(), "READONLY"):
+					readOnly.Add(1)
+				default:
+					failed.Add(1)
+				}
+			}
+		}()
+	}
+	// Sample what the pool holds while the storm blows.
+	maxGoroutines, maxOnA, maxOnB := 0, 0, 0
+	for time.Now().Before(deadline) {
+		maxGoroutines = max(maxGoroutines, runtime.NumGoroutine())
+		maxOnA = max(maxOnA, a.CountClients(t, isPoolConn))
+		maxOnB = max(maxOnB, b.CountClients(t, isPoolConn))
+		time.Sleep(20 * time.Millisecond)
+	}
+	writers.Wait()
+	queriesInStorm := queries.Load()
+	st := pool.Stats()
+	t.Logf("storm: %d announcements, %d queries; writes: %d acked, %d failed, %d READONLY; peak: %d goroutines (base %d), %d pool connections on the master, %d on the replica; Created %d, MasterChanges %d",
+		announced.Load(), queriesInStorm, acked.Load(), failed.Load(), readOnly.Load(), maxGoroutines, baseGoroutines, maxOnA, maxOnB, st.Created, st.MasterChanges)
+
+	if n := readOnly.Load(); n != 0 {
+		t.Errorf("%d writes answered READONLY: the pool wrote to the replica", n)
+	}
+	if info, _ := b.Do(t, "INFO", "commandstats").(string); strings.Contains(info, "rejected_calls=") {
+		for _, line := range strings.Split(info, "\n") {
+			if strings.HasPrefix(line, "cmdstat_incr:") && !strings.Contains(line, "rejected_calls=0") {
+				t.Errorf("the replica rejected writes: %s", strings.TrimSpace(line))
+			}
+		}
+	}
+	// Bounds, generous for a loaded machine, that a thrashing pool
+	// would blow through: MaxTotal connections and the ROLE probes of
+	// one query (single-flight) on each node; a handful of goroutines
+	// per writer; queries paced by the cooldown and the dial backoff.
+	if limit := 2*maxTotal + 4; maxOnA > limit || maxOnB > limit {
+		t.Errorf("peak pool connections: %d on the master, %d on the replica; want at most %d", maxOnA, maxOnB, limit)
+	}
+	if limit := baseGoroutines + 8*maxTotal + 20; maxGoroutines > limit {
+		t.Errorf("peak goroutines %d; want at most %d (base %d)", maxGoroutines, limit, baseGoroutines)
+	}
+
+	// The storm ends and the Sentinel settles on a: so does the pool.
+	endStorm()
+	settled.Store(true)
+	waitForWithin(t, 10*time.Second, func() bool {
+		ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		defer cancel()
+		_, err := pool.Do(ctx, "INCR", "flap")
+		return err == nil && pool.Addr() == a.Addr()
+	})
+	pool.Close()
+	a.WaitClients(t, 0, isPoolConn)
+	b.WaitClients(t, 0, isPoolConn)
+}
+
+// TestAttackSentinelQueriesPacedInOutage: while the master is down,
+// every borrow retries its dial and asks the Sentinels again between
+// tries. Borrows that keep coming must not turn that into a query, and a
+// new connection to every Sentinel, per borrow and per retry: the
+// queries are single-flight and at most one per requeryCooldown.
+func TestAttackSentinelQueriesPacedInOutage(t *testing.T) {
+	checkNoLeak(t, goleak.IgnoreCurrent())
+	h, p := splitHostPort(t, closedPort(t))
+	var queries atomic.Int64
+	sentinel := hostileSentinel(t, func() string {
+		queries.Add(1)
+		return addrReply(h, p)
+	})
+	pool := newTestPool(t, Config{
+		MaxTotal:      32,
+		BorrowTimeout: 150 * time.Millisecond, // borrows end and new ones start all along
+		Sentinel:      &SentinelConfig{MasterName: "m", Addrs: []string{sentinel.Addr()}, PollInterval: -1},
+	})
+	const outage = time.Second
+	start := time.Now()
+	var borrowers sync.WaitGroup
+	var borrows atomic.Int64
+	for range 32 {
+		borrowers.Add(1)
+		go func() {
+			defer borrowers.Done()
+			for time.Since(start) < outage {
+				c, err := pool.GetContext(context.Background())
+				if err == nil {
+					c.Close()
+					t.Errorf("Get succeeded with the master down")
+					return
+				}
+				borrows.Add(1)
+				time.Sleep(time.Duration(rand.IntN(10)) * time.Millisecond)
+			}
+		}()
+	}
+	borrowers.Wait()
+	el := time.Since(start)
+	n := queries.Load()
+	t.Logf("%d queries in %v for %d failed borrows", n, el, borrows.Load())
+	if limit := int64(el/requeryCooldown) + 5; n > limit {
+		t.Errorf("%d queries of the Sentinel in %v; want at most %d, one per %v", n, el, limit, requeryCooldown)
 	}
 }
