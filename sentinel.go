@@ -188,13 +188,15 @@ type sentinelClient struct {
 	mu     sync.Mutex // protects following fields
 	order  []string   // Sentinels, for ties and messages; refuted ones last
 	query  *queryCall // the query in flight, if any
+	last   *queryCall // the last query that ended, if any
 	closed bool
 }
 
 // queryCall is a query of the Sentinels that concurrent callers share.
 type queryCall struct {
-	done chan struct{}
-	err  error
+	done  chan struct{}
+	err   error     // set, with ended, before done is closed
+	ended time.Time // when it ended
 }
 
 // dataNodes is how the Sentinel target reaches the data nodes: through
@@ -316,13 +318,29 @@ func (s *sentinelClient) changed(old *master, addr, why string) {
 // refresh asks the Sentinels for the master and switches to it. Callers
 // at the same time share one query, which Close interrupts; a caller
 // stops waiting for it when ctx ends.
-func (s *sentinelClient) refresh(ctx context.Context) error {
+func (s *sentinelClient) refresh(ctx context.Context) error { return s.ask(ctx, false) }
+
+// refreshPaced is refresh for the dials: within requeryCooldown of the
+// end of a query it returns that query's outcome instead of asking
+// again. Every borrow that finds the master down retries its dial and
+// asks between tries; borrows that keep coming would otherwise query
+// the Sentinels, a new connection to each, hundreds of times a second,
+// at the moment they are busiest. The poller, which checks
+// announcements, always asks.
+func (s *sentinelClient) refreshPaced(ctx context.Context) error { return s.ask(ctx, true) }
+
+func (s *sentinelClient) ask(ctx context.Context, paced bool) error {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
 		return ErrPoolClosed
 	}
 	call := s.query
+	if call == nil && paced && s.last != nil && time.Since(s.last.ended) < requeryCooldown {
+		err := s.last.err
+		s.mu.Unlock()
+		return err
+	}
 	if call == nil {
 		call = &queryCall{done: make(chan struct{})}
 		s.query = call
@@ -332,8 +350,9 @@ func (s *sentinelClient) refresh(ctx context.Context) error {
 			err := s.resolve(s.ctx)
 			s.mu.Lock()
 			s.query = nil
+			call.err, call.ended = err, time.Now()
+			s.last = call
 			s.mu.Unlock()
-			call.err = err
 			close(call.done)
 		}()
 	}
@@ -929,7 +948,7 @@ func (s *sentinelClient) dial(ctx context.Context) (*conn, uint64, error) {
 		m := s.cur.Load()
 		if m == nil {
 			// The first dial: no Sentinel, or an unknown master, fails it.
-			if err := s.refresh(ctx); err != nil {
+			if err := s.refreshPaced(ctx); err != nil {
 				return nil, 0, err
 			}
 			continue
@@ -968,7 +987,7 @@ func (s *sentinelClient) refreshUntil(ctx context.Context, deadline time.Time) {
 		ctx, cancel = context.WithDeadline(ctx, deadline)
 		defer cancel()
 	}
-	s.refresh(ctx)
+	s.refreshPaced(ctx)
 }
 
 func errorText(err error) string {
