@@ -190,6 +190,12 @@ type sentinelClient struct {
 	query  *queryCall // the query in flight, if any
 	last   *queryCall // the last query that ended, if any
 	closed bool
+
+	// refuted holds the addresses a query took the master away from, as
+	// no master or as an announcement it did not confirm, with when: an
+	// announcement of one of them within refutedFor is checked by a
+	// query before the pool follows it.
+	refuted map[string]time.Time
 }
 
 // queryCall is a query of the Sentinels that concurrent callers share.
@@ -272,6 +278,10 @@ func (s *sentinelClient) addr() string {
 	return ""
 }
 
+// refutedFor is how long an address a query refuted is not followed at
+// once when announced again.
+const refutedFor = 5 * time.Second
+
 // announce makes addr, named by a +switch-master, the master. An
 // announcement is news of a failover that queries may not show yet (the
 // other Sentinels learn of it within seconds), so the pool follows it at
@@ -279,11 +289,21 @@ func (s *sentinelClient) addr() string {
 // is undone by that query (see resolve). An announcement carries no
 // config-epoch and none is made up for it: an invented one would make
 // every honest answer look older and keep the pool on a bogus target.
+//
+// An address a query refuted within refutedFor is only checked: a
+// Sentinel that keeps announcing a replica would otherwise make the
+// pool leave its master, and close its connections, at every message.
+// If the failover is genuine that query finds it.
 func (s *sentinelClient) announce(addr, why string) {
 	s.mu.Lock()
 	old := s.cur.Load()
 	if old != nil && old.addr == addr {
 		s.mu.Unlock()
+		return
+	}
+	if at, ok := s.refuted[addr]; ok && time.Since(at) < refutedFor {
+		s.mu.Unlock()
+		s.requery()
 		return
 	}
 	next := &master{addr: addr, gen: 1, epoch: -1, known: -1, announced: true}
@@ -536,10 +556,32 @@ func (s *sentinelClient) settle(ctx context.Context, m0 *master, order []string,
 	}
 	s.mu.Lock()
 	s.order = append(append(front, middle...), back...)
+	if m0 != nil && best.addr != m0.addr {
+		for _, c := range cands {
+			if c.addr == m0.addr && (m0.announced || c.role == roleNotMaster) {
+				s.refute(m0.addr)
+			}
+		}
+	}
 	s.mu.Unlock()
 
 	s.choose(m0, best)
 	return nil
+}
+
+// refute records that a query refuted addr, and forgets those refuted
+// longer than refutedFor ago. s.mu is held.
+func (s *sentinelClient) refute(addr string) {
+	now := time.Now()
+	for a, at := range s.refuted {
+		if now.Sub(at) >= refutedFor {
+			delete(s.refuted, a)
+		}
+	}
+	if s.refuted == nil {
+		s.refuted = make(map[string]time.Time)
+	}
+	s.refuted[addr] = now
 }
 
 // candidates gathers the addresses the answers name, with the current
@@ -629,6 +671,7 @@ func (s *sentinelClient) choose(m0 *master, c *candidate) {
 		s.mu.Unlock()
 		return
 	}
+	delete(s.refuted, c.addr) // a query names it: the next announcement of it is news again
 	next := &master{addr: c.addr, gen: 1, epoch: c.epoch, known: c.epoch}
 	if m0 != nil {
 		next.known = max(m0.known, m0.epoch, c.epoch)
@@ -1010,6 +1053,9 @@ func (s *sentinelClient) checkRole(ctx context.Context, c *conn, addr string) er
 	case err != nil:
 		return fmt.Errorf("redispool: ROLE of %s, master %q: %w", addr, s.cfg.MasterName, err)
 	case role != "master":
+		s.mu.Lock()
+		s.refute(addr)
+		s.mu.Unlock()
 		return fmt.Errorf("redispool: %s is a %s, not the master %q", addr, role, s.cfg.MasterName)
 	}
 	return nil

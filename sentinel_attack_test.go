@@ -597,6 +597,9 @@ func testFlapping(t *testing.T, honest int) {
 	if limit := baseGoroutines + 8*maxTotal + 20; maxGoroutines > limit {
 		t.Errorf("peak goroutines %d; want at most %d (base %d)", maxGoroutines, limit, baseGoroutines)
 	}
+	if n := announced.Load(); st.MasterChanges > n/4 {
+		t.Errorf("MasterChanges = %d for %d announcements; want the refuted replica not followed again and again", st.MasterChanges, n)
+	}
 	if honest > 0 && failed.Load() > 0 {
 		t.Errorf("%d of %d writes failed; want none: two honest Sentinels of three name the master", failed.Load(), failed.Load()+acked.Load())
 	}
