@@ -130,16 +130,16 @@ func TestAttackSentinelHungSentinel(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Get: %v", err)
 		}
-		c.Close()
+		defer c.Close() // held, so that the next Get dials
 		// The master dies, and from now on every query waits for the
 		// hung Sentinel: one of two is no majority.
 		hang.Store(true)
 		master.Close()
 		start := time.Now()
-		c, err = pool.GetContext(ctx)
+		c2, err := pool.GetContext(ctx)
 		el := time.Since(start)
 		if err == nil {
-			c.Close()
+			c2.Close()
 			t.Fatalf("Get with the master gone succeeded")
 		}
 		if !strings.Contains(err.Error(), master.Addr()) {
