@@ -304,23 +304,35 @@ func TestAttackSentinelCloseWhileResolving(t *testing.T) {
 		// setup returns the Sentinels, and the fake that hangs once it
 		// accepted conns connections.
 		setup func() (addrs []string, hung *redistest.FakeServer, conns int)
+		// minIdle: no borrow; New's MinIdle fill is what waits.
+		minIdle bool
 	}{
 		{"on a hung Sentinel", func() ([]string, *redistest.FakeServer, int) {
 			hung := redistest.NewFakeServer(t, redistest.Silent())
 			return []string{hung.Addr()}, hung, 2 // the query's and the subscription's
-		}},
+		}, false},
 		{"on the ROLE of a hung node that a Sentinel named", func() ([]string, *redistest.FakeServer, int) {
 			hung := redistest.NewFakeServer(t, redistest.Silent())
 			return []string{naming(hung.Addr()), naming(net.JoinHostPort(h, p))}, hung, 1
-		}},
+		}, false},
 		{"on the dial's ROLE check of a hung node", func() ([]string, *redistest.FakeServer, int) {
 			hung := redistest.NewFakeServer(t, redistest.Silent())
 			return []string{naming(hung.Addr())}, hung, 1
-		}},
+		}, false},
+		{"with New's MinIdle fill on a hung Sentinel", func() ([]string, *redistest.FakeServer, int) {
+			hung := redistest.NewFakeServer(t, redistest.Silent())
+			return []string{hung.Addr()}, hung, 2
+		}, true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			addrs, hung, conns := tt.setup()
+			minIdle := 0
+			if tt.minIdle {
+				minIdle = 1
+			}
+			start := time.Now()
 			pool, err := New(context.Background(), Config{
+				MinIdle:      minIdle,
 				CheckTimeout: 20 * time.Second,
 				DialTimeout:  20 * time.Second,
 				Sentinel:     &SentinelConfig{MasterName: "m", Addrs: addrs, Timeout: 20 * time.Second, PollInterval: -1},
@@ -328,17 +340,24 @@ func TestAttackSentinelCloseWhileResolving(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			if el := time.Since(start); el > time.Second {
+				t.Errorf("New took %v; want it to return at once", el)
+			}
 			got := make(chan error, 1)
-			go func() {
-				c, err := pool.GetContext(context.Background())
-				if err == nil {
-					c.Close()
-				}
-				got <- err
-			}()
+			if tt.minIdle {
+				got <- errors.New("no borrow")
+			} else {
+				go func() {
+					c, err := pool.GetContext(context.Background())
+					if err == nil {
+						c.Close()
+					}
+					got <- err
+				}()
+			}
 			waitFor(t, func() bool { return hung.Accepted() >= conns })
 			time.Sleep(50 * time.Millisecond) // most likely in the read by now; either way Close must end it
-			start := time.Now()
+			start = time.Now()
 			closed := make(chan struct{})
 			go func() {
 				pool.Close()
@@ -528,7 +547,7 @@ func testFlapping(t *testing.T, honest int) {
 
 	var readOnly, failed, acked, slowest atomic.Int64
 	var writers sync.WaitGroup
-	deadline := time.Now().Add(1500 * time.Millisecond)
+	deadline := time.Now().Add(time.Second)
 	for w := range maxTotal {
 		writers.Add(1)
 		go func() {
