@@ -1079,12 +1079,12 @@ func askRole(ctx context.Context, c *conn, timeout time.Duration) (string, error
 	if dl, ok := ctx.Deadline(); ok {
 		timeout = min(timeout, time.Until(dl))
 	}
-	defer context.AfterFunc(ctx, func() { c.nc.Close() })()
+	stop := context.AfterFunc(ctx, func() { c.nc.Close() })
 	reply, err := redis.Values(c.rc.DoWithTimeout(timeout, "ROLE"))
+	if !stop() {
+		return "", ctx.Err() // c is closed, whatever the reply was
+	}
 	if err != nil {
-		if ctx.Err() != nil {
-			return "", ctx.Err()
-		}
 		return "", err
 	}
 	if len(reply) == 0 {
