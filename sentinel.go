@@ -191,8 +191,9 @@ type sentinelClient struct {
 	last   *queryCall // the last query that ended, if any
 	closed bool
 
-	// refuted holds the addresses a query took the master away from, as
-	// no master or as an announcement it did not confirm, with when: an
+	// refuted holds, with when, the addresses a query took the master
+	// away from (as no master, or as an announcement it did not
+	// confirm) and those that said they are no master when dialed: an
 	// announcement of one of them within refutedFor is checked by a
 	// query before the pool follows it.
 	refuted map[string]time.Time

@@ -683,3 +683,64 @@ func TestAttackSentinelQueriesPacedInOutage(t *testing.T) {
 		t.Errorf("%d queries of the Sentinel in %v; want at most %d, one per %v", n, el, limit, requeryCooldown)
 	}
 }
+
+// TestAttackSentinelGarbageSubscription: a Sentinel that answers queries
+// but breaks its +switch-master subscription at once, with bytes that
+// are not RESP or with a 2 GiB bulk, is redialed with backoff, not in a
+// loop, costs no allocation of what it announces, and leaves the pool
+// on its master.
+func TestAttackSentinelGarbageSubscription(t *testing.T) {
+	checkNoLeak(t, goleak.IgnoreCurrent())
+	srv := redistest.StartServer(t)
+	h, p := splitHostPort(t, srv.Addr())
+	for _, tt := range []struct{ name, reply string }{
+		{"not RESP", "?junk\r\n"},
+		{"huge bulk", "*3\r\n$2147483647\r\nabc"},
+		{"hang-up", ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var subscribes atomic.Int32
+			sentinel := redistest.NewFakeServer(t, redistest.Dispatch(func(_ *redistest.FakeConn, cmd []string) (string, bool) {
+				if len(cmd) == 0 {
+					return "", true
+				}
+				switch strings.ToUpper(cmd[0]) {
+				case "SENTINEL":
+					if len(cmd) > 1 && strings.EqualFold(cmd[1], "MASTER") {
+						return "*2\r\n$12\r\nconfig-epoch\r\n$1\r\n0\r\n", false
+					}
+					return addrReply(h, p), false
+				case "SUBSCRIBE":
+					subscribes.Add(1)
+					return tt.reply, true
+				}
+				return "+OK\r\n", false
+			}))
+			pool := newTestPool(t, Config{
+				Sentinel: &SentinelConfig{MasterName: "m", Addrs: []string{sentinel.Addr()}, PollInterval: -1},
+			})
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			start := time.Now()
+			deadline := start.Add(500 * time.Millisecond)
+			for time.Now().Before(deadline) {
+				if _, err := pool.Do(context.Background(), "INCR", "k"); err != nil {
+					t.Fatalf("INCR: %v", err)
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			el := time.Since(start)
+			runtime.ReadMemStats(&after)
+			// Backoff from 50ms, doubling: 4 in the first 750ms.
+			if n := subscribes.Load(); n > 6 {
+				t.Errorf("%d subscriptions in %v; want the redials backed off", n, el)
+			}
+			if grown := after.TotalAlloc - before.TotalAlloc; grown > 64<<20 {
+				t.Errorf("allocated %d MiB for a Sentinel's subscription", grown>>20)
+			}
+			if st := pool.Stats(); st.MasterChanges != 0 || pool.Addr() != srv.Addr() {
+				t.Errorf("MasterChanges %d, Addr %s; want 0 and %s", st.MasterChanges, pool.Addr(), srv.Addr())
+			}
+		})
+	}
+}
