@@ -744,3 +744,57 @@ func TestAttackSentinelGarbageSubscription(t *testing.T) {
 		})
 	}
 }
+
+// TestSentinelRefutedAnnouncementIsCheckedFirst: an address a query
+// refuted is not followed again at once when announced: the
+// announcement asks for a query, which follows it if the failover is
+// genuine; once a query has named it, its announcements are news again.
+func TestSentinelRefutedAnnouncementIsCheckedFirst(t *testing.T) {
+	roles := map[string]string{"a:1": "master", "r:1": "slave"}
+	s := &sentinelClient{
+		cfg:      SentinelConfig{MasterName: "m"},
+		stats:    new(counters),
+		onChange: func() {},
+		wake:     make(chan struct{}, 1),
+		roleOf:   func(_ context.Context, addr string) (string, error) { return roles[addr], nil },
+	}
+	s.cur.Store(&master{addr: "a:1", gen: 1, epoch: 3, known: 3})
+	s.order = []string{"s1"}
+	woken := func() bool {
+		select {
+		case <-s.wake:
+			return true
+		default:
+			return false
+		}
+	}
+	query := func(named string, epoch int64) {
+		t.Helper()
+		if err := s.settle(context.Background(), s.cur.Load(), s.order, []answer{{sentinel: "s1", addr: named, epoch: epoch}}); err != nil {
+			t.Fatalf("settle: %v", err)
+		}
+	}
+
+	s.announce("r:1", "test")
+	if s.addr() != "r:1" || !woken() {
+		t.Fatalf("first announcement: master %s; want r:1 followed at once, and a query asked", s.addr())
+	}
+	query("a:1", 3) // ROLE: r:1 is a slave
+	if s.addr() != "a:1" {
+		t.Fatalf("after the query: master %s; want a:1", s.addr())
+	}
+	s.announce("r:1", "test")
+	if s.addr() != "a:1" || !woken() || s.stats.masterChanges.Load() != 2 {
+		t.Fatalf("refuted address announced again: master %s, %d changes; want a:1 kept (2 changes) and a query asked",
+			s.addr(), s.stats.masterChanges.Load())
+	}
+	// A genuine failover to r:1: the query the announcement asked for finds it.
+	roles = map[string]string{"a:1": "slave", "r:1": "master"}
+	query("r:1", 4)
+	if s.addr() != "r:1" {
+		t.Fatalf("after the genuine failover's query: master %s; want r:1", s.addr())
+	}
+	if _, ok := s.refuted["r:1"]; ok {
+		t.Errorf("r:1 still refuted after a query named it")
+	}
+}
