@@ -188,13 +188,22 @@ type sentinelClient struct {
 	mu     sync.Mutex // protects following fields
 	order  []string   // Sentinels, for ties and messages; refuted ones last
 	query  *queryCall // the query in flight, if any
+	last   *queryCall // the last query that ended, if any
 	closed bool
+
+	// refuted holds, with when, the addresses a query took the master
+	// away from (as no master, or as an announcement it did not
+	// confirm) and those that said they are no master when dialed: an
+	// announcement of one of them within refutedFor is checked by a
+	// query before the pool follows it.
+	refuted map[string]time.Time
 }
 
 // queryCall is a query of the Sentinels that concurrent callers share.
 type queryCall struct {
-	done chan struct{}
-	err  error
+	done  chan struct{}
+	err   error     // set, with ended, before done is closed
+	ended time.Time // when it ended
 }
 
 // dataNodes is how the Sentinel target reaches the data nodes: through
@@ -270,6 +279,10 @@ func (s *sentinelClient) addr() string {
 	return ""
 }
 
+// refutedFor is how long an address a query refuted is not followed at
+// once when announced again.
+const refutedFor = 5 * time.Second
+
 // announce makes addr, named by a +switch-master, the master. An
 // announcement is news of a failover that queries may not show yet (the
 // other Sentinels learn of it within seconds), so the pool follows it at
@@ -277,11 +290,21 @@ func (s *sentinelClient) addr() string {
 // is undone by that query (see resolve). An announcement carries no
 // config-epoch and none is made up for it: an invented one would make
 // every honest answer look older and keep the pool on a bogus target.
+//
+// An address a query refuted within refutedFor is only checked: a
+// Sentinel that keeps announcing a replica would otherwise make the
+// pool leave its master, and close its connections, at every message.
+// If the failover is genuine that query finds it.
 func (s *sentinelClient) announce(addr, why string) {
 	s.mu.Lock()
 	old := s.cur.Load()
 	if old != nil && old.addr == addr {
 		s.mu.Unlock()
+		return
+	}
+	if at, ok := s.refuted[addr]; ok && time.Since(at) < refutedFor {
+		s.mu.Unlock()
+		s.requery()
 		return
 	}
 	next := &master{addr: addr, gen: 1, epoch: -1, known: -1, announced: true}
@@ -316,13 +339,29 @@ func (s *sentinelClient) changed(old *master, addr, why string) {
 // refresh asks the Sentinels for the master and switches to it. Callers
 // at the same time share one query, which Close interrupts; a caller
 // stops waiting for it when ctx ends.
-func (s *sentinelClient) refresh(ctx context.Context) error {
+func (s *sentinelClient) refresh(ctx context.Context) error { return s.ask(ctx, false) }
+
+// refreshPaced is refresh for the dials: within requeryCooldown of the
+// end of a query it returns that query's outcome instead of asking
+// again. Every borrow that finds the master down retries its dial and
+// asks between tries; borrows that keep coming would otherwise query
+// the Sentinels, a new connection to each, hundreds of times a second,
+// at the moment they are busiest. The poller, which checks
+// announcements, always asks.
+func (s *sentinelClient) refreshPaced(ctx context.Context) error { return s.ask(ctx, true) }
+
+func (s *sentinelClient) ask(ctx context.Context, paced bool) error {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
 		return ErrPoolClosed
 	}
 	call := s.query
+	if call == nil && paced && s.last != nil && time.Since(s.last.ended) < requeryCooldown {
+		err := s.last.err
+		s.mu.Unlock()
+		return err
+	}
 	if call == nil {
 		call = &queryCall{done: make(chan struct{})}
 		s.query = call
@@ -332,8 +371,9 @@ func (s *sentinelClient) refresh(ctx context.Context) error {
 			err := s.resolve(s.ctx)
 			s.mu.Lock()
 			s.query = nil
+			call.err, call.ended = err, time.Now()
+			s.last = call
 			s.mu.Unlock()
-			call.err = err
 			close(call.done)
 		}()
 	}
@@ -517,10 +557,32 @@ func (s *sentinelClient) settle(ctx context.Context, m0 *master, order []string,
 	}
 	s.mu.Lock()
 	s.order = append(append(front, middle...), back...)
+	if m0 != nil && best.addr != m0.addr {
+		for _, c := range cands {
+			if c.addr == m0.addr && (m0.announced || c.role == roleNotMaster) {
+				s.refute(m0.addr)
+			}
+		}
+	}
 	s.mu.Unlock()
 
 	s.choose(m0, best)
 	return nil
+}
+
+// refute records that a query refuted addr, and forgets those refuted
+// longer than refutedFor ago. s.mu is held.
+func (s *sentinelClient) refute(addr string) {
+	now := time.Now()
+	for a, at := range s.refuted {
+		if now.Sub(at) >= refutedFor {
+			delete(s.refuted, a)
+		}
+	}
+	if s.refuted == nil {
+		s.refuted = make(map[string]time.Time)
+	}
+	s.refuted[addr] = now
 }
 
 // candidates gathers the addresses the answers name, with the current
@@ -610,6 +672,7 @@ func (s *sentinelClient) choose(m0 *master, c *candidate) {
 		s.mu.Unlock()
 		return
 	}
+	delete(s.refuted, c.addr) // a query names it: the next announcement of it is news again
 	next := &master{addr: c.addr, gen: 1, epoch: c.epoch, known: c.epoch}
 	if m0 != nil {
 		next.known = max(m0.known, m0.epoch, c.epoch)
@@ -686,12 +749,15 @@ func (s *sentinelClient) askOne(ctx context.Context, a string) (string, int64, e
 		return "", 0, err
 	}
 	if err == nil && len(hp) != 2 {
-		err = fmt.Errorf("GET-MASTER-ADDR-BY-NAME replied %q; want host and port", hp)
+		err = fmt.Errorf("replied %q; want host and port", hp)
+	}
+	var addr string
+	if err == nil {
+		addr, err = nodeAddr(hp[0], hp[1])
 	}
 	if err != nil {
-		return "", 0, s.sentinelError(ctx, a, err)
+		return "", 0, s.sentinelError(ctx, a, fmt.Errorf("GET-MASTER-ADDR-BY-NAME %s: %w", s.cfg.MasterName, err))
 	}
-	addr := net.JoinHostPort(hp[0], hp[1])
 	info, err := redis.StringMap(c.Receive())
 	var refused redis.Error
 	switch {
@@ -705,6 +771,14 @@ func (s *sentinelClient) askOne(ctx context.Context, a string) (string, int64, e
 		epoch = -1
 	}
 	return addr, epoch, nil
+}
+
+// nodeAddr is host:port for a data node's address as a Sentinel gives
+// it, in an answer or a +switch-master, or an error if it is none: a
+// port out of range would fail every dial until BorrowTimeout, and an
+// empty host would dial the local host, which no Sentinel named.
+func nodeAddr(host, port string) (string, error) {
+	return listedAddr("master address", net.JoinHostPort(host, port), "")
 }
 
 // dialSentinel connects to a Sentinel and authenticates. ctx bounds the connect
@@ -730,6 +804,9 @@ func (s *sentinelClient) dialSentinel(ctx context.Context, a string) (redis.Conn
 		}
 		nc = tlsConn
 	}
+	// A Sentinel's replies pass the data nodes' reply guard: a hostile
+	// or broken one must not make redigo allocate gigabytes either.
+	nc = &guardConn{Conn: nc, addr: a}
 	c := &closingConn{ConnWithTimeout: redis.NewConn(nc, 0, s.cfg.Timeout).(redis.ConnWithTimeout)}
 	c.stop = context.AfterFunc(ctx, func() { c.ConnWithTimeout.Close() })
 	if s.cfg.Password != "" {
@@ -875,9 +952,18 @@ func (s *sentinelClient) subscribe(a string) error {
 		case redis.Message:
 			// "<name> <old host> <old port> <new host> <new port>"
 			f := strings.Fields(string(m.Data))
-			if len(f) == 5 && f[0] == s.cfg.MasterName {
-				s.announce(net.JoinHostPort(f[3], f[4]), "+switch-master from "+a)
+			if len(f) != 5 || f[0] != s.cfg.MasterName {
+				continue
 			}
+			addr, err := nodeAddr(f[3], f[4])
+			if err != nil {
+				if s.log != nil {
+					s.log.LogAttrs(s.ctx, slog.LevelWarn, "redispool: malformed +switch-master ignored",
+						slog.String("master", s.cfg.MasterName), slog.String("sentinel", a), slog.String("error", err.Error()))
+				}
+				continue
+			}
+			s.announce(addr, "+switch-master from "+a)
 		}
 	}
 }
@@ -906,14 +992,14 @@ func (s *sentinelClient) dial(ctx context.Context) (*conn, uint64, error) {
 		m := s.cur.Load()
 		if m == nil {
 			// The first dial: no Sentinel, or an unknown master, fails it.
-			if err := s.refresh(ctx); err != nil {
+			if err := s.refreshPaced(ctx); err != nil {
 				return nil, 0, err
 			}
 			continue
 		}
 		c, err := s.nodes.dial(ctx, m.addr, false) // checkRole proves it
 		if err == nil {
-			err = s.checkRole(ctx, c.rc, m.addr)
+			err = s.checkRole(ctx, c, m.addr)
 			if err == nil && s.cur.Load() != m {
 				err = fmt.Errorf("redispool: master %q moved from %s during the dial", s.cfg.MasterName, m.addr)
 			}
@@ -932,8 +1018,20 @@ func (s *sentinelClient) dial(ctx context.Context) (*conn, uint64, error) {
 			return nil, 0, err
 		}
 		pause = min(2*pause, 200*time.Millisecond)
-		s.refresh(ctx) // a failure is this loop's next dial error
+		s.refreshUntil(ctx, deadline) // a failure is this loop's next dial error
 	}
+}
+
+// refreshUntil is refresh that stops waiting at deadline, if not zero:
+// a query held up by a hung Sentinel, which waits out Timeout, must
+// not keep a retrying dial past BorrowTimeout.
+func (s *sentinelClient) refreshUntil(ctx context.Context, deadline time.Time) {
+	if !deadline.IsZero() {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, deadline)
+		defer cancel()
+	}
+	s.refreshPaced(ctx)
 }
 
 func errorText(err error) string {
@@ -945,14 +1043,20 @@ func errorText(err error) string {
 }
 
 // checkRole asks a newly dialed node for its ROLE, under CheckTimeout
-// and ctx. Sentinel names the master it believes in; the node may have
-// been demoted since, or restarted empty.
-func (s *sentinelClient) checkRole(ctx context.Context, rc redis.ConnWithTimeout, addr string) error {
-	role, err := askRole(ctx, rc, s.nodes.checkTimeout)
+// and ctx, and until close. Sentinel names the master it believes in;
+// the node may have been demoted since, or restarted empty.
+func (s *sentinelClient) checkRole(ctx context.Context, c *conn, addr string) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(s.ctx, cancel)()
+	role, err := askRole(ctx, c, s.nodes.checkTimeout)
 	switch {
 	case err != nil:
 		return fmt.Errorf("redispool: ROLE of %s, master %q: %w", addr, s.cfg.MasterName, err)
 	case role != "master":
+		s.mu.Lock()
+		s.refute(addr)
+		s.mu.Unlock()
 		return fmt.Errorf("redispool: %s is a %s, not the master %q", addr, role, s.cfg.MasterName)
 	}
 	return nil
@@ -966,16 +1070,21 @@ func (s *sentinelClient) role(ctx context.Context, addr string) (string, error) 
 		return "", err
 	}
 	defer c.rc.Close()
-	return askRole(ctx, c.rc, s.nodes.checkTimeout)
+	return askRole(ctx, c, s.nodes.checkTimeout)
 }
 
-// askRole returns the first element of rc's ROLE reply, asked within
-// timeout and ctx.
-func askRole(ctx context.Context, rc redis.ConnWithTimeout, timeout time.Duration) (string, error) {
+// askRole returns the first element of c's ROLE reply, asked within
+// timeout and ctx. ctx's end closes c: a hung node must not hold Close,
+// or a borrow whose ctx ended, for a whole CheckTimeout.
+func askRole(ctx context.Context, c *conn, timeout time.Duration) (string, error) {
 	if dl, ok := ctx.Deadline(); ok {
 		timeout = min(timeout, time.Until(dl))
 	}
-	reply, err := redis.Values(rc.DoWithTimeout(timeout, "ROLE"))
+	stop := context.AfterFunc(ctx, func() { c.nc.Close() })
+	reply, err := redis.Values(c.rc.DoWithTimeout(timeout, "ROLE"))
+	if !stop() {
+		return "", ctx.Err() // c is closed, whatever the reply was
+	}
 	if err != nil {
 		return "", err
 	}
