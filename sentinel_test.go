@@ -934,6 +934,11 @@ func TestSentinelMasterKilledUnderLoad(t *testing.T) {
 	if len(errs) > 2*32 {
 		t.Errorf("%d errors; want at most about one per writer (commands in flight)", len(errs))
 	}
+	// The writers' Do is auto-pipelined: all of the above held for the
+	// shared connections, which the failover retired.
+	if st := p.Stats(); st.PipelinedCommands < int64(acked)/2 {
+		t.Errorf("%d of %d writes pipelined; want Do's default, pipelining, under test", st.PipelinedCommands, acked)
+	}
 }
 
 // TestSentinelHeldConnectionAcrossFailover holds a connection across a
