@@ -229,7 +229,8 @@ func TestPipelineGetContextEndedBeforeSendBreaksNothing(t *testing.T) {
 // when it does not: with the replica stopped, WAIT must time out with
 // 0, not return 1 at once.
 func TestPipelineGetWaitCoversPipelinedWrites(t *testing.T) {
-	master := redistest.StartServer(t)
+	// No delay before the replica's first sync (5 s by default).
+	master := redistest.StartServer(t, "--repl-diskless-sync-delay", "0")
 	replica := redistest.StartServer(t)
 	replica.Do(t, "REPLICAOF", "127.0.0.1", strconv.Itoa(master.Port()))
 	waitForWithin(t, 10*time.Second, func() bool {
@@ -239,7 +240,8 @@ func TestPipelineGetWaitCoversPipelinedWrites(t *testing.T) {
 	})
 	p := pipeGetPool(t, master, Config{MaxTotal: 8})
 
-	for _, mode := range []string{"Do", "Send"} {
+	// DoWithTimeout is how a WAIT longer than ReadTimeout is sent.
+	for _, mode := range []string{"Do", "Send", "DoWithTimeout"} {
 		t.Run(mode, func(t *testing.T) {
 			// Synced first, so that the replica's acknowledged offset
 			// is the master's.
@@ -261,9 +263,12 @@ func TestPipelineGetWaitCoversPipelinedWrites(t *testing.T) {
 			}
 			var n int
 			var err error
-			if mode == "Do" {
+			switch mode {
+			case "Do":
 				n, err = redis.Int(c.Do("WAIT", 1, 300))
-			} else {
+			case "DoWithTimeout":
+				n, err = redis.Int(redis.DoWithTimeout(c, 5*time.Second, "WAIT", 1, 300))
+			case "Send":
 				if err := c.Send("WAIT", 1, 300); err != nil {
 					t.Fatal(err)
 				}
@@ -272,6 +277,50 @@ func TestPipelineGetWaitCoversPipelinedWrites(t *testing.T) {
 			}
 			if err != nil || n != 0 {
 				t.Fatalf("WAIT with the replica stopped after a pipelined SET = %d, %v; want 0", n, err)
+			}
+		})
+	}
+
+	// In a transaction the PUBLISH would be queued too, and EXEC would
+	// answer one command more than the borrower queued. It is not
+	// sent there (a WAIT in a transaction does not wait); the first
+	// WAIT after EXEC still covers the pipelined writes.
+	for _, mode := range []string{"Do", "Send"} {
+		t.Run("InTransaction/"+mode, func(t *testing.T) {
+			replica.Pause()
+			defer replica.Resume()
+			c := p.Get()
+			defer c.Close()
+			if _, err := c.Do("SET", "pg:wait", mode); err != nil {
+				t.Fatal(err)
+			}
+			var exec any
+			var err error
+			if mode == "Do" {
+				mustDo(t, c, "MULTI")
+				mustDo(t, c, "INCR", "pg:wait:n")
+				mustDo(t, c, "WAIT", 1, 0)
+				exec, err = c.Do("EXEC")
+			} else {
+				for _, cmd := range [][]any{{"MULTI"}, {"INCR", "pg:wait:n"}, {"WAIT", 1, 0}, {"EXEC"}} {
+					if err := c.Send(cmd[0].(string), cmd[1:]...); err != nil {
+						t.Fatalf("Send %v: %v", cmd, err)
+					}
+				}
+				var all []any
+				all, err = redis.Values(c.Do(""))
+				if err == nil && len(all) != 4 {
+					t.Fatalf("replies %s; want 4", formatReply(all))
+				}
+				if err == nil {
+					exec = all[3]
+				}
+			}
+			if r, ok := exec.([]any); err != nil || !ok || len(r) != 2 {
+				t.Fatalf("EXEC of INCR and WAIT = %s, %v; want two replies", formatReply(exec), err)
+			}
+			if n, err := redis.Int(c.Do("WAIT", 1, 300)); err != nil || n != 0 {
+				t.Fatalf("WAIT after EXEC, with the replica stopped after a pipelined SET = %d, %v; want 0", n, err)
 			}
 		})
 	}
