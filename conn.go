@@ -334,7 +334,8 @@ func (ec errorConn) ReceiveContext(context.Context) (any, error)            { re
 //     waitChannel: Redis replicates it, which makes that connection's
 //     last write later than the pipelined ones. (A server in cluster
 //     mode does not replicate PUBLISH: clusterConn.markWrites writes a
-//     key instead.)
+//     key instead.) Do, DoWithTimeout and Send all do so, but not in a
+//     transaction (see markWrites).
 //   - An I/O error of a shared connection, or a context that ends while
 //     a command is in flight, breaks this connection as it would break
 //     an exclusive one: every later call returns the error.
@@ -476,15 +477,41 @@ func (pc *pipeConn) do(ctx context.Context, cmd string, args []any) (any, error)
 			return nil, err
 		}
 	}
-	if pc.wrote && lookupCommand(cmd).block == blockOwnWrites {
-		// See the type's doc: make this connection's last write later
-		// than the pipelined ones.
-		if _, err := ac.DoContext(ctx, "PUBLISH", waitChannel, ""); err != nil {
-			return nil, fmt.Errorf("redispool: PUBLISH before %s, to cover the writes sent pipelined: %w", cmd, err)
-		}
-		pc.wrote = false
+	if err := pc.markWrites(ctx, ac, cmd, false); err != nil {
+		return nil, err
 	}
 	return ac.DoContext(ctx, cmd, args...)
+}
+
+// markWrites prepares WAIT or WAITAOF (cmd) on ac after pipelined
+// writes: it makes ac's last write later than theirs with a PUBLISH to
+// waitChannel (see the type's doc). For any other command, or with no
+// pipelined write since the last PUBLISH, it does nothing.
+//
+// In a transaction it does nothing either: the PUBLISH would be queued,
+// and EXEC would answer one command more than the borrower queued; a
+// WAIT there does not wait (as clusterConn.markWrites). A MULTI whose
+// EXEC or DISCARD was sent but not yet answered is over by the time
+// the PUBLISH runs.
+//
+// send is for Send: the PUBLISH's reply must not reach Receive, so it
+// is read here, which it can only be before anything else is sent.
+func (pc *pipeConn) markWrites(ctx context.Context, ac *activeConn, cmd string, send bool) error {
+	if !pc.wrote || lookupCommand(cmd).block != blockOwnWrites {
+		return nil
+	}
+	t := &ac.c.t
+	if t.flags()&stateMulti != 0 && t.pending.Load() == 0 {
+		return nil
+	}
+	if send && t.sent != 0 {
+		return errors.New("redispool: " + cmd + " sent with Send after other Sends on a PipelineGet connection that wrote pipelined: send it with Do, or first")
+	}
+	if _, err := ac.DoContext(ctx, "PUBLISH", waitChannel, ""); err != nil {
+		return fmt.Errorf("redispool: PUBLISH before %s, to cover the writes sent pipelined: %w", cmd, err)
+	}
+	pc.wrote = false
+	return nil
 }
 
 // mayWrite reports whether a pipelined command may write: a keyed one
@@ -513,6 +540,9 @@ func (pc *pipeConn) DoWithTimeout(timeout time.Duration, cmd string, args ...any
 	if err != nil {
 		return nil, err
 	}
+	if err := pc.markWrites(context.Background(), ac, cmd, false); err != nil {
+		return nil, err
+	}
 	return ac.DoWithTimeout(timeout, cmd, args...)
 }
 
@@ -532,16 +562,8 @@ func (pc *pipeConn) Send(cmd string, args ...any) error {
 	if err != nil {
 		return err
 	}
-	if pc.wrote && lookupCommand(cmd).block == blockOwnWrites {
-		// As in do; but PUBLISH's reply must not reach Receive, so it is
-		// read here, which it can only be before anything else is sent.
-		if ac.c.t.sent != 0 {
-			return errors.New("redispool: " + cmd + " sent with Send after other Sends on a PipelineGet connection that wrote pipelined: send it with Do, or first")
-		}
-		if _, err := ac.Do("PUBLISH", waitChannel, ""); err != nil {
-			return fmt.Errorf("redispool: PUBLISH before %s, to cover the writes sent pipelined: %w", cmd, err)
-		}
-		pc.wrote = false
+	if err := pc.markWrites(context.Background(), ac, cmd, true); err != nil {
+		return err
 	}
 	return ac.Send(cmd, args...)
 }
