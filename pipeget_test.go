@@ -380,3 +380,41 @@ func TestPipelineGetManyBorrowers(t *testing.T) {
 	p.Close()
 	s.WaitClients(t, 0, func(c redistest.ClientInfo) bool { return c.Name == name })
 }
+
+// TestPipelineGetCloseStopsABorrowingReceiver: redigo stops a pub/sub
+// receiver by closing its connection from another goroutine. A
+// PipelineGet connection's first Receive borrows, and may wait for a
+// connection; Close must end that wait at once, as it ends a read,
+// rather than wait BorrowTimeout for it, and the receiver must learn
+// that the connection was closed.
+func TestPipelineGetCloseStopsABorrowingReceiver(t *testing.T) {
+	s := redistest.StartServer(t)
+	p := pipeGetPool(t, s, Config{MaxTotal: 1, BorrowTimeout: 20 * time.Second})
+	held := mustGet(t, p)
+	defer held.Close()
+	mustDo(t, held, "MULTI") // the pool's only connection, borrowed
+
+	c := p.Get()
+	errc := make(chan error, 1)
+	go func() {
+		_, err := c.Receive()
+		errc <- err
+	}()
+	waitForWithin(t, 5*time.Second, func() bool { return p.Stats().Waiting == 1 })
+	closed := make(chan struct{})
+	go func() {
+		c.Close()
+		close(closed)
+	}()
+	select {
+	case <-closed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close still waiting after 5s for the receiver's borrow (BorrowTimeout 20s)")
+	}
+	if err := <-errc; !errors.Is(err, ErrConnClosed) {
+		t.Fatalf("Receive ended by Close: %v; want ErrConnClosed", err)
+	}
+	if st := p.Stats(); st.Waiting != 0 || st.Active != 1 {
+		t.Fatalf("Stats: Waiting %d, Active %d; want 0 and 1 (the held connection)", st.Waiting, st.Active)
+	}
+}
