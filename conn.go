@@ -357,6 +357,10 @@ type pipeConn struct {
 	// first to need it (see tracker). Close takes it too.
 	mu sync.Mutex
 	ex atomic.Pointer[activeConn] // the borrower's own connection, once borrowed
+	// stop ends the borrow under way in exclusive, if any: Close calls
+	// it, so that a receiver waiting for a connection stops at once, as
+	// one reading stops when Close closes the socket under it.
+	stop atomic.Pointer[context.CancelFunc]
 
 	// Touched by Do and DoContext only, which redigo runs alone.
 	err   error // what broke the connection
@@ -393,14 +397,23 @@ func (pc *pipeConn) exclusive(ctx context.Context) (*activeConn, error) {
 	}
 	pc.mu.Lock()
 	defer pc.mu.Unlock()
-	if pc.closed.Load() {
-		return nil, ErrConnClosed
-	}
 	if ac := pc.ex.Load(); ac != nil {
 		return ac, nil
 	}
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	pc.stop.Store(&stop)
+	defer pc.stop.Store(nil)
+	// Close sets closed, then calls stop if stored: checked after the
+	// Store, so either Close finds stop or this finds closed.
+	if pc.closed.Load() {
+		return nil, ErrConnClosed
+	}
 	c, err := pc.p.get(ctx)
 	if err != nil {
+		if pc.closed.Load() {
+			return nil, ErrConnClosed
+		}
 		return nil, err
 	}
 	ac := &activeConn{p: pc.p, c: c}
@@ -412,7 +425,11 @@ func (pc *pipeConn) Close() error {
 	if pc.closed.Swap(true) {
 		return nil
 	}
-	// A borrow under way finishes first, and is then returned here.
+	// A borrow under way is stopped; if it got a connection even so, it
+	// is returned here.
+	if stop := pc.stop.Load(); stop != nil {
+		(*stop)()
+	}
 	pc.mu.Lock()
 	ac := pc.ex.Load()
 	pc.mu.Unlock()
