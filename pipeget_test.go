@@ -418,3 +418,57 @@ func TestPipelineGetCloseStopsABorrowingReceiver(t *testing.T) {
 		t.Fatalf("Stats: Waiting %d, Active %d; want 0 and 1 (the held connection)", st.Waiting, st.Active)
 	}
 }
+
+// TestPipelineGetFailedBorrowBreaksTheConnection: redigo's transaction
+// idiom ignores the errors of Send("MULTI") and the queued commands and
+// reads EXEC's. On an exclusive connection whose Get failed, every call
+// fails and nothing runs. A PipelineGet connection borrows at MULTI; if
+// that borrow fails and a later one succeeds, the queued INCRs must not
+// run outside a transaction: a failed borrow breaks the connection, as
+// a failed Get leaves an error connection.
+func TestPipelineGetFailedBorrowBreaksTheConnection(t *testing.T) {
+	s := redistest.StartServer(t)
+	p := pipeGetPool(t, s, Config{MaxTotal: 2, FailFast: true})
+	for _, mode := range []string{"Send", "Do"} {
+		t.Run(mode, func(t *testing.T) {
+			key := "pg:failed:" + mode
+			held1, held2 := mustGet(t, p), mustGet(t, p)
+			mustDo(t, held1, "CLIENT", "ID") // borrows
+			mustDo(t, held2, "CLIENT", "ID")
+			defer held1.Close()
+
+			c := p.Get()
+			defer c.Close()
+			var err error
+			if mode == "Send" {
+				err = c.Send("MULTI")
+			} else {
+				_, err = c.Do("MULTI")
+			}
+			if !errors.Is(err, ErrPoolExhausted) {
+				t.Fatalf("MULTI with every connection borrowed: %v; want ErrPoolExhausted", err)
+			}
+			held2.Close() // a connection is free again
+
+			var exec error
+			if mode == "Send" {
+				c.Send("INCR", key)
+				c.Send("INCR", key)
+				_, exec = c.Do("EXEC")
+			} else {
+				c.Do("INCR", key)
+				c.Do("INCR", key)
+				_, exec = c.Do("EXEC")
+			}
+			if !errors.Is(exec, ErrPoolExhausted) {
+				t.Errorf("EXEC after the failed MULTI: %v; want the borrow's ErrPoolExhausted", exec)
+			}
+			if !errors.Is(c.Err(), ErrPoolExhausted) {
+				t.Errorf("Err() = %v; want ErrPoolExhausted", c.Err())
+			}
+			if v, err := s.Exec("GET", key); err != nil || v != nil {
+				t.Fatalf("%s = %v, %v; want nil: the INCRs ran outside the transaction", key, v, err)
+			}
+		})
+	}
+}
