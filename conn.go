@@ -347,7 +347,8 @@ func (ec errorConn) ReceiveContext(context.Context) (any, error)            { re
 //
 // Get does not borrow, so it does not wait for a connection and does not
 // fail for want of one: a borrow that fails does so at the first call
-// that needs it. A pipeConn that never borrowed does not count as
+// that needs it, and breaks the connection, as a failed Get leaves an
+// error connection (unless the call's context had ended before it). A pipeConn that never borrowed does not count as
 // Active, and AbandonedTimeout does not see it.
 type pipeConn struct {
 	p      *Pool
@@ -362,9 +363,15 @@ type pipeConn struct {
 	// one reading stops when Close closes the socket under it.
 	stop atomic.Pointer[context.CancelFunc]
 
-	// Touched by Do and DoContext only, which redigo runs alone.
-	err   error // what broke the connection
-	wrote bool  // a command that may write went down a shared connection since the last WAIT
+	// err is what broke the connection: an error of a shared
+	// connection, or a borrow that failed. Atomic: a receiver's borrow
+	// may fail while a sender looks.
+	err atomic.Pointer[error]
+
+	// wrote is set when a command that may write went down a shared
+	// connection since the last WAIT marker; touched by Do, DoContext,
+	// DoWithTimeout and Send, which redigo runs one at a time.
+	wrote bool
 }
 
 // getPiped is GetContext with Config.PipelineGet: it borrows nothing,
@@ -400,6 +407,11 @@ func (pc *pipeConn) exclusive(ctx context.Context) (*activeConn, error) {
 	if ac := pc.ex.Load(); ac != nil {
 		return ac, nil
 	}
+	if err := ctx.Err(); err != nil {
+		// Ended before the call: no borrow, nothing broken, as on an
+		// exclusive connection, where nothing would be sent.
+		return nil, fmt.Errorf("redispool: get connection: %w", err)
+	}
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
 	pc.stop.Store(&stop)
@@ -414,12 +426,28 @@ func (pc *pipeConn) exclusive(ctx context.Context) (*activeConn, error) {
 		if pc.closed.Load() {
 			return nil, ErrConnClosed
 		}
+		// As a Get that failed leaves an error connection: redigo's
+		// MULTI idiom ignores the errors before EXEC's, and a later
+		// borrow, or the pipeline, would run the queued commands
+		// outside any transaction.
+		pc.fail(err)
 		return nil, err
 	}
 	ac := &activeConn{p: pc.p, c: c}
 	pc.ex.Store(ac)
 	return ac, nil
 }
+
+// failed returns what broke the connection, or nil.
+func (pc *pipeConn) failed() error {
+	if err := pc.err.Load(); err != nil {
+		return *err
+	}
+	return nil
+}
+
+// fail breaks the connection with err, unless it is broken already.
+func (pc *pipeConn) fail(err error) { pc.err.CompareAndSwap(nil, &err) }
 
 func (pc *pipeConn) Close() error {
 	if pc.closed.Swap(true) {
@@ -443,8 +471,8 @@ func (pc *pipeConn) Err() error {
 	switch {
 	case pc.closed.Load():
 		return ErrConnClosed
-	case pc.err != nil:
-		return pc.err
+	case pc.failed() != nil:
+		return pc.failed()
 	}
 	if ac := pc.ex.Load(); ac != nil {
 		return ac.Err()
@@ -464,8 +492,8 @@ func (pc *pipeConn) do(ctx context.Context, cmd string, args []any) (any, error)
 	if pc.closed.Load() {
 		return nil, ErrConnClosed
 	}
-	if pc.err != nil {
-		return nil, pc.err
+	if err := pc.failed(); err != nil {
+		return nil, err
 	}
 	ac := pc.ex.Load()
 	if ac == nil {
@@ -483,7 +511,7 @@ func (pc *pipeConn) do(ctx context.Context, cmd string, args []any) (any, error)
 				pc.wrote = true
 			}
 			if _, ok := err.(redis.Error); err != nil && !ok {
-				pc.err = err
+				pc.fail(err)
 			}
 			return reply, err
 		case cmd == "":
@@ -568,8 +596,8 @@ func (pc *pipeConn) own(ctx context.Context) (*activeConn, error) {
 	if pc.closed.Load() {
 		return nil, ErrConnClosed
 	}
-	if pc.err != nil {
-		return nil, pc.err
+	if err := pc.failed(); err != nil {
+		return nil, err
 	}
 	return pc.exclusive(ctx)
 }
@@ -592,7 +620,7 @@ func (pc *pipeConn) Flush() error {
 	if ac := pc.ex.Load(); ac != nil {
 		return ac.Flush()
 	}
-	return pc.err // nothing sent, nothing to flush
+	return pc.failed() // nothing sent, nothing to flush
 }
 
 func (pc *pipeConn) Receive() (any, error) {
