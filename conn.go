@@ -348,8 +348,9 @@ func (ec errorConn) ReceiveContext(context.Context) (any, error)            { re
 // Get does not borrow, so it does not wait for a connection and does not
 // fail for want of one: a borrow that fails does so at the first call
 // that needs it, and breaks the connection, as a failed Get leaves an
-// error connection (unless the call's context had ended before it). A pipeConn that never borrowed does not count as
-// Active, and AbandonedTimeout does not see it.
+// error connection (unless the call's context had ended before it). A
+// pipeConn that never borrowed does not count as Active, and
+// AbandonedTimeout does not see it.
 type pipeConn struct {
 	p      *Pool
 	closed atomic.Bool
