@@ -472,3 +472,61 @@ func TestPipelineGetFailedBorrowBreaksTheConnection(t *testing.T) {
 		})
 	}
 }
+
+// TestPipelineGetRepliesAsAnExclusiveConnection runs each script on a
+// PipelineGet connection and on an exclusive one, each on a server of
+// its own, and compares every reply and error.
+func TestPipelineGetRepliesAsAnExclusiveConnection(t *testing.T) {
+	type step struct {
+		send bool // Send, not Do
+		cmd  string
+		args []any
+	}
+	do := func(cmd string, args ...any) step { return step{cmd: cmd, args: args} }
+	send := func(cmd string, args ...any) step { return step{send: true, cmd: cmd, args: args} }
+	scripts := []struct {
+		name  string
+		steps []step
+	}{
+		// WAIT after pipelined writes and Sends whose replies are
+		// unread: Do returns the last reply and the first error, and
+		// the PUBLISH before WAIT must not take their place.
+		{"WaitAfterSends", []step{do("SET", "s", "x"), send("SET", "t", "y"), send("INCR", "s"), do("WAIT", 0, 0)}},
+		{"DoEmptyAfterSends", []step{do("SET", "s", "x"), send("INCR", "s"), send("GET", "s"), do("")}},
+		{"SelectOther", []step{do("SET", "s", "0"), do("SELECT", 3), do("GET", "s"), do("SET", "s", "3"), do("SELECT", 0), do("GET", "s")}},
+		{"WatchGetMulti", []step{do("SET", "s", "1"), do("WATCH", "s"), do("GET", "s"), do("MULTI"), do("INCR", "s"), do("EXEC"), do("GET", "s")}},
+		{"MultiError", []step{do("SET", "s", "x"), do("MULTI"), do("INCR", "s"), do("NOSUCH"), do("EXEC"), do("GET", "s")}},
+		{"Unknown", []step{do("NOSUCH", "s"), do("SET", "s", "1"), do("GET", "s")}},
+		{"ExpireTTL", []step{do("SET", "s", "1"), do("EXPIRE", "s", 100), do("TTL", "s"), do("PERSIST", "s"), do("TTL", "s")}},
+		{"EvalWait", []step{do("EVAL", "return redis.call('SET', KEYS[1], 'v')", 1, "s"), do("WAIT", 0, 0), do("GET", "s")}},
+		{"SetName", []step{do("CLIENT", "SETNAME", "mine"), do("CLIENT", "GETNAME")}},
+	}
+	run := func(t *testing.T, p *Pool, steps []step) []string {
+		c := p.Get()
+		defer c.Close()
+		var got []string
+		for _, st := range steps {
+			if st.send {
+				if err := c.Send(st.cmd, st.args...); err != nil {
+					got = append(got, "send error: "+err.Error())
+				}
+				continue
+			}
+			r, err := c.Do(st.cmd, st.args...)
+			got = append(got, fmt.Sprintf("%s %v", formatReply(r), err))
+		}
+		return got
+	}
+	piped := pipeGetPool(t, redistest.StartServer(t), Config{MaxTotal: 2})
+	s := redistest.StartServer(t)
+	exclusive := newTestPool(t, Config{Addr: s.Addr(), MaxTotal: 2, PipelineConns: -1})
+	for _, sc := range scripts {
+		t.Run(sc.name, func(t *testing.T) {
+			want := run(t, exclusive, sc.steps)
+			got := run(t, piped, sc.steps)
+			if strings.Join(got, "\n") != strings.Join(want, "\n") {
+				t.Fatalf("PipelineGet:\n\t%s\nexclusive:\n\t%s", strings.Join(got, "\n\t"), strings.Join(want, "\n\t"))
+			}
+		})
+	}
+}
