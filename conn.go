@@ -550,8 +550,18 @@ func (pc *pipeConn) markWrites(ctx context.Context, ac *activeConn, cmd string, 
 	if t.flags()&stateMulti != 0 && t.pending.Load() == 0 {
 		return nil
 	}
-	if send && t.sent != 0 {
+	switch {
+	case send && t.sent != 0:
 		return errors.New("redispool: " + cmd + " sent with Send after other Sends on a PipelineGet connection that wrote pipelined: send it with Do, or first")
+	case t.sent != t.recvd:
+		// Replies of Sends are unread, and the Do of cmd will read them
+		// all, returning the last reply and the first error: the
+		// PUBLISH goes with them, so that its Do does not take them.
+		if err := ac.Send("PUBLISH", waitChannel, ""); err != nil {
+			return err
+		}
+		pc.wrote = false
+		return nil
 	}
 	if _, err := ac.DoContext(ctx, "PUBLISH", waitChannel, ""); err != nil {
 		return fmt.Errorf("redispool: PUBLISH before %s, to cover the writes sent pipelined: %w", cmd, err)

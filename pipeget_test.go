@@ -241,7 +241,7 @@ func TestPipelineGetWaitCoversPipelinedWrites(t *testing.T) {
 	p := pipeGetPool(t, master, Config{MaxTotal: 8})
 
 	// DoWithTimeout is how a WAIT longer than ReadTimeout is sent.
-	for _, mode := range []string{"Do", "Send", "DoWithTimeout"} {
+	for _, mode := range []string{"Do", "Send", "DoWithTimeout", "DoAfterSend"} {
 		t.Run(mode, func(t *testing.T) {
 			// Synced first, so that the replica's acknowledged offset
 			// is the master's.
@@ -265,11 +265,16 @@ func TestPipelineGetWaitCoversPipelinedWrites(t *testing.T) {
 			var err error
 			switch mode {
 			case "Do":
-				n, err = redis.Int(c.Do("WAIT", 1, 300))
+				n, err = redis.Int(c.Do("WAIT", 1, 100))
+			case "DoAfterSend": // the PUBLISH goes with the Send's reply unread
+				if err := c.Send("GET", "pg:wait"); err != nil {
+					t.Fatal(err)
+				}
+				n, err = redis.Int(c.Do("WAIT", 1, 100))
 			case "DoWithTimeout":
-				n, err = redis.Int(redis.DoWithTimeout(c, 5*time.Second, "WAIT", 1, 300))
+				n, err = redis.Int(redis.DoWithTimeout(c, 5*time.Second, "WAIT", 1, 100))
 			case "Send":
-				if err := c.Send("WAIT", 1, 300); err != nil {
+				if err := c.Send("WAIT", 1, 100); err != nil {
 					t.Fatal(err)
 				}
 				c.Flush()
@@ -319,7 +324,7 @@ func TestPipelineGetWaitCoversPipelinedWrites(t *testing.T) {
 			if r, ok := exec.([]any); err != nil || !ok || len(r) != 2 {
 				t.Fatalf("EXEC of INCR and WAIT = %s, %v; want two replies", formatReply(exec), err)
 			}
-			if n, err := redis.Int(c.Do("WAIT", 1, 300)); err != nil || n != 0 {
+			if n, err := redis.Int(c.Do("WAIT", 1, 100)); err != nil || n != 0 {
 				t.Fatalf("WAIT after EXEC, with the replica stopped after a pipelined SET = %d, %v; want 0", n, err)
 			}
 		})
