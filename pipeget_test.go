@@ -535,3 +535,50 @@ func TestPipelineGetRepliesAsAnExclusiveConnection(t *testing.T) {
 		})
 	}
 }
+
+// TestPipelineGetFailFastTakesTheIdleSharedConnection: with FailFast a
+// borrow fails when every connection is borrowed. A connection the
+// pipeline holds with nothing in flight is not borrowed: it goes back
+// at once to a borrower that waits for one, and must to a FailFast
+// borrower too. Otherwise the plainest PipelineGet sequence, a
+// pipelined SET and then MULTI, fails on a pool of one connection, as
+// does a borrow right after Pool.Do.
+func TestPipelineGetFailFastTakesTheIdleSharedConnection(t *testing.T) {
+	s := redistest.StartServer(t)
+	p := pipeGetPool(t, s, Config{MaxTotal: 1, FailFast: true})
+
+	c := p.Get()
+	mustDo(t, c, "SET", "pg:ff", 1) // the pipeline takes the pool's one connection
+	if r, err := c.Do("MULTI"); err != nil || r != "OK" {
+		t.Fatalf("MULTI after a pipelined SET, FailFast, MaxTotal 1: %v, %v; want OK", r, err)
+	}
+	mustDo(t, c, "INCR", "pg:ff")
+	if r, err := redis.Ints(c.Do("EXEC")); err != nil || len(r) != 1 || r[0] != 2 {
+		t.Fatalf("EXEC = %v, %v; want [2]", r, err)
+	}
+	c.Close()
+
+	ctx := context.Background()
+	if _, err := p.Do(ctx, "SET", "pg:ff", 1); err != nil {
+		t.Fatal(err)
+	}
+	c, err := p.GetContext(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Do("CLIENT", "ID"); err != nil {
+		t.Fatalf("a borrow right after Pool.Do, FailFast, MaxTotal 1: %v; want none", err)
+	}
+
+	// Truly exhausted, FailFast still fails at once.
+	c2 := p.Get()
+	defer c2.Close()
+	start := time.Now()
+	if _, err := c2.Do("CLIENT", "ID"); !errors.Is(err, ErrPoolExhausted) {
+		t.Fatalf("a second borrow: %v; want ErrPoolExhausted", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("FailFast failed after %v; want at once", d)
+	}
+}
