@@ -582,3 +582,80 @@ func TestPipelineGetFailFastTakesTheIdleSharedConnection(t *testing.T) {
 		t.Fatalf("FailFast failed after %v; want at once", d)
 	}
 }
+
+// TestPipelineGetPubSubAndClose: redigo's pub/sub idiom on a PipelineGet
+// connection — a receiver goroutine in Receive while another subscribes
+// (both may be first to borrow) — then Close while the receiver is
+// blocked reading, Close twice, and every method after Close.
+func TestPipelineGetPubSubAndClose(t *testing.T) {
+	s := redistest.StartServer(t)
+	const name = "pipeget-pubsub"
+	p := pipeGetPool(t, s, Config{ClientName: name, MaxTotal: 4})
+	c := p.Get()
+	psc := redis.PubSubConn{Conn: c}
+	got := make(chan any, 16)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			v := psc.ReceiveWithTimeout(0)
+			got <- v
+			if _, ok := v.(error); ok {
+				return
+			}
+		}
+	}()
+	if err := psc.Subscribe("pg:ch"); err != nil {
+		t.Fatal(err)
+	}
+	waitForWithin(t, 5*time.Second, func() bool {
+		r, _ := redis.Values(s.Exec("PUBSUB", "NUMSUB", "pg:ch"))
+		return len(r) == 2 && r[1] == int64(1)
+	})
+	s.Do(t, "PUBLISH", "pg:ch", "hello")
+	for received := false; !received; {
+		select {
+		case v := <-got:
+			switch v := v.(type) {
+			case redis.Message:
+				received = string(v.Data) == "hello"
+			case error:
+				t.Fatalf("receiver: %v", v)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("no message within 5s")
+		}
+	}
+
+	c.Close() // the receiver is blocked reading
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("receiver still blocked 5s after Close")
+	}
+	if err := c.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	for name, call := range map[string]func() error{
+		"Do":                 func() error { return second(c.Do("GET", "k")) },
+		"Send":               func() error { return c.Send("GET", "k") },
+		"Flush":              c.Flush,
+		"Receive":            func() error { return second(c.Receive()) },
+		"DoWithTimeout":      func() error { return second(redis.DoWithTimeout(c, time.Second, "GET", "k")) },
+		"ReceiveWithTimeout": func() error { return second(redis.ReceiveWithTimeout(c, time.Second)) },
+		"Err":                c.Err,
+	} {
+		if err := call(); !errors.Is(err, ErrConnClosed) {
+			t.Errorf("%s after Close: %v; want ErrConnClosed", name, err)
+		}
+	}
+	// The subscribed connection was closed, not kept.
+	waitForWithin(t, 5*time.Second, func() bool {
+		st := p.Stats()
+		n := s.CountClients(t, func(c redistest.ClientInfo) bool { return c.Name == name })
+		return st.Active == 0 && n == st.Idle+st.Shared
+	})
+	if n := s.CountClients(t, func(c redistest.ClientInfo) bool { return c.Name == name && c.Fields["sub"] != "0" }); n != 0 {
+		t.Fatalf("%d subscribed connections left on the server; want 0", n)
+	}
+}
