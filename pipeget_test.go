@@ -505,6 +505,14 @@ func TestPipelineGetRepliesAsAnExclusiveConnection(t *testing.T) {
 		{"ExpireTTL", []step{do("SET", "s", "1"), do("EXPIRE", "s", 100), do("TTL", "s"), do("PERSIST", "s"), do("TTL", "s")}},
 		{"EvalWait", []step{do("EVAL", "return redis.call('SET', KEYS[1], 'v')", 1, "s"), do("WAIT", 0, 0), do("GET", "s")}},
 		{"SetName", []step{do("CLIENT", "SETNAME", "mine"), do("CLIENT", "GETNAME")}},
+		// Reply types as the pipeline parses them and as redigo does.
+		{"ReplyTypes", []step{
+			do("SET", "e", ""), do("GET", "e"), do("GET", "missing"), do("HGETALL", "missing"),
+			do("INCRBY", "i", -9223372036854775807), do("INCRBYFLOAT", "f", "1.5"),
+			do("XADD", "x", "1-1", "a", "b"), do("XRANGE", "x", "-", "+"), do("SCAN", 0, "MATCH", "x"),
+			do("ZADD", "z", 1, "m"), do("ZRANGE", "z", 0, -1, "WITHSCORES"), do("SET", "big", strings.Repeat("b", 1<<20)),
+			do("STRLEN", "big"), do("GETRANGE", "big", 0, 3), do("LPOP", "missing", 2), do("HSET", "s", "f", "v"),
+		}},
 	}
 	run := func(t *testing.T, p *Pool, steps []step) []string {
 		c := p.Get()
