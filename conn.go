@@ -564,7 +564,7 @@ func (pc *pipeConn) markWrites(ctx context.Context, ac *activeConn, cmd string, 
 		return nil
 	}
 	if _, err := ac.DoContext(ctx, "PUBLISH", waitChannel, ""); err != nil {
-		return fmt.Errorf("redispool: PUBLISH before %s, to cover the writes sent pipelined: %w", cmd, err)
+		return fmt.Errorf("redispool: PUBLISH to %s before %s, to cover the writes sent pipelined: %w", waitChannel, cmd, err)
 	}
 	pc.wrote = false
 	return nil

@@ -667,3 +667,28 @@ func TestPipelineGetPubSubAndClose(t *testing.T) {
 		t.Fatalf("%d subscribed connections left on the server; want 0", n)
 	}
 }
+
+// TestPipelineGetWaitNeedsPublish: the PUBLISH before WAIT after
+// pipelined writes needs the ACL user's permission to publish to
+// __redispool:wait; without it WAIT fails, naming the channel, rather
+// than answer for writes it does not cover. WAIT with no pipelined
+// write before it needs no PUBLISH.
+func TestPipelineGetWaitNeedsPublish(t *testing.T) {
+	s := redistest.StartServer(t)
+	s.Do(t, "ACL", "SETUSER", "nopub", "on", ">pw", "~*", "&*", "+@all", "-publish")
+	p := pipeGetPool(t, s, Config{Username: "nopub", Password: "pw", MaxTotal: 2})
+
+	c := p.Get()
+	if n, err := redis.Int(c.Do("WAIT", 0, 0)); err != nil || n != 0 {
+		t.Fatalf("WAIT with nothing pipelined = %d, %v; want 0, no error", n, err)
+	}
+	c.Close()
+
+	c = p.Get()
+	defer c.Close()
+	mustDo(t, c, "SET", "pg:nopub", 1)
+	_, err := c.Do("WAIT", 0, 0)
+	if err == nil || !strings.Contains(err.Error(), "PUBLISH to __redispool:wait before WAIT") || !strings.Contains(err.Error(), "NOPERM") {
+		t.Fatalf("WAIT after a pipelined SET without PUBLISH permission: %v; want the PUBLISH's NOPERM error", err)
+	}
+}
