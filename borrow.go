@@ -161,8 +161,9 @@ func (p *Pool) wait(ctx context.Context) (*conn, error) {
 		// comes to the queue once its replies in flight are read. One
 		// pipe's connection is claimed by one FailFast borrower only,
 		// so the queue never holds more of them than connections on
-		// their way.
-		if !p.pipes.yieldOne() && p.leaveQueue(w) {
+		// their way. Replies in flight are waited for only under a
+		// BorrowTimeout: without one, only an idle pipe is claimed.
+		if !p.pipes.yieldOne(p.cfg.BorrowTimeout > 0) && p.leaveQueue(w) {
 			return nil, p.failFast()
 		}
 	} else if p.pipes != nil {

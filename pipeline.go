@@ -848,8 +848,9 @@ func (pl *pipeline) yieldIdle() {
 // connection is not borrowed: it is idle, or about to be (the loop
 // reading the last replies, a caller's inline round trip). A pipe
 // already yielding is not claimed again, so that a connection is
-// promised to one borrower only.
-func (pl *pipeline) yieldOne() bool {
+// promised to one borrower only. With busy false only an idle pipe is
+// claimed: one whose connection comes back without waiting for a reply.
+func (pl *pipeline) yieldOne(busy bool) bool {
 	for _, p := range pl.pipes {
 		p.mu.Lock()
 		var claimed bool
@@ -858,7 +859,7 @@ func (pl *pipeline) yieldOne() bool {
 			p.state = pipeBusy
 			claimed = true
 		case pipeInline, pipeBusy:
-			claimed = p.held && !p.yield && !p.closed && len(p.queued) == 0
+			claimed = busy && p.held && !p.yield && !p.closed && len(p.queued) == 0
 		}
 		if claimed {
 			p.yield = true
