@@ -137,10 +137,9 @@ func (p *Pool) fromEngine(ctx context.Context) (*conn, error) {
 // BorrowTimeout passes, ctx ends or the pool closes. It is called with
 // p.mu held, and unlocks it.
 func (p *Pool) wait(ctx context.Context) (*conn, error) {
-	if p.cfg.FailFast {
+	if p.cfg.FailFast && p.pipes == nil {
 		p.mu.Unlock()
-		p.stats.timeouts.Add(1)
-		return nil, fmt.Errorf("%w: all %d connections are borrowed (FailFast)", ErrPoolExhausted, p.cfg.MaxTotal)
+		return nil, p.failFast()
 	}
 	start := now()
 	w := p.waiterLocked()
@@ -156,10 +155,21 @@ func (p *Pool) wait(ctx context.Context) (*conn, error) {
 	}
 	p.waiters.push(w, &p.stats)
 	p.mu.Unlock()
-	p.stats.waitCount.Add(1)
-	if p.pipes != nil {
+	if p.cfg.FailFast {
+		// Exhausted, unless a pipe holds a connection with nothing
+		// queued: that one is not borrowed, and, made to give it back,
+		// comes to the queue once its replies in flight are read. One
+		// pipe's connection is claimed by one FailFast borrower only,
+		// so the queue never holds more of them than connections on
+		// their way. Replies in flight are waited for only under a
+		// BorrowTimeout: without one, only an idle pipe is claimed.
+		if !p.pipes.yieldOne(p.cfg.BorrowTimeout > 0) && p.leaveQueue(w) {
+			return nil, p.failFast()
+		}
+	} else if p.pipes != nil {
 		p.pipes.yieldIdle() // an idle shared connection is free for the taking
 	}
+	p.stats.waitCount.Add(1)
 
 	var g grant
 	if done := ctx.Done(); done == nil {
@@ -191,6 +201,27 @@ func (p *Pool) wait(ctx context.Context) (*conn, error) {
 		}
 	}
 	return p.withSlot(ctx, w)
+}
+
+// failFast is the error of a FailFast borrow that found every
+// connection borrowed.
+func (p *Pool) failFast() error {
+	p.stats.timeouts.Add(1)
+	return fmt.Errorf("%w: all %d connections are borrowed (FailFast)", ErrPoolExhausted, p.cfg.MaxTotal)
+}
+
+// leaveQueue takes w off the queue and recycles it, and reports true;
+// or reports false if something was handed to w meanwhile, which the
+// caller must then receive.
+func (p *Pool) leaveQueue(w *waiter) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !w.queued {
+		return false
+	}
+	p.waiters.remove(w, &p.stats)
+	p.recycleLocked(w)
+	return true
 }
 
 // abandonWait takes w, whose context ended, off the queue, or gives back

@@ -3,11 +3,14 @@ package redispool
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/gomodule/redigo/redis"
+	"github.com/redispool/redispool/redistest"
 )
 
 func TestRedigoPoolIsOneUnpooledPool(t *testing.T) {
@@ -194,5 +197,70 @@ func TestErrorConnCloseReturnsNil(t *testing.T) {
 	}
 	if err := c.Close(); err != nil {
 		t.Fatalf("Close of the error connection = %v; want nil, as redigo's", err)
+	}
+}
+
+// TestRedigoPoolOnARealServer: what a library written for redigo's pool
+// relies on, on a real redis-server, with PipelineGet off and on: a
+// transaction cut short by Close is not seen by the next borrower
+// (CLIENT INFO, EXEC), ActiveCount follows the bridge's connections,
+// exhaustion matches redis.ErrPoolExhausted, a closed pool fails Get
+// with ErrPoolClosed, and no connection is left on the server.
+func TestRedigoPoolOnARealServer(t *testing.T) {
+	for _, pipelineGet := range []bool{false, true} {
+		t.Run(fmt.Sprintf("PipelineGet=%v", pipelineGet), func(t *testing.T) {
+			s := redistest.StartServer(t)
+			const name = "bridge-real"
+			p := newTestPool(t, Config{Addr: s.Addr(), ClientName: name, MaxTotal: 1, FailFast: true, PipelineGet: pipelineGet})
+			rp := p.RedigoPool()
+
+			c := rp.Get()
+			mustDo(t, c, "SET", "br:k", "before")
+			mustDo(t, c, "MULTI")
+			mustDo(t, c, "SET", "br:k", "in the transaction")
+			if rp.ActiveCount() != 1 || rp.IdleCount() != 0 {
+				t.Fatalf("in the transaction: ActiveCount %d, IdleCount %d; want 1, 0", rp.ActiveCount(), rp.IdleCount())
+			}
+			c.Close() // mid-transaction
+			if rp.ActiveCount() != 0 || p.Stats().Active != 0 {
+				t.Fatalf("after Close: bridge ActiveCount %d, pool Active %d; want 0, 0", rp.ActiveCount(), p.Stats().Active)
+			}
+
+			c = rp.Get()
+			defer c.Close()
+			if info := clientInfo(t, c); info.Fields["multi"] != "-1" || strings.Contains(info.Flags, "x") {
+				t.Fatalf("the next borrower's connection: multi=%s flags=%s; want multi=-1, no x", info.Fields["multi"], info.Flags)
+			}
+			if _, err := c.Do("EXEC"); err == nil || !strings.Contains(err.Error(), "without MULTI") {
+				t.Fatalf("EXEC on the next borrower: %v; want EXEC without MULTI", err)
+			}
+			if v, err := redis.String(c.Do("GET", "br:k")); err != nil || v != "before" {
+				t.Fatalf("GET = %q, %v; want before: the transaction discarded", v, err)
+			}
+
+			// The pool's one connection is borrowed: exhausted, as
+			// redigo's pool with Wait false says it.
+			c2 := rp.Get()
+			_, err := c2.Do("CLIENT", "ID") // borrows, with PipelineGet too
+			c2.Close()
+			if !errors.Is(err, redis.ErrPoolExhausted) || !errors.Is(err, ErrPoolExhausted) {
+				t.Fatalf("exhausted: %v; want redis.ErrPoolExhausted and ErrPoolExhausted", err)
+			}
+			c.Close()
+			if rp.ActiveCount() != 0 || p.Stats().Active != 0 {
+				t.Fatalf("bridge ActiveCount %d, pool Active %d; want 0, 0", rp.ActiveCount(), p.Stats().Active)
+			}
+
+			p.Close()
+			c = rp.Get()
+			if _, err := c.Do("PING"); !errors.Is(err, ErrPoolClosed) {
+				t.Fatalf("Get on a closed pool, then PING: %v; want ErrPoolClosed", err)
+			}
+			c.Close()
+			if rp.ActiveCount() != 0 {
+				t.Fatalf("ActiveCount %d after a failed Get; want 0", rp.ActiveCount())
+			}
+			s.WaitClients(t, 0, func(c redistest.ClientInfo) bool { return c.Name == name })
+		})
 	}
 }

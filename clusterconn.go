@@ -314,7 +314,7 @@ const waitMarkScript = "redis.call('SET', KEYS[1], '') redis.call('DEL', KEYS[1]
 // error here, naming the key. A connection bound to a node since the
 // pipelined writes (nothing is pipelined while bound) runs WAIT there,
 // as a connection of its own would; the marker goes first only if that
-// node serves the writes' slot and no reply is unread.
+// node serves the writes' slot.
 func (cc *clusterConn) markWrites(ctx context.Context, cmd string) error {
 	switch {
 	case cc.multi:
@@ -325,10 +325,19 @@ func (cc *clusterConn) markWrites(ctx context.Context, cmd string) error {
 		if err := cc.bind(ctx, cc.wroteSlot); err != nil {
 			return err
 		}
-	case cc.ac.sent() != cc.ac.received() || !cc.serves(cc.wroteSlot):
+	case !cc.serves(cc.wroteSlot):
 		// Bound since the pipelined writes (nothing is pipelined while
 		// bound), and to another node: WAIT is for this node's writes,
 		// as on a connection of its own.
+		return nil
+	case cc.ac.sent() != cc.ac.received():
+		// Replies unread: the marker goes out behind them, and the Do of
+		// WAIT reads its reply with theirs, as redigo's Do reads every
+		// reply pending (returning the first error among them).
+		if err := cc.ac.Send("EVAL", waitMarkScript, 1, waitMarkKey(cc.wroteSlot)); err != nil {
+			return err
+		}
+		cc.wrote = false
 		return nil
 	}
 	key := waitMarkKey(cc.wroteSlot)
@@ -534,7 +543,7 @@ func (cc *clusterConn) Send(cmd string, args ...any) error {
 		return cc.sendDoomed(cmd, kind)
 	}
 	slot, keyed, _ := commandSlot(cmd, args)
-	if cc.wrote && lookupCommand(cmd).block == blockOwnWrites {
+	if cc.wrote && !cc.multi && lookupCommand(cmd).block == blockOwnWrites {
 		if cc.ac != nil && cc.ac.sent() != cc.ac.received() || len(cc.held) > 0 {
 			return errors.New("redispool: cluster: " + cmd + " sent with Send after other Sends on a PipelineGet connection that wrote pipelined: send it with Do, or first")
 		}

@@ -123,7 +123,9 @@ type Config struct {
 	BorrowTimeout time.Duration
 
 	// FailFast makes a borrow return ErrPoolExhausted at once, instead
-	// of waiting, when MaxTotal connections are borrowed.
+	// of waiting, when MaxTotal connections are borrowed. A connection
+	// the pipeline of Do holds with no command queued is not borrowed:
+	// the borrow takes it, once the replies in flight on it are read.
 	FailFast bool
 
 	// FIFO hands out the least recently used idle connection first. The

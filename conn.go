@@ -334,7 +334,8 @@ func (ec errorConn) ReceiveContext(context.Context) (any, error)            { re
 //     waitChannel: Redis replicates it, which makes that connection's
 //     last write later than the pipelined ones. (A server in cluster
 //     mode does not replicate PUBLISH: clusterConn.markWrites writes a
-//     key instead.)
+//     key instead.) Do, DoWithTimeout and Send all do so, but not in a
+//     transaction (see markWrites).
 //   - An I/O error of a shared connection, or a context that ends while
 //     a command is in flight, breaks this connection as it would break
 //     an exclusive one: every later call returns the error.
@@ -346,8 +347,10 @@ func (ec errorConn) ReceiveContext(context.Context) (any, error)            { re
 //
 // Get does not borrow, so it does not wait for a connection and does not
 // fail for want of one: a borrow that fails does so at the first call
-// that needs it. A pipeConn that never borrowed does not count as
-// Active, and AbandonedTimeout does not see it.
+// that needs it, and breaks the connection, as a failed Get leaves an
+// error connection (unless the call's context had ended before it). A
+// pipeConn that never borrowed does not count as Active, and
+// AbandonedTimeout does not see it.
 type pipeConn struct {
 	p      *Pool
 	closed atomic.Bool
@@ -356,10 +359,20 @@ type pipeConn struct {
 	// first to need it (see tracker). Close takes it too.
 	mu sync.Mutex
 	ex atomic.Pointer[activeConn] // the borrower's own connection, once borrowed
+	// stop ends the borrow under way in exclusive, if any: Close calls
+	// it, so that a receiver waiting for a connection stops at once, as
+	// one reading stops when Close closes the socket under it.
+	stop atomic.Pointer[context.CancelFunc]
 
-	// Touched by Do and DoContext only, which redigo runs alone.
-	err   error // what broke the connection
-	wrote bool  // a command that may write went down a shared connection since the last WAIT
+	// err is what broke the connection: an error of a shared
+	// connection, or a borrow that failed. Atomic: a receiver's borrow
+	// may fail while a sender looks.
+	err atomic.Pointer[error]
+
+	// wrote is set when a command that may write went down a shared
+	// connection since the last WAIT marker; touched by Do, DoContext,
+	// DoWithTimeout and Send, which redigo runs one at a time.
+	wrote bool
 }
 
 // getPiped is GetContext with Config.PipelineGet: it borrows nothing,
@@ -392,14 +405,33 @@ func (pc *pipeConn) exclusive(ctx context.Context) (*activeConn, error) {
 	}
 	pc.mu.Lock()
 	defer pc.mu.Unlock()
-	if pc.closed.Load() {
-		return nil, ErrConnClosed
-	}
 	if ac := pc.ex.Load(); ac != nil {
 		return ac, nil
 	}
+	if err := ctx.Err(); err != nil {
+		// Ended before the call: no borrow, nothing broken, as on an
+		// exclusive connection, where nothing would be sent.
+		return nil, fmt.Errorf("redispool: get connection: %w", err)
+	}
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	pc.stop.Store(&stop)
+	defer pc.stop.Store(nil)
+	// Close sets closed, then calls stop if stored: checked after the
+	// Store, so either Close finds stop or this finds closed.
+	if pc.closed.Load() {
+		return nil, ErrConnClosed
+	}
 	c, err := pc.p.get(ctx)
 	if err != nil {
+		if pc.closed.Load() {
+			return nil, ErrConnClosed
+		}
+		// As a Get that failed leaves an error connection: redigo's
+		// MULTI idiom ignores the errors before EXEC's, and a later
+		// borrow, or the pipeline, would run the queued commands
+		// outside any transaction.
+		pc.fail(err)
 		return nil, err
 	}
 	ac := &activeConn{p: pc.p, c: c}
@@ -407,11 +439,26 @@ func (pc *pipeConn) exclusive(ctx context.Context) (*activeConn, error) {
 	return ac, nil
 }
 
+// failed returns what broke the connection, or nil.
+func (pc *pipeConn) failed() error {
+	if err := pc.err.Load(); err != nil {
+		return *err
+	}
+	return nil
+}
+
+// fail breaks the connection with err, unless it is broken already.
+func (pc *pipeConn) fail(err error) { pc.err.CompareAndSwap(nil, &err) }
+
 func (pc *pipeConn) Close() error {
 	if pc.closed.Swap(true) {
 		return nil
 	}
-	// A borrow under way finishes first, and is then returned here.
+	// A borrow under way is stopped; if it got a connection even so, it
+	// is returned here.
+	if stop := pc.stop.Load(); stop != nil {
+		(*stop)()
+	}
 	pc.mu.Lock()
 	ac := pc.ex.Load()
 	pc.mu.Unlock()
@@ -425,8 +472,8 @@ func (pc *pipeConn) Err() error {
 	switch {
 	case pc.closed.Load():
 		return ErrConnClosed
-	case pc.err != nil:
-		return pc.err
+	case pc.failed() != nil:
+		return pc.failed()
 	}
 	if ac := pc.ex.Load(); ac != nil {
 		return ac.Err()
@@ -446,8 +493,8 @@ func (pc *pipeConn) do(ctx context.Context, cmd string, args []any) (any, error)
 	if pc.closed.Load() {
 		return nil, ErrConnClosed
 	}
-	if pc.err != nil {
-		return nil, pc.err
+	if err := pc.failed(); err != nil {
+		return nil, err
 	}
 	ac := pc.ex.Load()
 	if ac == nil {
@@ -465,7 +512,7 @@ func (pc *pipeConn) do(ctx context.Context, cmd string, args []any) (any, error)
 				pc.wrote = true
 			}
 			if _, ok := err.(redis.Error); err != nil && !ok {
-				pc.err = err
+				pc.fail(err)
 			}
 			return reply, err
 		case cmd == "":
@@ -476,15 +523,51 @@ func (pc *pipeConn) do(ctx context.Context, cmd string, args []any) (any, error)
 			return nil, err
 		}
 	}
-	if pc.wrote && lookupCommand(cmd).block == blockOwnWrites {
-		// See the type's doc: make this connection's last write later
-		// than the pipelined ones.
-		if _, err := ac.DoContext(ctx, "PUBLISH", waitChannel, ""); err != nil {
-			return nil, fmt.Errorf("redispool: PUBLISH before %s, to cover the writes sent pipelined: %w", cmd, err)
-		}
-		pc.wrote = false
+	if err := pc.markWrites(ctx, ac, cmd, false); err != nil {
+		return nil, err
 	}
 	return ac.DoContext(ctx, cmd, args...)
+}
+
+// markWrites prepares WAIT or WAITAOF (cmd) on ac after pipelined
+// writes: it makes ac's last write later than theirs with a PUBLISH to
+// waitChannel (see the type's doc). For any other command, or with no
+// pipelined write since the last PUBLISH, it does nothing.
+//
+// In a transaction it does nothing either: the PUBLISH would be queued,
+// and EXEC would answer one command more than the borrower queued; a
+// WAIT there does not wait (as clusterConn.markWrites). A MULTI whose
+// EXEC or DISCARD was sent but not yet answered is over by the time
+// the PUBLISH runs.
+//
+// send is for Send: the PUBLISH's reply must not reach Receive, so it
+// is read here, which it can only be before anything else is sent.
+func (pc *pipeConn) markWrites(ctx context.Context, ac *activeConn, cmd string, send bool) error {
+	if !pc.wrote || lookupCommand(cmd).block != blockOwnWrites {
+		return nil
+	}
+	t := &ac.c.t
+	if t.flags()&stateMulti != 0 && t.pending.Load() == 0 {
+		return nil
+	}
+	switch {
+	case send && t.sent != 0:
+		return errors.New("redispool: " + cmd + " sent with Send after other Sends on a PipelineGet connection that wrote pipelined: send it with Do, or first")
+	case t.sent != t.recvd:
+		// Replies of Sends are unread, and the Do of cmd will read them
+		// all, returning the last reply and the first error: the
+		// PUBLISH goes with them, so that its Do does not take them.
+		if err := ac.Send("PUBLISH", waitChannel, ""); err != nil {
+			return err
+		}
+		pc.wrote = false
+		return nil
+	}
+	if _, err := ac.DoContext(ctx, "PUBLISH", waitChannel, ""); err != nil {
+		return fmt.Errorf("redispool: PUBLISH to %s before %s, to cover the writes sent pipelined: %w", waitChannel, cmd, err)
+	}
+	pc.wrote = false
+	return nil
 }
 
 // mayWrite reports whether a pipelined command may write: a keyed one
@@ -513,6 +596,9 @@ func (pc *pipeConn) DoWithTimeout(timeout time.Duration, cmd string, args ...any
 	if err != nil {
 		return nil, err
 	}
+	if err := pc.markWrites(context.Background(), ac, cmd, false); err != nil {
+		return nil, err
+	}
 	return ac.DoWithTimeout(timeout, cmd, args...)
 }
 
@@ -521,8 +607,8 @@ func (pc *pipeConn) own(ctx context.Context) (*activeConn, error) {
 	if pc.closed.Load() {
 		return nil, ErrConnClosed
 	}
-	if pc.err != nil {
-		return nil, pc.err
+	if err := pc.failed(); err != nil {
+		return nil, err
 	}
 	return pc.exclusive(ctx)
 }
@@ -532,16 +618,8 @@ func (pc *pipeConn) Send(cmd string, args ...any) error {
 	if err != nil {
 		return err
 	}
-	if pc.wrote && lookupCommand(cmd).block == blockOwnWrites {
-		// As in do; but PUBLISH's reply must not reach Receive, so it is
-		// read here, which it can only be before anything else is sent.
-		if ac.c.t.sent != 0 {
-			return errors.New("redispool: " + cmd + " sent with Send after other Sends on a PipelineGet connection that wrote pipelined: send it with Do, or first")
-		}
-		if _, err := ac.Do("PUBLISH", waitChannel, ""); err != nil {
-			return fmt.Errorf("redispool: PUBLISH before %s, to cover the writes sent pipelined: %w", cmd, err)
-		}
-		pc.wrote = false
+	if err := pc.markWrites(context.Background(), ac, cmd, true); err != nil {
+		return err
 	}
 	return ac.Send(cmd, args...)
 }
@@ -553,7 +631,7 @@ func (pc *pipeConn) Flush() error {
 	if ac := pc.ex.Load(); ac != nil {
 		return ac.Flush()
 	}
-	return pc.err // nothing sent, nothing to flush
+	return pc.failed() // nothing sent, nothing to flush
 }
 
 func (pc *pipeConn) Receive() (any, error) {

@@ -351,15 +351,21 @@ func formatReply(v any) string {
 	}
 }
 
-// waitAfterPipelinedSet checks, by Do and by Send, that WAIT counts the
-// replicas holding a write that a PipelineGet connection from get sent
-// pipelined: with replica stopped, WAIT 1 300 after a pipelined SET of
-// k returns 0. On a connection that made no write of its own, WAIT
-// would return at once, counting the replica that lacks it. then, if
-// not nil, checks more with the replica still stopped.
+// waitAfterPipelinedSet checks that WAIT counts the replicas holding a
+// write that a PipelineGet connection from get sent pipelined: with
+// replica stopped, WAIT 1 100 after a pipelined SET of k returns 0,
+// sent by Do, by Send, by DoWithTimeout (how a WAIT longer than
+// ReadTimeout is sent) and by Do after a Send whose reply is unread. On
+// a connection that made no write of its own, WAIT would return at
+// once, counting the replica that lacks it. In a transaction the
+// marker must not be queued (EXEC would answer one command more than
+// the borrower queued), and the first WAIT after EXEC still covers the
+// pipelined write. then, if not nil, checks more with the replica still
+// stopped.
 func waitAfterPipelinedSet(t *testing.T, get func() redis.Conn, k string, replica *redistest.Server, then func(*testing.T)) {
 	t.Helper()
-	for _, mode := range []string{"Do", "Send"} {
+	counter := "{" + k + "}:n" // k's slot, on a Cluster
+	for _, mode := range []string{"Do", "Send", "DoWithTimeout", "DoAfterSend"} {
 		t.Run(mode, func(t *testing.T) {
 			// Synced first, so that the replica's acknowledged offset
 			// is the master's.
@@ -377,10 +383,18 @@ func waitAfterPipelinedSet(t *testing.T, get func() redis.Conn, k string, replic
 			mustDo(t, c, "SET", k, mode) // pipelined
 			var n int
 			var err error
-			if mode == "Do" {
-				n, err = redis.Int(c.Do("WAIT", 1, 300))
-			} else {
-				if err := c.Send("WAIT", 1, 300); err != nil {
+			switch mode {
+			case "Do":
+				n, err = redis.Int(c.Do("WAIT", 1, 100))
+			case "DoAfterSend": // the marker goes with the Send's reply unread
+				if err := c.Send("GET", k); err != nil {
+					t.Fatal(err)
+				}
+				n, err = redis.Int(c.Do("WAIT", 1, 100))
+			case "DoWithTimeout":
+				n, err = redis.Int(redis.DoWithTimeout(c, 5*time.Second, "WAIT", 1, 100))
+			case "Send":
+				if err := c.Send("WAIT", 1, 100); err != nil {
 					t.Fatal(err)
 				}
 				c.Flush()
@@ -391,6 +405,43 @@ func waitAfterPipelinedSet(t *testing.T, get func() redis.Conn, k string, replic
 			}
 			if then != nil {
 				then(t)
+			}
+		})
+	}
+	for _, mode := range []string{"Do", "Send"} {
+		t.Run("InTransaction/"+mode, func(t *testing.T) {
+			replica.Pause()
+			defer replica.Resume()
+			c := get()
+			defer c.Close()
+			mustDo(t, c, "SET", k, mode) // pipelined
+			var exec any
+			var err error
+			if mode == "Do" {
+				mustDo(t, c, "MULTI")
+				mustDo(t, c, "INCR", counter)
+				mustDo(t, c, "WAIT", 1, 0)
+				exec, err = c.Do("EXEC")
+			} else {
+				for _, cmd := range [][]any{{"MULTI"}, {"INCR", counter}, {"WAIT", 1, 0}, {"EXEC"}} {
+					if err := c.Send(cmd[0].(string), cmd[1:]...); err != nil {
+						t.Fatalf("Send %v: %v", cmd, err)
+					}
+				}
+				var all []any
+				all, err = redis.Values(c.Do(""))
+				if err == nil && len(all) != 4 {
+					t.Fatalf("replies %s; want 4", formatReply(all))
+				}
+				if err == nil {
+					exec = all[3]
+				}
+			}
+			if r, ok := exec.([]any); err != nil || !ok || len(r) != 2 {
+				t.Fatalf("EXEC of INCR and WAIT = %s, %v; want two replies", formatReply(exec), err)
+			}
+			if n, err := redis.Int(c.Do("WAIT", 1, 100)); err != nil || n != 0 {
+				t.Fatalf("WAIT after EXEC, with the replica stopped after a pipelined SET = %d, %v; want 0", n, err)
 			}
 		})
 	}

@@ -178,6 +178,7 @@ type pipe struct {
 	ops     uint64  // commands taken, for the idle check
 	yield   bool    // give the connection back as soon as nothing is in flight
 	lending bool    // the loop is borrowing a connection for the queue
+	held    bool    // the pipe holds a connection: from a lend until its release
 
 	nq atomic.Int32 // len(queued), read by the loop without the lock
 
@@ -586,6 +587,7 @@ func (p *pipe) loop() {
 			err := p.lend()
 			p.mu.Lock()
 			p.lending = false
+			p.held = err == nil
 			p.mu.Unlock()
 			if err != nil {
 				p.mu.Lock()
@@ -772,7 +774,7 @@ func (p *pipe) release(broken error) {
 	p.c, p.rw = nil, nil
 	p.rd.Reset(nil)
 	p.mu.Lock()
-	p.yield = false
+	p.yield, p.held = false, false
 	p.mu.Unlock()
 }
 
@@ -819,8 +821,10 @@ func (pl *pipeline) close() {
 	pl.loops.Wait()
 }
 
-// yieldIdle makes idle pipes give their connections back at once, for
-// an exclusive borrower about to wait.
+// yieldIdle makes every idle pipe give its connection back at once,
+// for an exclusive borrower about to wait. A pipe it claims is busy
+// until it has given its connection back, so no other call claims the
+// same connection.
 func (pl *pipeline) yieldIdle() {
 	for _, p := range pl.pipes {
 		p.mu.Lock()
@@ -834,6 +838,37 @@ func (pl *pipeline) yieldIdle() {
 			p.signal()
 		}
 	}
+}
+
+// yieldOne makes one pipe that holds a connection with no command
+// queued give it back as soon as its replies in flight are read, for a
+// FailFast borrower, and reports whether it found one. Such a
+// connection is not borrowed: it is idle, or about to be (the loop
+// reading the last replies, a caller's inline round trip). A pipe
+// already yielding is not claimed again, so that a connection is
+// promised to one borrower only. With busy false only an idle pipe is
+// claimed: one whose connection comes back without waiting for a reply.
+func (pl *pipeline) yieldOne(busy bool) bool {
+	for _, p := range pl.pipes {
+		p.mu.Lock()
+		var claimed bool
+		switch p.state {
+		case pipeIdle:
+			p.state = pipeBusy
+			claimed = true
+		case pipeInline, pipeBusy:
+			claimed = busy && p.held && !p.yield && !p.closed && len(p.queued) == 0
+		}
+		if claimed {
+			p.yield = true
+		}
+		p.mu.Unlock()
+		if claimed {
+			p.signal()
+			return true
+		}
+	}
+	return false
 }
 
 // The pool as its pipeline's host. Shared connections are borrowed with

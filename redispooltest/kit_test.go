@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/gomodule/redigo/redis"
+	"github.com/redispool/redispool"
+	"github.com/redispool/redispool/redistest"
 	"go.uber.org/goleak"
 )
 
@@ -213,5 +215,39 @@ func TestNewSentinelFollowsAFailover(t *testing.T) {
 			t.Fatalf("pool at %s (want %s) 20s after the failover; last SET: %v", p.Addr(), now, err)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestPipelineGetLeakReport: with Config.PipelineGet a connection from
+// Get borrows at its first call that needs a connection of its own; a
+// leaked one that did is reported with that call's line, through Get
+// and through RedigoPool. One that only pipelined holds nothing, and is
+// not reported (README: PipelineGet, Accounting).
+func TestPipelineGetLeakReport(t *testing.T) {
+	srv := redistest.StartServer(t)
+	r := &recorder{TB: t}
+	p := NewPool(r, redispool.Config{Addr: srv.Addr(), PipelineGet: true})
+	pipelinedOnly := p.Get()
+	if _, err := pipelinedOnly.Do("SET", "k", "v"); err != nil {
+		t.Fatal(err)
+	}
+	c := p.Get()
+	where := nextLine()
+	if _, err := c.Do("MULTI"); err != nil {
+		t.Fatal(err)
+	}
+	bridged := p.RedigoPool().Get()
+	whereBridged := nextLine()
+	if _, err := bridged.Do("WATCH", "k"); err != nil {
+		t.Fatal(err)
+	}
+	r.run()
+	if len(r.errors) != 1 {
+		t.Fatalf("got %d errors %q; want 1", len(r.errors), r.errors)
+	}
+	for _, want := range []string{"2 connection(s) still borrowed", where, whereBridged} {
+		if !strings.Contains(r.errors[0], want) {
+			t.Errorf("report %q does not contain %q", r.errors[0], want)
+		}
 	}
 }
