@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -215,10 +216,16 @@ type dataNodes struct {
 // tests, is how the data nodes are dialed; onChange is called after the
 // master changed.
 func newSentinel(sc SentinelConfig, stats *counters, log *slog.Logger, nodes *dataNodes, onChange func()) *sentinelClient {
-	sc.Addrs = append([]string(nil), sc.Addrs...)
-	for i, a := range sc.Addrs {
-		sc.Addrs[i], _ = listedAddr("Sentinel address", a, DefaultSentinelPort) // validated already
+	// One Sentinel listed twice ("h" and "h:26379") would get two votes
+	// and two subscriptions: each address is kept once, in first place.
+	addrs := make([]string, 0, len(sc.Addrs))
+	for _, a := range sc.Addrs {
+		a, _ = listedAddr("Sentinel address", a, DefaultSentinelPort) // validated already
+		if !slices.Contains(addrs, a) {
+			addrs = append(addrs, a)
+		}
 	}
+	sc.Addrs = addrs
 	if sc.Timeout == 0 {
 		sc.Timeout = DefaultSentinelTimeout
 	}

@@ -1033,8 +1033,9 @@ func TestSentinelConfigValidation(t *testing.T) {
 			}
 		})
 	}
-	// Ports default to 26379.
-	s := newSentinel(SentinelConfig{MasterName: "m", Addrs: []string{"10.0.0.1", "[::1]", "h:1"}, PollInterval: -1}, new(counters), nil, nil, func() {})
+	// Ports default to 26379; a Sentinel listed twice, with and without
+	// its port, is asked and followed once (one vote, one subscription).
+	s := newSentinel(SentinelConfig{MasterName: "m", Addrs: []string{"10.0.0.1", "[::1]", "h:1", "10.0.0.1:26379"}, PollInterval: -1}, new(counters), nil, nil, func() {})
 	s.close()
 	if got, want := fmt.Sprint(s.cfg.Addrs), "[10.0.0.1:26379 [::1]:26379 h:1]"; got != want {
 		t.Errorf("Addrs = %s; want %s", got, want)
