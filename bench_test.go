@@ -56,6 +56,29 @@ func BenchmarkGetClose(b *testing.B) {
 	}
 }
 
+// BenchmarkRedigoPoolGetClose is what the bridge (RedigoPool) adds to a
+// borrow and return: the same pool, borrowed from directly and through
+// the *redis.Pool a library would be given.
+func BenchmarkRedigoPoolGetClose(b *testing.B) {
+	p := newTestPool(b, Config{Addr: sinkServer(b), MaxTotal: 16, BorrowTimeout: time.Minute})
+	rp := p.RedigoPool()
+	for _, bc := range []struct {
+		name string
+		get  func(context.Context) (redis.Conn, error)
+	}{{"Direct", p.GetContext}, {"Bridge", rp.GetContext}} {
+		b.Run(bc.name, func(b *testing.B) {
+			runGetClose(b, 1, func() {
+				c, err := bc.get(context.Background())
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				c.Close()
+			})
+		})
+	}
+}
+
 func runGetClose(b *testing.B, conc int, op func()) {
 	b.ReportAllocs()
 	op() // dial outside the timer
