@@ -534,7 +534,8 @@ func (cc *clusterConn) Send(cmd string, args ...any) error {
 		return cc.sendDoomed(cmd, kind)
 	}
 	slot, keyed, _ := commandSlot(cmd, args)
-	if cc.wrote && lookupCommand(cmd).block == blockOwnWrites {
+	if cc.wrote && !cc.multi && lookupCommand(cmd).block == blockOwnWrites {
+		// Queued in a transaction, WAIT does not wait: nothing to mark.
 		if cc.ac != nil && cc.ac.sent() != cc.ac.received() || len(cc.held) > 0 {
 			return errors.New("redispool: cluster: " + cmd + " sent with Send after other Sends on a PipelineGet connection that wrote pipelined: send it with Do, or first")
 		}
