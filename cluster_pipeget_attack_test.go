@@ -139,6 +139,77 @@ func TestAttackClusterPipelineGetWait(t *testing.T) {
 		})
 	})
 
+	t.Run("WaitWatchingAfterReshard", func(t *testing.T) {
+		// Bound by a WATCH to the node of the pipelined write, whose slot
+		// then moves away: the marker goes to another of its slots, WAIT
+		// counts that node's replicas, and the WATCH holds.
+		both(t, func(t *testing.T, cl *Cluster) {
+			keys := keysOn(t, rc, "atk-watchmv:")
+			k := keys[0]
+			from := rc.MasterOf(t, Slot(k))
+			to := rc.MasterOf(t, Slot(keys[1]))
+			var w string // another key on from, in another slot
+			for i := 0; ; i++ {
+				w = "atk-watchmv-w:" + strconv.Itoa(i)
+				if Slot(w) != Slot(k) && rc.MasterOf(t, Slot(w)).Addr() == from.Addr() {
+					break
+				}
+			}
+			c := cl.Get()
+			defer c.Close()
+			mustDo(t, c, "SET", k, "v")
+			mustDo(t, c, "WATCH", w)
+			rc.MigrateSlot(t, Slot(k), to)
+			defer rc.MigrateSlot(t, Slot(k), from)
+			if n, err := redis.Int(c.Do("WAIT", 1, 5000)); err != nil || n != 1 {
+				t.Fatalf("WAIT = %d, %v; want 1", n, err)
+			}
+			if _, err := cl.Do(context.Background(), "SET", w, "other"); err != nil {
+				t.Fatal(err)
+			}
+			mustDo(t, c, "MULTI")
+			mustDo(t, c, "SET", w, "mine")
+			if r, err := c.Do("EXEC"); r != nil || err != nil {
+				t.Errorf("EXEC after the watched key changed = %v, %v; want nil: the WATCH was lost", r, err)
+			}
+		})
+	})
+
+	t.Run("WaitUnderEndedContext", func(t *testing.T) {
+		both(t, func(t *testing.T, cl *Cluster) {
+			k := keysOn(t, rc, "atk-waitctx:")[0]
+			c := cl.Get()
+			defer c.Close()
+			mustDo(t, c, "SET", k, "v")
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
+			if _, err := redis.DoContext(c, ctx, "WAIT", 1, 5000); !errors.Is(err, context.Canceled) {
+				t.Errorf("WAIT under an ended ctx = %v; want context.Canceled", err)
+			}
+			if got, err := redis.String(c.Do("GET", k)); err != nil || got != "v" {
+				t.Errorf("GET after = %q, %v; want v", got, err)
+			}
+			if n, err := redis.Int(c.Do("WAIT", 1, 5000)); err != nil || n != 1 {
+				t.Fatalf("WAIT after = %d, %v; want 1", n, err)
+			}
+		})
+	})
+
+	t.Run("ACLWithoutMarkerKeys", func(t *testing.T) {
+		for _, m := range rc.Masters(t) {
+			m.Do(t, "ACL", "SETUSER", "nomark", "on", ">pw2", "~atk-*", "+@all")
+		}
+		cl := newTestCluster(t, rc, ClusterConfig{Node: Config{PipelineGet: true, Username: "nomark", Password: "pw2"}})
+		k := keysOn(t, rc, "atk-nomark:")[0]
+		c := cl.Get()
+		defer c.Close()
+		mustDo(t, c, "SET", k, "a")
+		_, err := c.Do("WAIT", 1, 100)
+		if err == nil || !strings.Contains(err.Error(), waitMarkKey(Slot(k))) || strings.Contains(err.Error(), "pw2") {
+			t.Fatalf("WAIT without access to the marker keys = %v; want an error naming %s", err, waitMarkKey(Slot(k)))
+		}
+	})
+
 	t.Run("SendWaitAfterSends", func(t *testing.T) {
 		cl := newTestCluster(t, rc, ClusterConfig{Node: Config{PipelineGet: true}})
 		k := keysOn(t, rc, "atk-sendwait:")[0]
