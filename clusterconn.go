@@ -50,9 +50,11 @@ type clusterConn struct {
 
 	// With ClusterConfig.Node.PipelineGet: wrote says a command that may
 	// write went down a shared connection since the last WAIT, the last
-	// one for a key of wroteSlot (see doPiped).
+	// one for a key of wroteSlot, served by wroteNode as the slot map
+	// said after it (see doPiped).
 	wrote     bool
 	wroteSlot int
+	wroteNode *clusterNode
 
 	closed atomic.Bool
 	// recv is held shared by Receive and taken by Close, as in
@@ -288,7 +290,10 @@ func (cc *clusterConn) doPiped(ctx context.Context, slot int, cmd string, args [
 	}
 	reply, err := cc.c.dispatch(ctx, cc.c.readTO, slot, false, true, nil, 0, cmd, args, nil)
 	if slot >= 0 && mayWrite(cmd, lookupCommand(cmd)) {
-		cc.wrote, cc.wroteSlot = true, slot
+		cc.wrote, cc.wroteSlot, cc.wroteNode = true, slot, nil
+		if t := cc.c.table.Load(); t != nil {
+			cc.wroteNode = t.owner(slot)
+		}
 	}
 	return reply, deadlineErr(ctx, err)
 }
@@ -306,15 +311,26 @@ const waitMarkScript = "redis.call('SET', KEYS[1], '') redis.call('DEL', KEYS[1]
 // would answer at once, counting replicas that lack them. So, as a
 // connection of its own would be, the connection is bound to the node
 // of the last pipelined write, and there makes a write later than
-// those: waitMarkScript on a key of the same slot. A cluster does not
-// replicate PUBLISH, which a Pool's PipelineGet connection uses (conn.go).
+// those: waitMarkScript on a key of a slot that node serves, the
+// write's own if it still does. A cluster does not replicate PUBLISH,
+// which a Pool's PipelineGet connection uses (conn.go).
+//
+// The slot may have moved since the write (a MOVED reply to the
+// marker: the slot map is reloaded and another slot of the node's
+// taken), or be migrating (ASK: the marker key, absent, is the
+// target's to take): the marker goes to another of the node's slots,
+// and WAIT still counts the replicas of the node that took the write,
+// as on a connection of its own bound there. Only when the node serves
+// no slot any more (a failover, the last slot moved away) does the
+// connection bind to the slot's new master instead.
 //
 // The marker needs EVAL and write access to the keys
 // "__redispool:wait:{N}"; an ACL user without them gets the NOPERM
 // error here, naming the key. A connection bound to a node since the
 // pipelined writes (nothing is pipelined while bound) runs WAIT there,
 // as a connection of its own would; the marker goes first only if that
-// node serves the writes' slot.
+// is the write's node or serves the write's slot; with replies unread,
+// it goes out behind them.
 func (cc *clusterConn) markWrites(ctx context.Context, cmd string) error {
 	switch {
 	case cc.multi:
@@ -322,10 +338,10 @@ func (cc *clusterConn) markWrites(ctx context.Context, cmd string) error {
 	case len(cc.held) > 0:
 		return errors.New("redispool: cluster: " + cmd + " after commands sent with Send on a PipelineGet connection that wrote pipelined: read their replies first")
 	case cc.ac == nil:
-		if err := cc.bind(ctx, cc.wroteSlot); err != nil {
+		if err := cc.bindWritten(ctx); err != nil {
 			return err
 		}
-	case !cc.serves(cc.wroteSlot):
+	case cc.node != cc.wroteNode && !cc.serves(cc.wroteSlot):
 		// Bound since the pipelined writes (nothing is pipelined while
 		// bound), and to another node: WAIT is for this node's writes,
 		// as on a connection of its own.
@@ -334,18 +350,91 @@ func (cc *clusterConn) markWrites(ctx context.Context, cmd string) error {
 		// Replies unread: the marker goes out behind them, and the Do of
 		// WAIT reads its reply with theirs, as redigo's Do reads every
 		// reply pending (returning the first error among them).
-		if err := cc.ac.Send("EVAL", waitMarkScript, 1, waitMarkKey(cc.wroteSlot)); err != nil {
+		// Its reply is not seen here: a stale slot map makes it fail
+		// with the MOVED that WAIT's Do then returns.
+		if err := cc.ac.Send("EVAL", waitMarkScript, 1, waitMarkKey(cc.markSlot())); err != nil {
 			return err
 		}
 		cc.wrote = false
 		return nil
 	}
-	key := waitMarkKey(cc.wroteSlot)
-	if _, err := cc.ac.DoContext(ctx, "EVAL", waitMarkScript, 1, key); err != nil {
+	slot := cc.markSlot()
+	for attempt := 1; ; attempt++ {
+		key := waitMarkKey(slot)
+		_, err := cc.ac.DoContext(ctx, "EVAL", waitMarkScript, 1, key)
+		if err == nil {
+			cc.wrote = false
+			return nil
+		}
+		kind, rerr := classifyReply(err)
+		if (kind == replyMoved || kind == replyAsk) && attempt < 3 && slot >= 0 {
+			if kind == replyMoved {
+				// The map is stale: every slot taken from it may be.
+				cc.c.redirected(kind, rerr, cc.node.addr)
+				if rerr := cc.c.Refresh(ctx); rerr == nil {
+					if next := cc.nextOwnSlot(slot - 1); next >= 0 {
+						slot = next
+						continue
+					}
+				}
+			} else if next := cc.nextOwnSlot(slot); next >= 0 && next != slot {
+				slot = next
+				continue
+			}
+		}
 		return fmt.Errorf("redispool: cluster: marking the writes sent pipelined before %s, on key %q of %s: %w", cmd, key, cc.node.addr, err)
 	}
-	cc.wrote = false
-	return nil
+}
+
+// markSlot returns the slot for the marker: the write's, if the bound
+// node serves it as far as the slot map knows, or another of the
+// node's.
+func (cc *clusterConn) markSlot() int {
+	slot := cc.wroteSlot
+	if !cc.serves(slot) {
+		if next := cc.nextOwnSlot(slot); next >= 0 {
+			slot = next
+		}
+	}
+	return slot
+}
+
+// bindWritten binds the connection to the node that took the last
+// pipelined write, or, if that serves no slot any more, to the master
+// of the write's slot.
+func (cc *clusterConn) bindWritten(ctx context.Context) error {
+	if n := cc.wroteNode; n != nil && cc.ownSlot(n, 0) >= 0 {
+		if pc, err := cc.c.borrowFrom(ctx, n); err == nil {
+			cc.ac = n.pool.handOut(pc)
+			cc.node = n
+			cc.cur.Store(cc.ac)
+			return nil
+		}
+	}
+	return cc.bind(ctx, cc.wroteSlot)
+}
+
+// nextOwnSlot returns the first slot after slot, round the ring, that
+// the node of ac serves as far as the slot map knows, slot itself last;
+// -1 if none.
+func (cc *clusterConn) nextOwnSlot(slot int) int {
+	return cc.ownSlot(cc.node, slot+1)
+}
+
+// ownSlot returns the first slot from from, round the ring, that the
+// slot map gives n; -1 if none.
+func (cc *clusterConn) ownSlot(n *clusterNode, from int) int {
+	t := cc.c.table.Load()
+	if t == nil {
+		return -1
+	}
+	for i := range slotCount {
+		s := (from + i) % slotCount
+		if t.owner(s) == n {
+			return s
+		}
+	}
+	return -1
 }
 
 // waitMarkKey returns the key markWrites writes in slot: a hash tag of
@@ -544,6 +633,7 @@ func (cc *clusterConn) Send(cmd string, args ...any) error {
 	}
 	slot, keyed, _ := commandSlot(cmd, args)
 	if cc.wrote && !cc.multi && lookupCommand(cmd).block == blockOwnWrites {
+		// Queued in a transaction, WAIT does not wait: nothing to mark.
 		if cc.ac != nil && cc.ac.sent() != cc.ac.received() || len(cc.held) > 0 {
 			return errors.New("redispool: cluster: " + cmd + " sent with Send after other Sends on a PipelineGet connection that wrote pipelined: send it with Do, or first")
 		}
