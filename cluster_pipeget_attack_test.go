@@ -35,47 +35,41 @@ func TestAttackClusterPipelineGetWait(t *testing.T) {
 		}
 	}
 
-	t.Run("SendWaitInsideMulti", func(t *testing.T) {
-		// Queued in a transaction, WAIT does not wait: Send must queue it
-		// as it does without PipelineGet.
-		both(t, func(t *testing.T, cl *Cluster) {
-			k := keysOn(t, rc, "atk-txwait:")[0]
-			c := cl.Get()
-			defer c.Close()
-			mustDo(t, c, "SET", k, "1")
-			for _, err := range []error{
-				c.Send("MULTI"), c.Send("SET", k, "2"), c.Send("WAIT", 0, 0),
-			} {
-				if err != nil {
-					t.Fatalf("Send in MULTI: %v", err)
+	// Queued in a transaction, WAIT does not wait: Send must queue it as
+	// it does without PipelineGet, before the transaction's first key or
+	// after it.
+	for _, tc := range []struct {
+		name  string
+		order []string
+	}{
+		{"SendWaitInsideMulti", []string{"SET", "WAIT"}},
+		{"SendWaitInsideMultiBeforeKey", []string{"WAIT", "SET"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			both(t, func(t *testing.T, cl *Cluster) {
+				k := keysOn(t, rc, "atk-"+tc.name+":")[0]
+				c := cl.Get()
+				defer c.Close()
+				mustDo(t, c, "SET", k, "1")
+				if err := c.Send("MULTI"); err != nil {
+					t.Fatalf("Send MULTI: %v", err)
 				}
-			}
-			r, err := redis.Values(c.Do("EXEC"))
-			if err != nil || len(r) != 2 {
-				t.Fatalf("EXEC = %v, %v; want [OK n]", r, err)
-			}
-		})
-	})
-
-	t.Run("SendWaitInsideMultiBeforeKey", func(t *testing.T) {
-		both(t, func(t *testing.T, cl *Cluster) {
-			k := keysOn(t, rc, "atk-txwait2:")[0]
-			c := cl.Get()
-			defer c.Close()
-			mustDo(t, c, "SET", k, "1")
-			for _, err := range []error{
-				c.Send("MULTI"), c.Send("WAIT", 0, 0), c.Send("SET", k, "2"),
-			} {
-				if err != nil {
-					t.Fatalf("Send in MULTI: %v", err)
+				for _, cmd := range tc.order {
+					args := []any{k, "2"}
+					if cmd == "WAIT" {
+						args = []any{0, 0}
+					}
+					if err := c.Send(cmd, args...); err != nil {
+						t.Fatalf("Send %s in MULTI: %v", cmd, err)
+					}
 				}
-			}
-			r, err := redis.Values(c.Do("EXEC"))
-			if err != nil || len(r) != 2 {
-				t.Fatalf("EXEC = %v, %v; want [n OK]", r, err)
-			}
+				r, err := redis.Values(c.Do("EXEC"))
+				if err != nil || len(r) != 2 {
+					t.Fatalf("EXEC = %v, %v; want two replies", r, err)
+				}
+			})
 		})
-	})
+	}
 
 	t.Run("WaitAfterReshard", func(t *testing.T) {
 		// A pipelined SET, then its slot moves to another master (keys
