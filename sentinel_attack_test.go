@@ -30,29 +30,10 @@ import (
 // confirmation and then silence, PING its pub/sub reply.
 func hostileSentinel(t testing.TB, get func() string) *redistest.FakeServer {
 	t.Helper()
-	return redistest.NewFakeServer(t, redistest.Dispatch(func(_ *redistest.FakeConn, cmd []string) (string, bool) {
-		if len(cmd) == 0 {
-			return "", true
-		}
-		switch strings.ToUpper(cmd[0]) {
-		case "SENTINEL":
-			if len(cmd) > 1 && strings.EqualFold(cmd[1], "MASTER") {
-				return "*2\r\n$12\r\nconfig-epoch\r\n$1\r\n0\r\n", false
-			}
-			r := get()
-			return r, r == ""
-		case "SUBSCRIBE":
-			return fmt.Sprintf("*3\r\n$9\r\nsubscribe\r\n$%d\r\n%s\r\n:1\r\n", len(cmd[1]), cmd[1]), false
-		case "PING":
-			return "*2\r\n$4\r\npong\r\n$0\r\n\r\n", false
-		}
-		return "+OK\r\n", false
+	return redistest.NewFakeServer(t, sentinelHandler(0, func() (string, bool) {
+		r := get()
+		return r, r == ""
 	}))
-}
-
-// addrReply is GET-MASTER-ADDR-BY-NAME's reply naming host and port.
-func addrReply(host, port string) string {
-	return fmt.Sprintf("*2\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n", len(host), host, len(port), port)
 }
 
 // hangUntilClosed blocks until the server closes c: a Sentinel that took
@@ -193,21 +174,8 @@ func TestAttackSentinelGarbageAnswers(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			reply := tt.reply
 			hangUp := strings.Contains(tt.name, "hang-up")
-			bad := redistest.NewFakeServer(t, redistest.Dispatch(func(c *redistest.FakeConn, cmd []string) (string, bool) {
-				if len(cmd) == 0 {
-					return "", true
-				}
-				switch strings.ToUpper(cmd[0]) {
-				case "SENTINEL":
-					if strings.EqualFold(cmd[1], "MASTER") {
-						return "*2\r\n$12\r\nconfig-epoch\r\n$1\r\n9\r\n", false // outranks the honest one
-					}
-					return reply, hangUp
-				case "SUBSCRIBE":
-					return fmt.Sprintf("*3\r\n$9\r\nsubscribe\r\n$%d\r\n%s\r\n:1\r\n", len(cmd[1]), cmd[1]), false
-				}
-				return "*2\r\n$4\r\npong\r\n$0\r\n\r\n", false
-			}))
+			// Its config-epoch 9 outranks the honest one's.
+			bad := redistest.NewFakeServer(t, sentinelHandler(9, func() (string, bool) { return reply, hangUp }))
 
 			// Alone: an error naming it, no dial of a data node.
 			alone := newTestPool(t, Config{

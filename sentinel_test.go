@@ -462,18 +462,33 @@ func aclLogField(entry any, name string) string {
 	return ""
 }
 
-// fakeSentinel answers like a Sentinel: GET-MASTER-ADDR-BY-NAME with
-// master(), SENTINEL MASTER with config-epoch 0, and SUBSCRIBE with a
-// confirmation and then silence.
+// fakeSentinel answers like a Sentinel (sentinelHandler), naming
+// master() as the master, with config-epoch 0.
 func fakeSentinel(master func() string) func(net.Conn) {
+	return sentinelHandler(0, func() (string, bool) {
+		host, port, _ := net.SplitHostPort(master())
+		return addrReply(host, port), false
+	})
+}
+
+// sentinelHandler answers like a Sentinel, for any master name:
+// GET-MASTER-ADDR-BY-NAME with answer()'s reply, written as it is, then
+// hangs up if answer says so; SENTINEL MASTER with config-epoch epoch;
+// SUBSCRIBE with a confirmation and then silence; PING with its pub/sub
+// reply; anything else with OK.
+func sentinelHandler(epoch int, answer func() (reply string, hangUp bool)) func(net.Conn) {
+	ep := strconv.Itoa(epoch)
+	master := fmt.Sprintf("*2\r\n$12\r\nconfig-epoch\r\n$%d\r\n%s\r\n", len(ep), ep)
 	return redistest.Dispatch(func(_ *redistest.FakeConn, cmd []string) (string, bool) {
+		if len(cmd) == 0 {
+			return "", true
+		}
 		switch strings.ToUpper(cmd[0]) {
 		case "SENTINEL":
-			if strings.EqualFold(cmd[1], "MASTER") {
-				return "*2\r\n$12\r\nconfig-epoch\r\n$1\r\n0\r\n", false
+			if len(cmd) > 1 && strings.EqualFold(cmd[1], "MASTER") {
+				return master, false
 			}
-			host, port, _ := net.SplitHostPort(master())
-			return fmt.Sprintf("*2\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n", len(host), host, len(port), port), false
+			return answer()
 		case "SUBSCRIBE":
 			return fmt.Sprintf("*3\r\n$9\r\nsubscribe\r\n$%d\r\n%s\r\n:1\r\n", len(cmd[1]), cmd[1]), false
 		case "PING":
@@ -481,6 +496,11 @@ func fakeSentinel(master func() string) func(net.Conn) {
 		}
 		return "+OK\r\n", false
 	})
+}
+
+// addrReply is GET-MASTER-ADDR-BY-NAME's reply naming host and port.
+func addrReply(host, port string) string {
+	return fmt.Sprintf("*2\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n", len(host), host, len(port), port)
 }
 
 // wireLog records, per remote address, when the pool dialed it and last
