@@ -547,10 +547,14 @@ func (cc *clusterConn) usable() error {
 }
 
 // bind makes ac a connection to the master of slot (-1: any master),
-// keeping the one it holds if that serves the slot, and sends the held
-// commands on it.
+// keeping the one it holds if that serves the slot and is not broken,
+// and sends the held commands on it.
 func (cc *clusterConn) bind(ctx context.Context, slot int) error {
-	if cc.ac != nil && !cc.serves(slot) {
+	// A connection an I/O error broke is let go of too: the connection
+	// is free, so nothing of the borrower's is lost with it, and a
+	// connection of its own to the node would be redialed, not kept
+	// failing until the slot map moves the slot elsewhere.
+	if cc.ac != nil && (!cc.serves(slot) || cc.ac.Err() != nil) {
 		cc.unbind()
 	}
 	if cc.ac == nil {

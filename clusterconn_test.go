@@ -384,6 +384,37 @@ func testClusterConn(t *testing.T, rc *redistest.Cluster, pipeGet bool) {
 		}
 	})
 
+	t.Run("BrokenWhileFreeIsRedialed", func(t *testing.T) {
+		// The node's connections killed under a free connection: the
+		// command that finds it broken fails, as any command in flight
+		// on a broken connection does; the next one gets a fresh
+		// connection to the same node instead of failing until the
+		// slot moves.
+		name := "broken-free"
+		cl := newCluster(t, rc, ClusterConfig{Node: Config{ClientName: name}})
+		k := keysOn(t, rc, "broken-free:")[0]
+		c := cl.Get()
+		defer c.Close()
+		mustDo(t, c, "SET", k, "v")
+		if _, err := c.Do("WATCH", k); err != nil { // a node connection of its own, both ways
+			t.Fatal(err)
+		}
+		mustDo(t, c, "UNWATCH")
+		m := rc.MasterOf(t, Slot(k))
+		if n := m.KillClients(t, func(ci redistest.ClientInfo) bool { return ci.Name == name }); n == 0 {
+			t.Fatal("killed no connection")
+		}
+		c.Do("GET", k) // may fail: the connection was broken under it
+		for i := range 3 {
+			if got, err := redis.String(c.Do("GET", k)); err != nil || got != "v" {
+				t.Fatalf("GET %d after the kill = %q, %v; want v from a fresh connection", i, got, err)
+			}
+		}
+		if err := c.Err(); err != nil {
+			t.Errorf("Err() = %v after the connection recovered", err)
+		}
+	})
+
 	t.Run("PubSubReceiverAndSubscriberApart", func(t *testing.T) {
 		// redigo allows one goroutine in Receive while another
 		// subscribes: the connection stays on its node meanwhile.
