@@ -178,6 +178,7 @@ type pipe struct {
 	ops     uint64  // commands taken, for the idle check
 	yield   bool    // give the connection back as soon as nothing is in flight
 	lending bool    // the loop is borrowing a connection for the queue
+	lendFor int     // while lending: how many of queued it borrows for
 	held    bool    // the pipe holds a connection: from a lend until its release
 
 	nq atomic.Int32 // len(queued), read by the loop without the lock
@@ -507,6 +508,9 @@ func (p *pipe) cancel(cl *call) (cancelled, waitedForConn bool) {
 			if q != cl {
 				continue
 			}
+			if p.lending && i < p.lendFor {
+				p.lendFor--
+			}
 			n := cl.end - cl.off
 			p.buf = append(p.buf[:cl.off], p.buf[cl.end:]...)
 			for _, later := range p.queued[i+1:] {
@@ -542,14 +546,33 @@ func deliver(cl *call, reply any, err error) {
 // failQueued fails every queued call with err. It is called with p.mu
 // held and returns the calls, to be signalled once it is released.
 func (p *pipe) failQueuedLocked(err error) []*call {
+	return p.failOldestLocked(err, len(p.queued))
+}
+
+// failOldestLocked fails the n oldest queued commands with err and
+// returns them, to be signalled once p.mu is released.
+func (p *pipe) failOldestLocked(err error, n int) []*call {
 	failed := p.queued
+	if n < len(p.queued) {
+		failed = append([]*call(nil), p.queued[:n]...)
+		cut := p.queued[n].off
+		p.buf = append(p.buf[:0], p.buf[cut:]...)
+		rest := copy(p.queued, p.queued[n:])
+		clear(p.queued[rest:])
+		p.queued = p.queued[:rest]
+		for _, cl := range p.queued {
+			cl.off -= cut
+			cl.end -= cut
+		}
+	} else {
+		p.queued = nil
+		p.buf = p.buf[:0]
+	}
 	for _, cl := range failed {
 		cl.reply, cl.err = nil, err
 		cl.st.Store(callDone)
 	}
-	p.queued = nil
-	p.buf = p.buf[:0]
-	p.nq.Store(0)
+	p.nq.Store(int32(len(p.queued)))
 	return failed
 }
 
@@ -582,19 +605,35 @@ func (p *pipe) loop() {
 			continue
 		}
 		if len(p.queued) > 0 && p.c == nil {
-			p.lending = true
+			p.lending, p.lendFor = true, len(p.queued)
 			p.mu.Unlock()
 			err := p.lend()
 			p.mu.Lock()
 			p.lending = false
 			p.held = err == nil
-			p.mu.Unlock()
-			if err != nil {
-				p.mu.Lock()
-				failed := p.failQueuedLocked(err)
-				p.state = pipeStopped
+			if err == nil {
 				p.mu.Unlock()
-				signalAll(failed)
+				continue
+			}
+			// A failed borrow fails the commands it was made for, not
+			// those queued while it was under way: theirs is the next
+			// one. A command sent once the server has recovered must not
+			// fail for a dial that began before (a password being
+			// rotated, a restart), as it would not on a connection of
+			// its own. Each command so fails only for a borrow begun
+			// after it was queued.
+			n := p.lendFor
+			if p.closed || errors.Is(err, ErrPoolClosed) {
+				n = len(p.queued)
+			}
+			failed := p.failOldestLocked(err, n)
+			stop := len(p.queued) == 0
+			if stop {
+				p.state = pipeStopped
+			}
+			p.mu.Unlock()
+			signalAll(failed)
+			if stop {
 				return
 			}
 			continue
