@@ -9,7 +9,9 @@
 // Every helper takes a testing.TB, calls t.Helper, and registers its own
 // teardown with t.Cleanup: servers are stopped, listeners and connections are
 // closed, and every goroutine the package starts has returned before the
-// cleanup finishes, so tests can run under goleak.
+// cleanup finishes, so tests can run under goleak. On Linux a server also
+// dies with the test binary that started it when no cleanup runs (go test's
+// -timeout, a killed CI job).
 //
 // # Real servers
 //

@@ -186,6 +186,7 @@ func (s *Server) startLocked() error {
 	cmd.Stdout = &s.log
 	cmd.Stderr = &s.log
 	cmd.WaitDelay = time.Second
+	dieWithParent(cmd)
 	if err := cmd.Start(); err != nil {
 		return err
 	}

@@ -21,6 +21,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/redispool/redispool/bench/internal/redisserver"
 )
 
 // ErrNotFound is returned by Start when redis-server or redis-cli is not
@@ -106,6 +108,7 @@ func (c *Cluster) startNode(ctx context.Context, server, dir string, used map[in
 			"--loglevel", "warning",
 		)
 		cmd.Stdout, cmd.Stderr = log, log
+		redisserver.DieWithParent(cmd)
 		if err := cmd.Start(); err != nil {
 			return fmt.Errorf("rediscluster: start %s: %w", server, err)
 		}

@@ -147,6 +147,7 @@ func (s *Server) StartProcess() error {
 	// the buffer is read only after the process has exited.
 	cmd.Stdout = &s.log
 	cmd.Stderr = &s.log
+	DieWithParent(cmd)
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("redisserver: start %s: %w", s.path, err)
 	}
