@@ -3,7 +3,6 @@ package redistest_test
 import (
 	"bufio"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"strconv"
@@ -64,10 +63,8 @@ func TestServerDiesWithTheTestBinary(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
-		c.Close()
-		t.Errorf("%s still accepts connections after its server died", addr)
-	}
+	// The port is not checked: once the server is gone, a parallel test
+	// may start a server of its own on it.
 }
 
 // alive reports whether pid is a process that has not exited: a zombie
