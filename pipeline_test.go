@@ -343,7 +343,8 @@ func TestPipelineCancelledBeforeWriteIsNeverSent(t *testing.T) {
 // queued while it was under way get a dial of their own, as they would
 // on exclusive connections, and succeed once the server does. (The chaos
 // suite's wrong-password scenario met a command sent after the password
-// was fixed failing with WRONGPASS, 1 run in 8 under load.)
+// was fixed failing with WRONGPASS, in 1 of 3 runs of the root package
+// under load.)
 func TestPipelineFailedDialFailsOnlyTheCommandsQueuedBeforeIt(t *testing.T) {
 	checkNoLeak(t, goleak.IgnoreCurrent())
 	for _, tc := range []struct {
